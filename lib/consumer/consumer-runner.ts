@@ -1,0 +1,136 @@
+import type { Logger } from '@nestjs/common';
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { Dispatcher } from '../delivery/dispatcher.js';
+import type { Settlement } from '../delivery/settlement.js';
+import { describeCause } from '../errors/jetstream-errors.js';
+import { ConcurrencyGate } from './concurrency-gate.js';
+
+export interface RunnerOptions {
+  readonly handlerId: string;
+  readonly concurrency: number;
+  readonly prefetch: number;
+}
+
+/**
+ * One pull consumer feeding one handler: keeps up to `prefetch` messages buffered and at most
+ * `concurrency` handler calls in flight, and on stop gives back what it has not started.
+ */
+export class ConsumerRunner {
+  private messages?: ConsumerMessages;
+  private loop?: Promise<void>;
+  private stopping = false;
+  private readonly gate: ConcurrencyGate;
+  private readonly inFlight = new Set<JsMsg>();
+  private idle?: () => void;
+  private handled = 0;
+
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly dispatcher: Dispatcher,
+    private readonly settlement: Settlement,
+    private readonly options: RunnerOptions,
+    private readonly logger: Logger,
+  ) {
+    this.gate = new ConcurrencyGate(options.concurrency);
+  }
+
+  /** Messages whose handler call has finished, successfully or not. */
+  get processed(): number {
+    return this.handled;
+  }
+
+  async start(): Promise<void> {
+    this.messages = await this.consumer.consume({ max_messages: this.options.prefetch });
+    this.watchStatus(this.messages).catch(() => undefined);
+    this.loop = this.run(this.messages);
+  }
+
+  /**
+   * Stops pulling, lets in-flight handlers finish for up to `timeoutMs` (they settle as usual),
+   * then hands back whatever is still running so another instance can take it.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.stopping) return this.loop;
+    this.stopping = true;
+    this.messages?.stop();
+    this.gate.open();
+    const finished = await this.waitIdle(timeoutMs);
+    if (!finished) {
+      this.logger.warn(
+        `${this.options.handlerId}: ${this.inFlight.size} handler call(s) still running after ${timeoutMs} ms; handing their messages back for redelivery`,
+      );
+      for (const msg of this.inFlight) this.settlement.release(msg);
+    }
+    await this.loop;
+  }
+
+  private async run(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const msg of messages) {
+        if (this.stopping) {
+          this.settlement.release(msg);
+          continue;
+        }
+        const wait = this.gate.acquire();
+        if (wait) await wait;
+        if (this.stopping) {
+          this.gate.release();
+          this.settlement.release(msg);
+          continue;
+        }
+        this.inFlight.add(msg);
+        void this.process(msg);
+      }
+    } catch (err) {
+      if (!this.stopping) {
+        this.logger.error(`${this.options.handlerId}: consumer stopped: ${describeCause(err)}`);
+      }
+    }
+  }
+
+  private async process(msg: JsMsg): Promise<void> {
+    try {
+      await this.dispatcher.dispatch(msg);
+    } catch (err) {
+      // dispatch settles every outcome itself; reaching here is a bug, never a reason to ack.
+      this.logger.error(`${this.options.handlerId}: unexpected dispatch failure on seq ${msg.seq}: ${describeCause(err)}`);
+    } finally {
+      this.handled++;
+      this.inFlight.delete(msg);
+      this.gate.release();
+      if (this.idle && this.inFlight.size === 0) this.idle();
+    }
+  }
+
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.idle = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        this.idle = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  private async watchStatus(messages: ConsumerMessages): Promise<void> {
+    for await (const status of messages.status()) {
+      switch (status.type) {
+        case 'consumer_deleted':
+        case 'consumer_not_found':
+        case 'stream_not_found':
+          this.logger.error(`${this.options.handlerId}: ${status.type.replace(/_/g, ' ')}; waiting for it to come back`);
+          break;
+        case 'heartbeats_missed':
+          this.logger.warn(`${this.options.handlerId}: ${status.count} heartbeats missed from the server`);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}

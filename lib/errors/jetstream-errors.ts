@@ -1,0 +1,143 @@
+/**
+ * Every error the module raises on purpose derives from JetStreamModuleError, so callers can
+ * tell our failures from their own with one `instanceof`. Each carries enough context in its
+ * message to act on without a debugger.
+ */
+export class JetStreamModuleError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Module or handler options that cannot work; raised at startup, never at runtime. */
+export class InvalidOptionsError extends JetStreamModuleError {}
+
+/** A subject that NATS would reject or misroute (whitespace, empty tokens, misplaced wildcards). */
+export class InvalidSubjectError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    reason: string,
+  ) {
+    super(`Invalid subject ${JSON.stringify(subject)}: ${reason}`);
+  }
+}
+
+/** The initial connection could not be established; the application must not start half-wired. */
+export class ConnectionFailedError extends JetStreamModuleError {
+  constructor(
+    readonly servers: readonly string[],
+    cause: unknown,
+  ) {
+    super(
+      `Could not connect to NATS at ${servers.join(', ')}: ${describeCause(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/** A stream in the options conflicts with the server's copy in a way the server cannot update. */
+export class StreamConfigDriftError extends JetStreamModuleError {
+  constructor(
+    readonly stream: string,
+    readonly fields: readonly string[],
+    detail: string,
+  ) {
+    super(`Stream "${stream}" cannot be updated (field${fields.length > 1 ? 's' : ''} ${fields.join(', ')}): ${detail}`);
+  }
+}
+
+/** The server refused to create a stream (overlapping subjects, limits, bad config...). */
+export class StreamProvisioningError extends JetStreamModuleError {
+  constructor(
+    readonly stream: string,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Stream "${stream}" could not be created: ${detail}`, options);
+  }
+}
+
+/** A durable consumer on the server differs from the handler's options in a non-editable field. */
+export class ConsumerConfigDriftError extends JetStreamModuleError {
+  constructor(
+    readonly stream: string,
+    readonly durable: string,
+    readonly fields: readonly string[],
+    detail: string,
+  ) {
+    super(
+      `Durable consumer "${durable}" on stream "${stream}" cannot be updated (field${fields.length > 1 ? 's' : ''} ${fields.join(', ')}): ${detail}`,
+    );
+  }
+}
+
+/** Raised at startup when handlers cannot be wired as declared (stream resolution, durable clashes). */
+export class HandlerConfigurationError extends JetStreamModuleError {}
+
+/** No stream captures the subject, so a publish would be lost. */
+export class NoStreamForSubjectError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    cause?: unknown,
+  ) {
+    super(`No JetStream stream captures subject "${subject}"; add it to a stream's subjects`, { cause });
+  }
+}
+
+/** The server did not acknowledge a publish in time; the message may or may not be stored. */
+export class PublishTimeoutError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    readonly timeoutMs: number,
+    cause?: unknown,
+  ) {
+    super(
+      `Publish to "${subject}" was not acknowledged within ${timeoutMs} ms; it may or may not be stored (publish again with the same msgId to be safe)`,
+      { cause },
+    );
+  }
+}
+
+/** The connection is closed or draining; nothing more can be sent on it. */
+export class ConnectionClosedError extends JetStreamModuleError {
+  constructor(
+    readonly operation: string,
+    cause?: unknown,
+  ) {
+    super(`Cannot ${operation}: the NATS connection is closed or draining`, { cause });
+  }
+}
+
+/** The server refused the publish (failed expectation, permissions, limits, ...). */
+export class PublishRejectedError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    readonly code: number | undefined,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super(`Publish to "${subject}" was rejected${code ? ` (code ${code})` : ''}: ${reason}`, { cause });
+  }
+}
+
+/** A payload that cannot be encoded for the wire (circular JSON, BigInt, ...). */
+export class PayloadEncodingError extends JetStreamModuleError {}
+
+/** An incoming payload that cannot become the handler's parameter: retrying cannot fix it. */
+export class PayloadValidationError extends JetStreamModuleError {
+  constructor(
+    message: string,
+    readonly details: readonly string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(details.length ? `${message}: ${details.join('; ')}` : message, options);
+  }
+}
+
+export function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    return cause.message || cause.name;
+  }
+  return String(cause);
+}

@@ -1,0 +1,45 @@
+export { JetStreamModule } from './module/jetstream.module.js';
+export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.js';
+export { JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
+export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
+export type {
+  JetStreamModuleOptions,
+  NatsConnectionOptions,
+  ResolvedModuleOptions,
+  StreamDefinition,
+} from './module/jetstream-module-options.js';
+
+export { OnEvent } from './decorators/on-event.decorator.js';
+export type { DeliverPolicyOption, OnEventOptions } from './decorators/on-event-options.js';
+
+export { EventContext } from './consumer/event-context.js';
+export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
+
+export { JetStreamPublisher } from './producer/jetstream-publisher.js';
+export type {
+  BatchItem,
+  BatchItemResult,
+  BatchOptions,
+  PublishExpectations,
+  PublishOptions,
+  PublishResult,
+} from './producer/jetstream-publisher.js';
+
+export { JetStreamConnection } from './connection/jetstream-connection.js';
+
+export {
+  ConnectionClosedError,
+  ConnectionFailedError,
+  ConsumerConfigDriftError,
+  HandlerConfigurationError,
+  InvalidOptionsError,
+  InvalidSubjectError,
+  JetStreamModuleError,
+  NoStreamForSubjectError,
+  PayloadEncodingError,
+  PayloadValidationError,
+  PublishRejectedError,
+  PublishTimeoutError,
+  StreamConfigDriftError,
+  StreamProvisioningError,
+} from './errors/jetstream-errors.js';

@@ -1,0 +1,44 @@
+import type { NodeConnectionOptions } from '@nats-io/transport-node';
+import type { StreamConfig } from '@nats-io/jetstream';
+import type { ValidatorOptions } from 'class-validator';
+import type { ClassTransformOptions } from 'class-transformer';
+import type { OnEventOptions } from '../decorators/on-event-options.js';
+
+/**
+ * A stream the module ensures at startup: NATS's own stream configuration (snake_case,
+ * durations in nanoseconds), with `name` and `subjects` required.
+ */
+export type StreamDefinition = Partial<StreamConfig> & { name: string; subjects: string[] };
+
+/** Connection options of the NATS client, passed through; `servers` has its own option. */
+export type NatsConnectionOptions = Omit<NodeConnectionOptions, 'servers'>;
+
+export interface JetStreamModuleOptions {
+  /** Default: env `NATS_URL`, else `nats://127.0.0.1:4222`. */
+  servers?: string | string[];
+  /** Name, credentials, TLS, reconnect settings... Reconnects forever unless told otherwise. */
+  connection?: NatsConnectionOptions;
+  /** Streams created when missing and updated when the change is allowed. */
+  streams?: StreamDefinition[];
+  /** Defaults for every `@OnEvent` handler of the application. */
+  defaults?: Partial<OnEventOptions>;
+  /** Time in-flight handlers get to finish on shutdown; default 10 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Default publish acknowledgement timeout; default 5 000 ms. */
+  publishTimeoutMs?: number;
+  /** class-validator options for class-typed payloads, or `false` to skip validation. */
+  validation?: ValidatorOptions | false;
+  /** class-transformer options used to turn JSON into payload class instances. */
+  transform?: ClassTransformOptions;
+}
+
+export interface ResolvedModuleOptions {
+  readonly servers: string[];
+  readonly connection: NatsConnectionOptions;
+  readonly streams: StreamDefinition[];
+  readonly defaults: Partial<OnEventOptions>;
+  readonly shutdownTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly validation: ValidatorOptions | false;
+  readonly transform: ClassTransformOptions;
+}

@@ -1,0 +1,72 @@
+import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import { assertFilterSubject } from '../producer/subject-validation.js';
+import type { JetStreamModuleOptions, ResolvedModuleOptions, StreamDefinition } from './jetstream-module-options.js';
+
+const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
+
+export function resolveModuleOptions(
+  options: JetStreamModuleOptions | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedModuleOptions {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new InvalidOptionsError('JetStreamModule options must be an object');
+  }
+  const opts = options ?? {};
+  return {
+    servers: resolveServers(opts.servers, env),
+    connection: { ...(opts.connection ?? {}) },
+    streams: (opts.streams ?? []).map(checkStream),
+    defaults: { ...(opts.defaults ?? {}) },
+    shutdownTimeoutMs: positiveInt(opts.shutdownTimeoutMs, 10_000, 'shutdownTimeoutMs', true),
+    publishTimeoutMs: positiveInt(opts.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
+    validation: opts.validation === false ? false : { forbidUnknownValues: false, ...(opts.validation ?? {}) },
+    transform: { ...(opts.transform ?? {}) },
+  };
+}
+
+function resolveServers(servers: string | string[] | undefined, env: NodeJS.ProcessEnv): string[] {
+  const raw = servers ?? env.NATS_URL ?? DEFAULT_SERVER;
+  const list = (Array.isArray(raw) ? raw : raw.split(','))
+    .map((s) => (typeof s === 'string' ? s.trim() : s));
+  if (list.length === 0 || list.some((s) => typeof s !== 'string' || s.length === 0)) {
+    throw new InvalidOptionsError(`servers must be a non-empty string or list of strings, got ${JSON.stringify(servers)}`);
+  }
+  return list;
+}
+
+function checkStream(stream: StreamDefinition, index: number): StreamDefinition {
+  const where = `streams[${index}]`;
+  if (!stream || typeof stream !== 'object') {
+    throw new InvalidOptionsError(`${where} must be an object with a name and subjects`);
+  }
+  if (typeof stream.name !== 'string' || !/^[^\s.*>/\\]+$/.test(stream.name)) {
+    throw new InvalidOptionsError(
+      `${where}.name must be a non-empty name without whitespace, ".", "*", ">", "/" or "\\", got ${JSON.stringify(stream.name)}`,
+    );
+  }
+  if (!Array.isArray(stream.subjects) || stream.subjects.length === 0) {
+    throw new InvalidOptionsError(`Stream "${stream.name}": subjects must be a non-empty array`);
+  }
+  for (const subject of stream.subjects) {
+    try {
+      assertFilterSubject(subject);
+    } catch (err) {
+      throw new InvalidOptionsError(`Stream "${stream.name}": ${(err as Error).message}`);
+    }
+  }
+  return stream;
+}
+
+export function positiveInt(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+  allowZero = false,
+): number {
+  if (value === undefined) return fallback;
+  const min = allowZero ? 0 : 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidOptionsError(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,133 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import type { JetStreamPublishOptions } from '@nats-io/jetstream';
+import { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { ConnectionClosedError, InvalidOptionsError } from '../errors/jetstream-errors.js';
+import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
+import { JETSTREAM_RESOLVED_OPTIONS } from '../module/jetstream.tokens.js';
+import { encodePayload } from '../serialization/codec.js';
+import { toPublishError } from './publish-errors.js';
+import { assertPublishSubject } from './subject-validation.js';
+
+export interface PublishExpectations {
+  /** Fail unless the stream's last message has this msg-id. */
+  lastMsgId?: string;
+  /** Fail unless the subject is captured by this stream. */
+  streamName?: string;
+  /** Fail unless the stream's last sequence is this (optimistic concurrency). */
+  lastSequence?: number;
+  /** Fail unless the last sequence stored on this subject is this. */
+  lastSubjectSequence?: number;
+}
+
+export interface PublishOptions {
+  /** Becomes `Nats-Msg-Id`: the stream drops a repeat of it within its duplicate window. */
+  msgId?: string;
+  headers?: Record<string, string | readonly string[]>;
+  /** Wait this long for the server's ack; default the module's `publishTimeoutMs`. */
+  timeoutMs?: number;
+  expect?: PublishExpectations;
+}
+
+export interface PublishResult {
+  readonly stream: string;
+  readonly seq: number;
+  /** True when the stream already had this msg-id and stored nothing new. */
+  readonly duplicate: boolean;
+}
+
+export interface BatchItem<T = unknown> {
+  subject: string;
+  payload: T;
+  options?: PublishOptions;
+}
+
+export type BatchItemResult =
+  | { readonly ok: true; readonly subject: string; readonly result: PublishResult }
+  | { readonly ok: false; readonly subject: string; readonly error: Error };
+
+export interface BatchOptions {
+  /** Publishes awaiting their ack at once; default 256. */
+  window?: number;
+}
+
+const DEFAULT_WINDOW = 256;
+
+/**
+ * Publishes to JetStream and resolves once the stream has stored the message. Payloads are JSON
+ * unless they are a `Uint8Array`, which goes out as is.
+ */
+@Injectable()
+export class JetStreamPublisher {
+  constructor(
+    private readonly connection: JetStreamConnection,
+    @Inject(JETSTREAM_RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
+  ) {}
+
+  async publish<T>(subject: string, payload: T, options?: PublishOptions): Promise<PublishResult> {
+    assertPublishSubject(subject);
+    const data = encodePayload(payload);
+    const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
+    if (this.connection.isClosed) throw new ConnectionClosedError(`publish to "${subject}"`);
+    try {
+      const ack = await this.connection.js.publish(subject, data, toClientOptions(options, timeoutMs));
+      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      throw toPublishError(err, subject, timeoutMs);
+    }
+  }
+
+  /**
+   * Publishes many messages with up to `window` acks outstanding. Messages leave in item order,
+   * results come back in item order, and one failure does not stop the others.
+   */
+  async publishBatch<T>(items: readonly BatchItem<T>[], options?: BatchOptions): Promise<BatchItemResult[]> {
+    if (!Array.isArray(items)) throw new InvalidOptionsError('publishBatch expects an array of { subject, payload, options? }');
+    const window = options?.window ?? DEFAULT_WINDOW;
+    if (!Number.isInteger(window) || window < 1) {
+      throw new InvalidOptionsError(`publishBatch window must be an integer >= 1, got ${JSON.stringify(window)}`);
+    }
+    const results = new Array<BatchItemResult>(items.length);
+    let next = 0;
+    // Each lane takes the next index synchronously before it awaits, so sends stay in order.
+    const lane = async (): Promise<void> => {
+      while (next < items.length) {
+        const index = next++;
+        const item = items[index];
+        const subject = item?.subject;
+        try {
+          results[index] = { ok: true, subject, result: await this.publish(subject, item.payload, item.options) };
+        } catch (err) {
+          results[index] = { ok: false, subject, error: err instanceof Error ? err : new Error(String(err)) };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(window, items.length) }, lane));
+    return results;
+  }
+}
+
+function toClientOptions(options: PublishOptions | undefined, timeout: number): Partial<JetStreamPublishOptions> {
+  const out: Partial<JetStreamPublishOptions> = { timeout };
+  if (!options) return out;
+  if (options.msgId !== undefined) out.msgID = options.msgId;
+  if (options.headers) out.headers = toHeaders(options.headers);
+  if (options.expect) {
+    const e = options.expect;
+    out.expect = {};
+    if (e.lastMsgId !== undefined) out.expect.lastMsgID = e.lastMsgId;
+    if (e.streamName !== undefined) out.expect.streamName = e.streamName;
+    if (e.lastSequence !== undefined) out.expect.lastSequence = e.lastSequence;
+    if (e.lastSubjectSequence !== undefined) out.expect.lastSubjectSequence = e.lastSubjectSequence;
+  }
+  return out;
+}
+
+function toHeaders(record: Record<string, string | readonly string[]>): MsgHdrs {
+  const h = natsHeaders();
+  for (const [key, value] of Object.entries(record)) {
+    if (typeof value === 'string') h.append(key, value);
+    else for (const v of value) h.append(key, v);
+  }
+  return h;
+}

@@ -1,0 +1,67 @@
+import { Logger } from '@nestjs/common';
+import { JetStreamApiError, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import type { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
+import type { StreamDefinition } from '../module/jetstream-module-options.js';
+import { diffConfig } from './config-diff.js';
+
+// Fields the server refuses to change on an existing stream (nats-server stream.go
+// checkStreamCfg / update validation). Named up front so the error says which one.
+const IMMUTABLE_STREAM_FIELDS = ['storage', 'retention', 'mirror', 'sources_immutable', 'max_consumers_immutable'];
+
+/** Creates missing streams, updates changed ones, and refuses changes the server cannot make. */
+export class StreamProvisioner {
+  private readonly logger = new Logger('JetStream');
+
+  constructor(private readonly connection: JetStreamConnection) {}
+
+  async ensureAll(streams: readonly StreamDefinition[]): Promise<void> {
+    for (const stream of streams) {
+      await this.ensure(stream);
+    }
+  }
+
+  async ensure(desired: StreamDefinition): Promise<StreamInfo> {
+    const { jsm } = this.connection;
+    const existing = await this.info(desired.name);
+    if (!existing) {
+      try {
+        const created = await jsm.streams.add(desired);
+        this.logger.log(`Created stream "${desired.name}" (${desired.subjects.join(', ')})`);
+        return created;
+      } catch (err) {
+        throw new StreamProvisioningError(desired.name, describeCause(err), { cause: err });
+      }
+    }
+    const changed = diffConfig(desired, existing.config, ['name']);
+    if (changed.length === 0) return existing;
+    const immutable = changed.filter((f) => IMMUTABLE_STREAM_FIELDS.includes(f));
+    if (immutable.length > 0) {
+      throw new StreamConfigDriftError(
+        desired.name,
+        immutable,
+        `the server's copy has ${immutable.map((f) => `${f}=${show(existing.config, f)}`).join(', ')}, the options ask for ${immutable.map((f) => `${f}=${show(desired, f)}`).join(', ')}; this cannot change on an existing stream (create a new stream and move consumers, or delete it if its data can go)`,
+      );
+    }
+    try {
+      const updated = await jsm.streams.update(desired.name, { ...existing.config, ...desired } as StreamConfig);
+      this.logger.log(`Updated stream "${desired.name}" (${changed.join(', ')})`);
+      return updated;
+    } catch (err) {
+      throw new StreamConfigDriftError(desired.name, changed, `the server refused the update: ${describeCause(err)}`);
+    }
+  }
+
+  private async info(name: string): Promise<StreamInfo | undefined> {
+    try {
+      return await this.connection.jsm.streams.info(name);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10059) return undefined;
+      throw err;
+    }
+  }
+}
+
+function show(config: object, field: string): string {
+  return JSON.stringify((config as Record<string, unknown>)[field], (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+}
