@@ -10,7 +10,20 @@ export type {
 } from './module/jetstream-module-options.js';
 
 export { OnEvent } from './decorators/on-event.decorator.js';
-export type { DeliverPolicyOption, OnEventOptions } from './decorators/on-event-options.js';
+export type {
+  DeadLetterOption,
+  DeliverPolicyOption,
+  DeliveryMode,
+  OnEventOptions,
+  OrderKey,
+  RetryOptions,
+} from './decorators/on-event-options.js';
+export { TerminalError, RetryableError } from './errors/handler-errors.js';
+export { JetStreamRetryInterceptor } from './delivery/interceptors/retry.interceptor.js';
+export { JetStreamDeadLetterInterceptor } from './delivery/interceptors/dead-letter.interceptor.js';
+export { DeadLetterService } from './dead-letters/dead-letter.service.js';
+export type { DeadLetter, DeadLetterFilter } from './dead-letters/dead-letter.service.js';
+export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-letter-headers.js';
 
 export { EventContext } from './consumer/event-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';

@@ -1,14 +1,17 @@
 import type { Logger } from '@nestjs/common';
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
-import type { Dispatcher } from '../delivery/dispatcher.js';
+import { NOT_DECODED, type Dispatcher } from '../delivery/dispatcher.js';
 import type { Settlement } from '../delivery/settlement.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
+import { OrderingLanes, type LaneItem } from './ordering-lanes.js';
 
 export interface RunnerOptions {
   readonly handlerId: string;
   readonly concurrency: number;
   readonly prefetch: number;
+  /** Ordering key of a message and its decoded payload (parsed once, reused by the handler). */
+  readonly orderKey?: (msg: JsMsg) => { key: string; decoded: unknown };
 }
 
 /**
@@ -23,6 +26,8 @@ export class ConsumerRunner {
   private readonly inFlight = new Set<JsMsg>();
   private idle?: () => void;
   private handled = 0;
+  private readonly lanes?: OrderingLanes;
+  private laneSpace?: () => void;
 
   constructor(
     private readonly consumer: Consumer,
@@ -32,6 +37,7 @@ export class ConsumerRunner {
     private readonly logger: Logger,
   ) {
     this.gate = new ConcurrencyGate(options.concurrency);
+    if (options.orderKey) this.lanes = new OrderingLanes();
   }
 
   /** Messages whose handler call has finished, successfully or not. */
@@ -54,6 +60,8 @@ export class ConsumerRunner {
     this.stopping = true;
     this.messages?.stop();
     this.gate.open();
+    for (const item of this.lanes?.drain() ?? []) this.settlement.release(item.msg);
+    this.laneSpace?.();
     const finished = await this.waitIdle(timeoutMs);
     if (!finished) {
       this.logger.warn(
@@ -69,6 +77,10 @@ export class ConsumerRunner {
       for await (const msg of messages) {
         if (this.stopping) {
           this.settlement.release(msg);
+          continue;
+        }
+        if (this.lanes) {
+          await this.schedule(msg);
           continue;
         }
         const wait = this.gate.acquire();
@@ -88,9 +100,59 @@ export class ConsumerRunner {
     }
   }
 
+  /** Ordered mode: a busy key queues the message; a free key takes a concurrency slot. */
+  private async schedule(msg: JsMsg): Promise<void> {
+    const { key, decoded } = this.options.orderKey!(msg);
+    const lanes = this.lanes!;
+    if (lanes.enqueueIfBusy(key, { msg, decoded })) {
+      // Queued messages are out of the client's buffer, so bound them ourselves.
+      if (lanes.queued >= this.options.prefetch) {
+        await new Promise<void>((resolve) => (this.laneSpace = resolve));
+      }
+      return;
+    }
+    const wait = this.gate.acquire();
+    if (wait) await wait;
+    void this.runLane(key, { msg, decoded });
+  }
+
+  private async runLane(key: string, first: LaneItem): Promise<void> {
+    let item: LaneItem | undefined = first;
+    try {
+      while (item) {
+        if (this.stopping) {
+          this.settlement.release(item.msg);
+        } else {
+          this.inFlight.add(item.msg);
+          await this.handle(item.msg, item.decoded);
+        }
+        item = this.lanes!.next(key);
+        if (this.laneSpace && this.lanes!.queued < this.options.prefetch) {
+          const resume = this.laneSpace;
+          this.laneSpace = undefined;
+          resume();
+        }
+      }
+    } finally {
+      this.gate.release();
+      if (this.idle && this.inFlight.size === 0) this.idle();
+    }
+  }
+
+  private async handle(msg: JsMsg, decoded: unknown): Promise<void> {
+    try {
+      await this.dispatcher.dispatch(msg, decoded);
+    } catch (err) {
+      this.logger.error(`${this.options.handlerId}: unexpected dispatch failure on seq ${msg.seq}: ${describeCause(err)}`);
+    } finally {
+      this.handled++;
+      this.inFlight.delete(msg);
+    }
+  }
+
   private async process(msg: JsMsg): Promise<void> {
     try {
-      await this.dispatcher.dispatch(msg);
+      await this.dispatcher.dispatch(msg, NOT_DECODED);
     } catch (err) {
       // dispatch settles every outcome itself; reaching here is a bug, never a reason to ack.
       this.logger.error(`${this.options.handlerId}: unexpected dispatch failure on seq ${msg.seq}: ${describeCause(err)}`);

@@ -6,6 +6,8 @@ export interface ConsumerDescriptor {
   readonly consumer: string;
   readonly durable: string | undefined;
   readonly handlerId: string;
+  /** Internal: the handler's failure policy and dead-letter sink, read by the interceptors. */
+  readonly runtime?: unknown;
 }
 
 /**
@@ -14,6 +16,7 @@ export interface ConsumerDescriptor {
  */
 export class EventContext {
   private headerCache?: Readonly<Record<string, string[]>>;
+  private inPlaceRetries = 0;
 
   constructor(
     /** The raw JetStream message, for what this context does not wrap. */
@@ -37,6 +40,14 @@ export class EventContext {
   /** 1 on first delivery, counting every redelivery (nak, ack timeout, crash) after it. */
   get deliveryCount(): number {
     return this.message.info.deliveryCount;
+  }
+
+  /**
+   * The try this handler call is: the delivery count plus retries made in place (ordered
+   * handlers retry without giving the message back, so their delivery count stays put).
+   */
+  get attempt(): number {
+    return this.message.info.deliveryCount + this.inPlaceRetries;
   }
 
   get redelivered(): boolean {
@@ -87,5 +98,15 @@ export class EventContext {
   /** Tells the server the handler is still working, resetting the ack wait for this message. */
   working(): void {
     this.message.working();
+  }
+
+  /** @internal */
+  static runtimeOf(ctx: EventContext): unknown {
+    return ctx.descriptor.runtime;
+  }
+
+  /** @internal */
+  static countInPlaceRetry(ctx: EventContext): void {
+    ctx.inPlaceRetries++;
   }
 }

@@ -1,3 +1,5 @@
+import type { EventContext } from '../consumer/event-context.js';
+
 /**
  * Where a consumer starts reading. Only applies when a durable is first created, or to every
  * start of an ephemeral consumer: a durable remembers its position across restarts.
@@ -9,6 +11,33 @@ export type DeliverPolicyOption =
   | 'last-per-subject'
   | { startSequence: number }
   | { startTime: Date };
+
+/**
+ * - `at-most-once`: the server confirms the ack before the handler runs; a failure is never
+ *   redelivered.
+ * - `at-least-once`: ack after success; failures are retried, then dead-lettered.
+ * - `exactly-once`: at-least-once plus an idempotency record per message, so a redelivered
+ *   message that was already handled is acked without running the handler again.
+ */
+export type DeliveryMode = 'at-most-once' | 'at-least-once' | 'exactly-once';
+
+export interface RetryOptions {
+  /** Deliveries in all, the first included; default 5. */
+  maxAttempts?: number;
+  /** Default `'exponential'`; a list gives the delay after each failed attempt in turn. */
+  backoff?: 'exponential' | 'fixed' | number[];
+  /** Default 1 000 ms. */
+  initialDelayMs?: number;
+  /** Default 60 000 ms. Delayed messages hold a slot of `maxAckPending` while they wait. */
+  maxDelayMs?: number;
+  /** Equal jitter (between half and all of the delay); default true. */
+  jitter?: boolean;
+}
+
+export type DeadLetterOption = boolean | string | { subject?: string; stream?: string };
+
+/** Key of an ordering lane: messages with the same key are handled one at a time, in order. */
+export type OrderKey = 'subject' | ((payload: unknown, ctx: EventContext) => string);
 
 export interface OnEventOptions {
   /**
@@ -29,6 +58,37 @@ export interface OnEventOptions {
   ackWaitMs?: number;
   /** Unacknowledged messages allowed across all instances of this consumer. */
   maxAckPending?: number;
+  /** Delivery guarantee; default `'at-least-once'`. */
+  delivery?: DeliveryMode;
+  /** Retry policy for failed handler calls, or `false` to dead-letter on the first failure. */
+  retry?: false | RetryOptions;
+  /** Classifies errors: return false to skip retries and dead-letter at once. */
+  retryable?: (error: unknown) => boolean;
+  /**
+   * Where exhausted and terminal messages go. Default: on for durable handlers (subject
+   * `dlq.<stream>.<durable>` in stream `DLQ`), off for ephemeral ones.
+   */
+  dlq?: DeadLetterOption;
+  /**
+   * With `concurrency > 1`: messages with the same key run one at a time in stream order,
+   * different keys in parallel. Failures are retried in place so a later message of the same
+   * key never overtakes an earlier one.
+   */
+  orderBy?: OrderKey;
+}
+
+export interface ResolvedRetryPolicy {
+  readonly enabled: boolean;
+  readonly maxAttempts: number;
+  readonly backoff: 'exponential' | 'fixed' | readonly number[];
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly jitter: boolean;
+}
+
+export interface ResolvedDeadLetter {
+  readonly subject: string;
+  readonly stream: string;
 }
 
 /** Options after module defaults and built-in defaults have been applied and checked. */
@@ -40,4 +100,10 @@ export interface ResolvedHandlerOptions {
   readonly deliverPolicy: DeliverPolicyOption;
   readonly ackWaitMs: number;
   readonly maxAckPending: number | undefined;
+  readonly delivery: DeliveryMode;
+  readonly retry: ResolvedRetryPolicy;
+  readonly retryable: ((error: unknown) => boolean) | undefined;
+  /** Undefined until the stream is known (the default subject derives from it). */
+  readonly dlq: DeadLetterOption;
+  readonly orderBy: OrderKey | undefined;
 }

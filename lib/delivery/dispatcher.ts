@@ -1,38 +1,214 @@
+import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
 import { EventContext, type ConsumerDescriptor } from '../consumer/event-context.js';
+import type { DeliveryMode } from '../decorators/on-event-options.js';
+import { describeCause } from '../errors/jetstream-errors.js';
 import type { PayloadBinder } from '../serialization/payload-binder.js';
-import { computeBackoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
+import type { DeadLetterReason } from './failure-policy.js';
 import type { HandlerInvoker } from './handler-invoker.js';
+import type { HandlerRuntime } from './handler-runtime.js';
+import { IdempotencyStore } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
+import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
+
+export interface DispatcherOptions {
+  readonly delivery: DeliveryMode;
+  /** Ordered lanes retry in place instead of giving the message back, so order holds. */
+  readonly retryInPlace: boolean;
+  readonly ackWaitMs: number;
+  readonly idempotency?: { readonly store: IdempotencyStore; readonly leaseMs: number };
+}
 
 /**
- * Runs one message through one handler: bind the payload, invoke the Nest pipeline, settle.
- * Everything it needs is built once per handler, so a message costs one context object.
+ * Runs one message through one handler: the delivery mode's guard before the call, the Nest
+ * pipeline (guards, retry and dead-letter interceptors, the user's enhancers, the handler), and
+ * the outcome handed to Settlement. Built once per handler; a message costs one context.
  */
 export class Dispatcher {
+  private readonly descriptor: ConsumerDescriptor;
+
   constructor(
-    private readonly descriptor: ConsumerDescriptor,
+    descriptor: Omit<ConsumerDescriptor, 'runtime'>,
+    private readonly runtime: HandlerRuntime,
     private readonly bind: PayloadBinder,
     private readonly invoke: HandlerInvoker,
     private readonly settlement: Settlement,
-  ) {}
+    private readonly options: DispatcherOptions,
+    private readonly logger: Logger,
+  ) {
+    this.descriptor = { ...descriptor, runtime };
+  }
 
-  async dispatch(msg: JsMsg): Promise<void> {
+  /** `decoded`: the payload already parsed by an ordering lane, so JSON is parsed once. */
+  async dispatch(msg: JsMsg, decoded: unknown = NOT_DECODED): Promise<void> {
     const ctx = new EventContext(msg, this.descriptor);
-    let payload: unknown;
-    try {
-      payload = this.bind(msg.data);
-      if (payload instanceof Promise) payload = await payload;
-    } catch (err) {
-      this.settlement.reject(msg, ctx, err);
+    if (this.runtime.policy.exhaustedBeforeRun(ctx.attempt)) {
+      // An earlier dead-letter publish failed after the last attempt: do not run the handler again.
+      await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted');
       return;
     }
-    try {
-      await this.invoke(payload, ctx);
-    } catch (err) {
-      this.settlement.retry(msg, ctx, err, computeBackoffDelay(ctx.deliveryCount, DEFAULT_BACKOFF));
+    switch (this.options.delivery) {
+      case 'at-most-once':
+        return this.atMostOnce(msg, ctx, decoded);
+      case 'exactly-once':
+        return this.exactlyOnce(msg, ctx, decoded);
+      default:
+        return this.atLeastOnce(msg, ctx, decoded);
+    }
+  }
+
+  private async atLeastOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
+    const outcome = await this.run(msg, ctx, decoded);
+    if (outcome === SUCCESS) this.settlement.succeed(msg);
+    else await this.settleFailure(msg, ctx, outcome);
+  }
+
+  private async atMostOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
+    if (!(await this.settlement.confirmAck(msg, ctx))) return;
+    const outcome = await this.run(msg, ctx, decoded);
+    if (outcome === SUCCESS) return;
+    // Already acked: a failure is reported (and parked as a copy when a DLQ is set), never retried.
+    if (outcome instanceof DeadLettered) {
+      this.settlement.reportDeadLettered(ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
       return;
     }
-    this.settlement.succeed(msg);
+    const error = unwrap(outcome.error);
+    const sink = this.runtime.sink;
+    if (sink) {
+      try {
+        const seq = await sink.publish(msg, ctx, error, 'at-most-once');
+        this.settlement.reportDeadLettered(ctx, error, 'at-most-once', seq, sink.target);
+        return;
+      } catch (publishError) {
+        this.logger.error(`${ctx.handler}: dead-letter copy of seq ${msg.seq} failed: ${describeCause(publishError)}`);
+      }
+    }
+    this.settlement.reportLost(ctx, error);
+  }
+
+  private async exactlyOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
+    const idem = this.options.idempotency!;
+    const messageKey = ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`;
+    const key = IdempotencyStore.key(ctx.stream, ctx.consumer, messageKey);
+    let lease;
+    try {
+      lease = await idem.store.acquire(key, idem.leaseMs);
+    } catch (err) {
+      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
+      return;
+    }
+    if (lease.kind === 'done') {
+      this.settlement.skipDuplicate(msg, ctx);
+      return;
+    }
+    if (lease.kind === 'busy') {
+      this.settlement.defer(msg, lease.retryInMs);
+      return;
+    }
+    const outcome = await this.run(msg, ctx, decoded);
+    if (outcome === SUCCESS) {
+      let completed = true;
+      try {
+        completed = await idem.store.complete(key, lease.revision);
+      } catch (err) {
+        // Not recorded: a redelivery would run the handler again, so do not ack either.
+        this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
+        return;
+      }
+      if (!completed) {
+        this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
+      }
+      await this.settlement.confirmAck(msg, ctx);
+      return;
+    }
+    await idem.store.release(key).catch(() => undefined);
+    await this.settleFailure(msg, ctx, outcome);
+  }
+
+  /** Binds and invokes; never throws. */
+  private async run(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<Outcome> {
+    for (;;) {
+      let result: unknown;
+      try {
+        let payload = decoded === NOT_DECODED ? this.bind.fromBytes(msg.data) : this.bind.fromDecoded(decoded);
+        if (payload instanceof Promise) payload = await payload;
+        result = await this.invoke(payload, ctx);
+      } catch (error) {
+        if (error instanceof RetryScheduled && this.options.retryInPlace) {
+          this.settlement.reportRetry(ctx, error.failure, error.delayMs, true);
+          await this.waitInPlace(ctx, error.delayMs);
+          EventContext.countInPlaceRetry(ctx);
+          continue;
+        }
+        return new Failure(error);
+      }
+      return result instanceof DeadLettered ? result : SUCCESS;
+    }
+  }
+
+  private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Outcome): Promise<void> {
+    if (outcome instanceof DeadLettered) {
+      this.settlement.deadLettered(msg, ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
+      return;
+    }
+    const error = (outcome as Failure).error;
+    if (error instanceof RetryScheduled) {
+      this.settlement.retry(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
+      return;
+    }
+    if (error instanceof DeadLetterRequired) {
+      await this.deadLetter(msg, ctx, error.failure, error.reason);
+      return;
+    }
+    // Errors that did not pass the interceptors: guards, payload binding, or a pipeline the user
+    // rebuilt without them. The same policy applies, so none of them can lose a message.
+    const decision = this.runtime.policy.decide(error, ctx.attempt);
+    if (decision.action === 'retry') {
+      this.settlement.retry(msg, ctx, error, decision.delayMs);
+      return;
+    }
+    await this.deadLetter(msg, ctx, error, decision.reason);
+  }
+
+  private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): Promise<void> {
+    const sink = this.runtime.sink;
+    if (!sink) {
+      this.settlement.reject(msg, ctx, error, reason);
+      return;
+    }
+    let seq: number;
+    try {
+      seq = await sink.publish(msg, ctx, error, reason);
+    } catch (publishError) {
+      this.settlement.retry(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
+      return;
+    }
+    this.settlement.deadLettered(msg, ctx, error, reason, seq, sink.target);
+  }
+
+  /** Keeps the message's ack wait alive while an ordered lane waits out a retry delay. */
+  private async waitInPlace(ctx: EventContext, delayMs: number): Promise<void> {
+    const beat = Math.max(250, Math.floor(this.options.ackWaitMs / 2));
+    let left = delayMs;
+    while (left > 0) {
+      const step = Math.min(left, beat);
+      await new Promise((resolve) => setTimeout(resolve, step));
+      left -= step;
+      ctx.working();
+    }
   }
 }
+
+const SUCCESS = Symbol('success');
+export const NOT_DECODED = Symbol('not-decoded');
+
+function unwrap(error: unknown): unknown {
+  return error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error;
+}
+
+class Failure {
+  constructor(readonly error: unknown) {}
+}
+
+type Outcome = typeof SUCCESS | Failure | DeadLettered;

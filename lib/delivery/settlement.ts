@@ -1,17 +1,21 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { EventContext } from '../consumer/event-context.js';
-import { describeCause, PayloadValidationError } from '../errors/jetstream-errors.js';
+import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
+import { describeCause } from '../errors/jetstream-errors.js';
+import type { DeadLetterReason } from './failure-policy.js';
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
- * done", and a message is acked only through `succeed`.
+ * done". A message is acked only by `succeed`, `confirmAck` (after success, or before the
+ * handler in at-most-once mode) and `skipDuplicate` (already handled, per the idempotency record).
  */
 export class Settlement {
   constructor(
     private readonly logger: Logger,
     // Servers before 2.10.4 ignore `+TERM <reason>` entirely and redeliver the message.
     private readonly termReasonSupported: boolean,
+    private readonly confirmTimeoutMs: number,
   ) {}
 
   /** The handler resolved. A plain ack: nothing waits for the server's reply on this path. */
@@ -19,26 +23,93 @@ export class Settlement {
     this.send(msg, 'ack', () => msg.ack());
   }
 
-  /** The handler failed; the server redelivers after `delayMs`. */
-  retry(msg: JsMsg, ctx: EventContext, error: unknown, delayMs: number): void {
-    this.logger.warn(
-      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, delivery ${ctx.deliveryCount}): ${describeError(error)}; redelivery in ${delayMs} ms`,
-    );
+  /**
+   * Acks and waits for the server to confirm. False when it cannot be confirmed: the caller
+   * must then not treat the message as settled (at-most-once skips the handler).
+   */
+  async confirmAck(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+    try {
+      const confirmed = await msg.ackAck({ timeout: this.confirmTimeoutMs });
+      if (!confirmed) {
+        this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} was not confirmed (already settled)`);
+      }
+      return confirmed;
+    } catch (err) {
+      this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} not confirmed (${describeCause(err)}); the server will redeliver it`);
+      return false;
+    }
+  }
+
+  /** Handled before (its idempotency record says done): ack without running the handler. */
+  skipDuplicate(msg: JsMsg, ctx: EventContext): void {
+    this.logger.debug?.(`${ctx.handler}: seq ${msg.seq} was already handled; acking the redelivery`);
+    this.send(msg, 'ack', () => msg.ack());
+  }
+
+  /** Another instance holds this message's lease: look again once it may have expired. */
+  defer(msg: JsMsg, delayMs: number): void {
+    this.send(msg, 'nak', () => msg.nak(Math.max(100, delayMs)));
+  }
+
+  /** The handler failed; the server redelivers after `delayMs` (never at once). */
+  retry(msg: JsMsg, ctx: EventContext, error: unknown, delayMs: number, note?: string): void {
+    this.reportRetry(ctx, error, delayMs, false, note);
     this.send(msg, 'nak', () => msg.nak(delayMs));
   }
 
-  /** Retrying cannot help (the payload itself is wrong): the message is not delivered again. */
-  reject(msg: JsMsg, ctx: EventContext, error: unknown): void {
-    const reason = error instanceof PayloadValidationError ? 'invalid payload' : 'rejected';
-    this.logger.error(
-      `${ctx.handler} rejected ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, delivery ${ctx.deliveryCount}): ${describeError(error)}; message terminated`,
+  reportRetry(ctx: EventContext, error: unknown, delayMs: number, inPlace: boolean, note?: string): void {
+    this.logger.warn(
+      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, attempt ${ctx.attempt}): ${describeError(error)}${note ? ` [${note}]` : ''}; ${inPlace ? 'retrying in place' : 'redelivery'} in ${delayMs} ms`,
     );
-    this.send(msg, 'term', () => (this.termReasonSupported ? msg.term(reason) : msg.term()));
+  }
+
+  /** The copy is safely in the dead-letter stream: the original is done for this consumer. */
+  deadLettered(
+    msg: JsMsg,
+    ctx: EventContext,
+    error: unknown,
+    reason: DeadLetterReason,
+    deadLetterSeq: number,
+    target: ResolvedDeadLetter | undefined,
+  ): void {
+    this.reportDeadLettered(ctx, error, reason, deadLetterSeq, target);
+    this.terminate(msg, reason);
+  }
+
+  reportDeadLettered(
+    ctx: EventContext,
+    error: unknown,
+    reason: DeadLetterReason,
+    deadLetterSeq: number,
+    target: ResolvedDeadLetter | undefined,
+  ): void {
+    this.logger.error(
+      `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeError(error)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
+    );
+  }
+
+  /** No dead-letter stream: the message is terminated and everything about it is logged. */
+  reject(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): void {
+    this.logger.error(
+      `${ctx.handler} gave up on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; message terminated (no dead-letter stream configured)`,
+    );
+    this.terminate(msg, reason);
+  }
+
+  /** At-most-once: the ack is already confirmed, so a failure can only be reported. */
+  reportLost(ctx: EventContext, error: unknown): void {
+    this.logger.error(
+      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, at-most-once, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; not redelivered`,
+    );
   }
 
   /** Hands an unprocessed message back at once, e.g. when stopping, so another instance takes it. */
   release(msg: JsMsg): void {
     this.send(msg, 'nak', () => msg.nak());
+  }
+
+  private terminate(msg: JsMsg, reason: string): void {
+    this.send(msg, 'term', () => (this.termReasonSupported ? msg.term(reason) : msg.term()));
   }
 
   private send(msg: JsMsg, what: string, action: () => void): void {
@@ -51,7 +122,7 @@ export class Settlement {
   }
 }
 
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return `non-Error thrown: ${safeString(error)}`;
 }

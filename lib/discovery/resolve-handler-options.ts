@@ -1,4 +1,10 @@
-import type { DeliverPolicyOption, OnEventOptions, ResolvedHandlerOptions } from '../decorators/on-event-options.js';
+import type {
+  DeliverPolicyOption,
+  OnEventOptions,
+  ResolvedHandlerOptions,
+  ResolvedRetryPolicy,
+  RetryOptions,
+} from '../decorators/on-event-options.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { positiveInt } from '../module/resolve-module-options.js';
 
@@ -6,6 +12,7 @@ import { positiveInt } from '../module/resolve-module-options.js';
 // lives in, and whitespace breaks the protocol line.
 const NAME = /^[A-Za-z0-9_-]+$/;
 const POLICIES = new Set(['all', 'new', 'last', 'last-per-subject']);
+const MODES = new Set(['at-most-once', 'at-least-once', 'exactly-once']);
 
 export function resolveHandlerOptions(
   handlerId: string,
@@ -39,7 +46,88 @@ export function resolveHandlerOptions(
   const maxAckPending =
     merged.maxAckPending === -1 ? -1 : merged.maxAckPending === undefined ? undefined : int(merged.maxAckPending, 0, 'maxAckPending');
   const deliverPolicy = checkDeliverPolicy(merged.deliverPolicy ?? (durable ? 'all' : 'new'), fail);
-  return { durable, stream, concurrency, prefetch, deliverPolicy, ackWaitMs, maxAckPending };
+  const delivery = merged.delivery ?? 'at-least-once';
+  if (!MODES.has(delivery)) fail(`delivery must be one of ${[...MODES].join(', ')}, got ${JSON.stringify(delivery)}`);
+  const retry = resolveRetry(merged.retry, int, fail);
+  if (merged.retryable !== undefined && typeof merged.retryable !== 'function') fail('retryable must be a function (error) => boolean');
+  const dlq = merged.dlq ?? Boolean(durable);
+  checkDeadLetter(dlq, fail);
+  const orderBy = merged.orderBy;
+  if (orderBy !== undefined && orderBy !== 'subject' && typeof orderBy !== 'function') {
+    fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
+  }
+  return {
+    durable,
+    stream,
+    concurrency,
+    prefetch,
+    deliverPolicy,
+    ackWaitMs,
+    maxAckPending,
+    delivery,
+    retry,
+    retryable: merged.retryable,
+    dlq,
+    orderBy,
+  };
+}
+
+const DEFAULT_RETRY: ResolvedRetryPolicy = {
+  enabled: true,
+  maxAttempts: 5,
+  backoff: 'exponential',
+  initialDelayMs: 1_000,
+  maxDelayMs: 60_000,
+  jitter: true,
+};
+
+function resolveRetry(
+  retry: false | RetryOptions | undefined,
+  int: (value: number | undefined, fallback: number, name: string) => number,
+  fail: (m: string) => never,
+): ResolvedRetryPolicy {
+  if (retry === false) return { ...DEFAULT_RETRY, enabled: false, maxAttempts: 1 };
+  if (retry === undefined) return DEFAULT_RETRY;
+  if (typeof retry !== 'object' || retry === null) fail(`retry must be false or an object, got ${JSON.stringify(retry)}`);
+  const backoff = retry.backoff ?? 'exponential';
+  if (Array.isArray(backoff)) {
+    if (backoff.length === 0 || backoff.some((d) => !Number.isInteger(d) || d < 0)) {
+      fail(`retry.backoff list must hold integers >= 0 (milliseconds), got ${JSON.stringify(backoff)}`);
+    }
+  } else if (backoff !== 'exponential' && backoff !== 'fixed') {
+    fail(`retry.backoff must be 'exponential', 'fixed' or a list of delays, got ${JSON.stringify(backoff)}`);
+  }
+  const initialDelayMs = int(retry.initialDelayMs, DEFAULT_RETRY.initialDelayMs, 'retry.initialDelayMs');
+  const maxDelayMs = int(retry.maxDelayMs, Math.max(DEFAULT_RETRY.maxDelayMs, initialDelayMs), 'retry.maxDelayMs');
+  if (maxDelayMs < initialDelayMs) fail(`retry.maxDelayMs (${maxDelayMs}) must be >= retry.initialDelayMs (${initialDelayMs})`);
+  if (retry.jitter !== undefined && typeof retry.jitter !== 'boolean') fail('retry.jitter must be a boolean');
+  return {
+    enabled: true,
+    maxAttempts: int(retry.maxAttempts, DEFAULT_RETRY.maxAttempts, 'retry.maxAttempts'),
+    backoff: Array.isArray(backoff) ? [...backoff] : backoff,
+    initialDelayMs,
+    maxDelayMs,
+    jitter: retry.jitter ?? true,
+  };
+}
+
+function checkDeadLetter(dlq: unknown, fail: (m: string) => never): void {
+  if (typeof dlq === 'boolean') return;
+  const check = (subject: unknown, what: string) => {
+    if (typeof subject !== 'string' || !/^[^\s*>]+$/.test(subject) || subject.split('.').some((t) => t === '')) {
+      fail(`${what} must be a concrete subject, got ${JSON.stringify(subject)}`);
+    }
+  };
+  if (typeof dlq === 'string') return check(dlq, 'dlq');
+  if (dlq && typeof dlq === 'object') {
+    const { subject, stream } = dlq as { subject?: unknown; stream?: unknown };
+    if (subject !== undefined) check(subject, 'dlq.subject');
+    if (stream !== undefined && (typeof stream !== 'string' || !/^[^\s.*>/\\]+$/.test(stream))) {
+      fail(`dlq.stream must be a stream name, got ${JSON.stringify(stream)}`);
+    }
+    return;
+  }
+  fail(`dlq must be a boolean, a subject or { subject?, stream? }, got ${JSON.stringify(dlq)}`);
 }
 
 function checkDeliverPolicy(policy: DeliverPolicyOption, fail: (m: string) => never): DeliverPolicyOption {

@@ -18,6 +18,19 @@ import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { createPayloadBinder } from '../serialization/payload-binder.js';
+import { hostname } from 'node:os';
+import { EventContext } from '../consumer/event-context.js';
+import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
+import { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
+import { FailurePolicy } from '../delivery/failure-policy.js';
+import { IdempotencyStore } from '../delivery/idempotency-store.js';
+import { JetStreamDeadLetterInterceptor } from '../delivery/interceptors/dead-letter.interceptor.js';
+import { JetStreamRetryInterceptor } from '../delivery/interceptors/retry.interceptor.js';
+import { NOT_DECODED } from '../delivery/dispatcher.js';
+import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
+import { decodeJson } from '../serialization/codec.js';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { ResolvedModuleOptions } from './jetstream-module-options.js';
 import { JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
 
@@ -44,6 +57,7 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     private readonly explorer: HandlerExplorer,
     private readonly contextCreator: ExternalContextCreator,
     private readonly appConfig: ApplicationConfig,
+    private readonly publisher: JetStreamPublisher,
   ) {}
 
   /** Handlers with a running consumer: what the application actually listens to. */
@@ -61,26 +75,64 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     try {
       const plans = await this.plan(this.explorer.explore(this.options.defaults));
       const provisioner = new ConsumerProvisioner(this.connection);
-      const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4));
+      const streams = new StreamProvisioner(this.connection);
+      const settlement = new Settlement(
+        this.logger,
+        this.connection.serverAtLeast(2, 10, 4),
+        this.options.publishTimeoutMs,
+      );
+      const builtIns = { deadLetter: new JetStreamDeadLetterInterceptor(), retry: new JetStreamRetryInterceptor() };
+      const store = plans.some((p) => p.options.delivery === 'exactly-once')
+        ? await IdempotencyStore.open(
+            this.connection.nc,
+            this.options.idempotency.bucket,
+            this.options.idempotency.ttlMs,
+            `${hostname()}:${process.pid}`,
+          )
+        : undefined;
+      const ensuredDeadLetters = new Set<string>();
       for (const plan of plans) {
         const provisioned = await provisioner.ensure(plan);
+        const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable ?? plan.handlerId.replace(/[^\w-]/g, '_'));
+        if (target && !ensuredDeadLetters.has(`${target.stream} ${target.subject}`)) {
+          await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
+          ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
+        }
+        const binder = createPayloadBinder(plan.payloadType, this.options);
+        const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
         const dispatcher = new Dispatcher(
           { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
-          createPayloadBinder(plan.payloadType, this.options),
-          createHandlerInvoker(this.contextCreator, this.appConfig, plan.instance, plan.methodName),
+          {
+            policy: new FailurePolicy(plan.options),
+            sink: target ? new DeadLetterSink(this.publisher, target) : undefined,
+          },
+          binder,
+          createHandlerInvoker(this.contextCreator, this.appConfig, plan.instance, plan.methodName, builtIns),
           settlement,
+          {
+            delivery: plan.options.delivery,
+            retryInPlace: ordered,
+            ackWaitMs: plan.options.ackWaitMs,
+            idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
+          },
+          this.logger,
         );
         const runner = new ConsumerRunner(
           provisioned.consumer,
           dispatcher,
           settlement,
-          { handlerId: plan.handlerId, concurrency: plan.options.concurrency, prefetch: plan.options.prefetch },
+          {
+            handlerId: plan.handlerId,
+            concurrency: plan.options.concurrency,
+            prefetch: plan.options.prefetch,
+            orderKey: ordered ? createOrderKey(plan, provisioned.name, binder.raw) : undefined,
+          },
           this.logger,
         );
         this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
         await runner.start();
         this.logger.log(
-          `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, concurrency ${plan.options.concurrency})`,
+          `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
         );
       }
     } catch (err) {
@@ -134,4 +186,27 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     }
     return plans;
   }
+}
+
+/**
+ * The ordering key of a message. A key function gets the parsed payload, which the handler then
+ * reuses; a payload that cannot be parsed gets a lane of its own and fails in the handler path.
+ */
+function createOrderKey(plan: HandlerPlan, consumer: string, raw: boolean): (msg: JsMsg) => { key: string; decoded: unknown } {
+  const orderBy = plan.options.orderBy!;
+  if (orderBy === 'subject') return (msg) => ({ key: msg.subject, decoded: NOT_DECODED });
+  const descriptor = { stream: plan.stream, consumer, durable: plan.options.durable, handlerId: plan.handlerId };
+  return (msg) => {
+    let decoded: unknown;
+    try {
+      decoded = raw ? msg.data : decodeJson(msg.data);
+    } catch {
+      return { key: '\u0000undecodable', decoded: NOT_DECODED };
+    }
+    try {
+      return { key: String(orderBy(decoded, new EventContext(msg, descriptor))), decoded };
+    } catch {
+      return { key: '\u0000no-key', decoded };
+    }
+  };
 }

@@ -30,6 +30,15 @@ export interface JetStreamModuleOptions {
   validation?: ValidatorOptions | false;
   /** class-transformer options used to turn JSON into payload class instances. */
   transform?: ClassTransformOptions;
+  /** Idempotency records of `exactly-once` handlers: KV bucket name and record lifetime (default 24 h). */
+  idempotency?: { bucket?: string; ttlMs?: number };
+  /** Retention of dead-letter streams the module creates; default 14 days. */
+  deadLetterMaxAgeMs?: number;
+  /**
+   * Resends of a publish whose ack did not arrive (timeout, no responders), always with the same
+   * `Nats-Msg-Id` so the stream stores it once; default 2.
+   */
+  publishRetries?: number;
 }
 
 export interface ResolvedModuleOptions {
@@ -41,4 +50,7 @@ export interface ResolvedModuleOptions {
   readonly publishTimeoutMs: number;
   readonly validation: ValidatorOptions | false;
   readonly transform: ClassTransformOptions;
+  readonly idempotency: { readonly bucket: string; readonly ttlMs: number };
+  readonly deadLetterMaxAgeMs: number;
+  readonly publishRetries: number;
 }

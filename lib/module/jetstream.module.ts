@@ -1,6 +1,7 @@
 import { Module, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import { HandlerExplorer } from '../discovery/handler-explorer.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
@@ -33,6 +34,7 @@ const providers: Provider[] = [
     inject: [JETSTREAM_RESOLVED_OPTIONS],
   },
   JetStreamPublisher,
+  DeadLetterService,
   HandlerExplorer,
   JetStreamLifecycle,
 ];
@@ -45,6 +47,6 @@ const providers: Provider[] = [
 @Module({
   imports: [DiscoveryModule],
   providers,
-  exports: [JetStreamPublisher, JetStreamConnection, JetStreamLifecycle, JETSTREAM_RESOLVED_OPTIONS],
+  exports: [JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, JETSTREAM_RESOLVED_OPTIONS],
 })
 export class JetStreamModule extends JetStreamConfigurableModule {}

@@ -21,6 +21,12 @@ export function resolveModuleOptions(
     publishTimeoutMs: positiveInt(opts.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
     validation: opts.validation === false ? false : { forbidUnknownValues: false, ...(opts.validation ?? {}) },
     transform: { ...(opts.transform ?? {}) },
+    idempotency: {
+      bucket: checkBucket(opts.idempotency?.bucket ?? 'nestjs_jetstream_idempotency'),
+      ttlMs: positiveInt(opts.idempotency?.ttlMs, 24 * 60 * 60 * 1_000, 'idempotency.ttlMs'),
+    },
+    deadLetterMaxAgeMs: positiveInt(opts.deadLetterMaxAgeMs, 14 * 24 * 60 * 60 * 1_000, 'deadLetterMaxAgeMs'),
+    publishRetries: positiveInt(opts.publishRetries, 2, 'publishRetries', true),
   };
 }
 
@@ -32,6 +38,13 @@ function resolveServers(servers: string | string[] | undefined, env: NodeJS.Proc
     throw new InvalidOptionsError(`servers must be a non-empty string or list of strings, got ${JSON.stringify(servers)}`);
   }
   return list;
+}
+
+function checkBucket(bucket: unknown): string {
+  if (typeof bucket !== 'string' || !/^[\w-]+$/.test(bucket)) {
+    throw new InvalidOptionsError(`idempotency.bucket must use letters, digits, "-" and "_" only, got ${JSON.stringify(bucket)}`);
+  }
+  return bucket;
 }
 
 function checkStream(stream: StreamDefinition, index: number): StreamDefinition {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
 import type { JetStreamPublishOptions } from '@nats-io/jetstream';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConnectionClosedError, InvalidOptionsError } from '../errors/jetstream-errors.js';
@@ -21,7 +21,11 @@ export interface PublishExpectations {
 }
 
 export interface PublishOptions {
-  /** Becomes `Nats-Msg-Id`: the stream drops a repeat of it within its duplicate window. */
+  /**
+   * Becomes `Nats-Msg-Id`: the stream drops a repeat of it within its duplicate window. Use a
+   * business key to make retries of a whole operation safe. Default: one generated per call
+   * and reused by this call's own resends, so a lost ack never stores the message twice.
+   */
   msgId?: string;
   headers?: Record<string, string | readonly string[]>;
   /** Wait this long for the server's ack; default the module's `publishTimeoutMs`. */
@@ -70,10 +74,14 @@ export class JetStreamPublisher {
     const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
     if (this.connection.isClosed) throw new ConnectionClosedError(`publish to "${subject}"`);
     try {
-      const ack = await this.connection.js.publish(subject, data, toClientOptions(options, timeoutMs));
+      const ack = await this.connection.js.publish(
+        subject,
+        data,
+        toClientOptions(options, timeoutMs, this.options.publishRetries + 1),
+      );
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      throw toPublishError(err, subject, timeoutMs);
+      throw toPublishError(err, subject, timeoutMs * (this.options.publishRetries + 1));
     }
   }
 
@@ -107,10 +115,10 @@ export class JetStreamPublisher {
   }
 }
 
-function toClientOptions(options: PublishOptions | undefined, timeout: number): Partial<JetStreamPublishOptions> {
-  const out: Partial<JetStreamPublishOptions> = { timeout };
+function toClientOptions(options: PublishOptions | undefined, timeout: number, attempts: number): Partial<JetStreamPublishOptions> {
+  // The client resends only on timeout or no responders, and the msg-id makes that safe.
+  const out: Partial<JetStreamPublishOptions> = { timeout, retries: attempts, msgID: options?.msgId ?? nuid.next() };
   if (!options) return out;
-  if (options.msgId !== undefined) out.msgID = options.msgId;
   if (options.headers) out.headers = toHeaders(options.headers);
   if (options.expect) {
     const e = options.expect;

@@ -22,6 +22,7 @@ const EDITABLE_FIELDS = ['filter_subject', 'ack_wait', 'max_ack_pending', 'max_d
 // Long enough to ride out a reconnect, short enough that a crashed instance's ephemeral
 // consumer does not linger on the server.
 const EPHEMERAL_INACTIVE_MS = 60_000;
+const MAX_DELIVER_HEADROOM = 10;
 
 export interface ProvisionedConsumer {
   readonly consumer: Consumer;
@@ -123,6 +124,10 @@ export function buildConsumerConfig(plan: HandlerPlan): Partial<ConsumerConfig> 
     ...deliverPolicyConfig(options.deliverPolicy),
   };
   if (options.durable) config.durable_name = options.durable;
+  // A backstop above the handler's attempts: the module dead-letters at maxAttempts, and the
+  // spare deliveries let a failed dead-letter publish be tried again. At-most-once acks before
+  // running, so redeliveries only happen when that ack is lost.
+  config.max_deliver = options.delivery === 'at-most-once' ? -1 : options.retry.maxAttempts + MAX_DELIVER_HEADROOM;
   if (options.maxAckPending !== undefined) config.max_ack_pending = options.maxAckPending;
   return config;
 }

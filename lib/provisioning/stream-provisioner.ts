@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { JetStreamApiError, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { JetStreamApiError, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { subjectCovers } from '../producer/subject-validation.js';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
 import type { StreamDefinition } from '../module/jetstream-module-options.js';
@@ -50,6 +52,32 @@ export class StreamProvisioner {
     } catch (err) {
       throw new StreamConfigDriftError(desired.name, changed, `the server refused the update: ${describeCause(err)}`);
     }
+  }
+
+  /**
+   * Makes sure a dead-letter stream exists and captures the subject. Limits retention, because
+   * a work-queue stream cannot be browsed by more than one consumer, which kills inspection.
+   */
+  async ensureDeadLetterStream(stream: string, subject: string, maxAgeMs: number): Promise<void> {
+    const existing = await this.info(stream);
+    if (!existing) {
+      const subjects = subject.startsWith('dlq.') ? ['dlq.>'] : [subject];
+      await this.ensure({
+        name: stream,
+        subjects,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        max_age: nanos(maxAgeMs),
+        duplicate_window: nanos(Math.min(maxAgeMs, 5 * 60_000)),
+      });
+      return;
+    }
+    if (existing.config.retention === RetentionPolicy.Workqueue) {
+      throw new StreamConfigDriftError(stream, ['retention'], 'a dead-letter stream must use limits retention: work-queue messages cannot be listed or browsed');
+    }
+    const subjects = existing.config.subjects ?? [];
+    if (subjects.some((s) => subjectCovers(s, subject))) return;
+    await this.ensure({ ...existing.config, name: stream, subjects: [...subjects, subject] });
   }
 
   private async info(name: string): Promise<StreamInfo | undefined> {

@@ -4,7 +4,13 @@ import { PayloadValidationError } from '../errors/jetstream-errors.js';
 import { decodeJson } from './codec.js';
 
 /** Turns message bytes into the handler's first argument. */
-export type PayloadBinder = (data: Uint8Array) => unknown;
+export interface PayloadBinder {
+  /** True when handlers get the bytes themselves. */
+  readonly raw: boolean;
+  fromBytes(data: Uint8Array): unknown;
+  /** For callers that already parsed the JSON (ordering lanes). */
+  fromDecoded(plain: unknown): unknown;
+}
 
 // Declared types that say nothing about shape: the payload is passed on as parsed JSON.
 const PLAIN_TYPES = new Set<unknown>([undefined, Object, Number, String, Boolean, Array, Promise, Function, Symbol, BigInt]);
@@ -20,15 +26,14 @@ export interface BinderOptions {
  */
 export function createPayloadBinder(payloadType: unknown, options: BinderOptions): PayloadBinder {
   if (payloadType === Uint8Array || (typeof Buffer !== 'undefined' && payloadType === Buffer)) {
-    return (data) => data;
+    return { raw: true, fromBytes: (data) => data, fromDecoded: (data) => data };
   }
   if (PLAIN_TYPES.has(payloadType) || typeof payloadType !== 'function') {
-    return decodeJson;
+    return { raw: false, fromBytes: decodeJson, fromDecoded: (plain) => plain };
   }
   const type = payloadType as ClassConstructor<object>;
   const { validation, transform } = options;
-  return (data) => {
-    const plain = decodeJson(data);
+  const fromDecoded = (plain: unknown): unknown => {
     if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
       throw new PayloadValidationError(
         `Payload for ${type.name} must be a JSON object, got ${plain === undefined ? 'an empty payload' : Array.isArray(plain) ? 'an array' : plain === null ? 'null' : typeof plain}`,
@@ -43,6 +48,7 @@ export function createPayloadBinder(payloadType: unknown, options: BinderOptions
       return instance;
     });
   };
+  return { raw: false, fromBytes: (data) => fromDecoded(decodeJson(data)), fromDecoded };
 }
 
 export function flattenErrors(errors: readonly ValidationError[], path = ''): string[] {

@@ -1,0 +1,13 @@
+import { EventContext } from '../consumer/event-context.js';
+import type { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
+import type { FailurePolicy } from './failure-policy.js';
+
+/** Per-handler machinery the interceptors reach through the EventContext. */
+export interface HandlerRuntime {
+  readonly policy: FailurePolicy;
+  readonly sink: DeadLetterSink | undefined;
+}
+
+export function handlerRuntime(ctx: EventContext): HandlerRuntime {
+  return EventContext.runtimeOf(ctx) as HandlerRuntime;
+}

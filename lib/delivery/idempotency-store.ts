@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+export const DEFAULT_IDEMPOTENCY_BUCKET = 'nestjs_jetstream_idempotency';
+
+interface IdempotencyRecord {
+  /** p: a handler holds the lease; d: the handler succeeded. */
+  readonly s: 'p' | 'd';
+  /** Lease end, epoch ms. */
+  readonly u: number;
+  readonly o: string;
+}
+
+export type LeaseResult =
+  | { readonly kind: 'acquired'; readonly revision: number }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'busy'; readonly retryInMs: number };
+
+const KEY_SAFE = /^[\w=-]{1,200}$/;
+
+/**
+ * One record per (consumer, message) in a KV bucket: taken as a lease before the handler runs,
+ * marked done after it succeeds. Create-if-absent and compare-and-set revisions make two
+ * instances racing on one redelivery agree on a single winner.
+ */
+export class IdempotencyStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly owner: string,
+  ) {}
+
+  static async open(nc: NatsConnection, bucket: string, ttlMs: number, owner: string): Promise<IdempotencyStore> {
+    const kv = await new Kvm(nc).create(bucket, { history: 1, ttl: ttlMs });
+    return new IdempotencyStore(kv, owner);
+  }
+
+  /** KV keys allow a narrow alphabet; anything else is hashed, keeping keys stable. */
+  static key(stream: string, consumer: string, messageKey: string): string {
+    const k = KEY_SAFE.test(messageKey) ? messageKey : createHash('sha256').update(messageKey).digest('base64url');
+    // Consumer names are unique per stream only; stream names may hold characters keys cannot.
+    const s = KEY_SAFE.test(stream) ? stream : createHash('sha256').update(stream).digest('base64url').slice(0, 16);
+    return `${s}.${consumer}.${k}`;
+  }
+
+  async acquire(key: string, leaseMs: number): Promise<LeaseResult> {
+    const record = (until: number): string => JSON.stringify({ s: 'p', u: until, o: this.owner } satisfies IdempotencyRecord);
+    try {
+      return { kind: 'acquired', revision: await this.kv.create(key, record(Date.now() + leaseMs)) };
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+    }
+    const entry = await this.kv.get(key);
+    if (!entry || entry.operation !== 'PUT') {
+      // Deleted between our create and get: take it on the next delivery.
+      return { kind: 'busy', retryInMs: 100 };
+    }
+    const current = entry.json<IdempotencyRecord>();
+    if (current.s === 'd') return { kind: 'done' };
+    const remaining = current.u - Date.now();
+    if (remaining > 0) return { kind: 'busy', retryInMs: remaining };
+    // The lease holder died mid-handler: take over, unless another instance just did.
+    try {
+      return { kind: 'acquired', revision: await this.kv.update(key, record(Date.now() + leaseMs), entry.revision) };
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+      return { kind: 'busy', retryInMs: 100 };
+    }
+  }
+
+  /** Marks the message handled. False when our lease was taken over meanwhile. */
+  async complete(key: string, revision: number): Promise<boolean> {
+    const done = JSON.stringify({ s: 'd', u: 0, o: this.owner } satisfies IdempotencyRecord);
+    try {
+      await this.kv.update(key, done, revision);
+      return true;
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+      await this.kv.put(key, done);
+      return false;
+    }
+  }
+
+  /** Gives the lease up after a failure, so the retry (or a redrive) can run the handler. */
+  async release(key: string): Promise<void> {
+    await this.kv.delete(key);
+  }
+}
+
+function isWrongSequence(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10071 || err.code === 10164);
+}

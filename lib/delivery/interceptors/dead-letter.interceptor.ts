@@ -1,0 +1,45 @@
+import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { catchError, from, map, throwError, type Observable } from 'rxjs';
+import type { EventContext } from '../../consumer/event-context.js';
+import { DeadLettered, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
+import type { DeadLetterReason } from '../failure-policy.js';
+import { handlerRuntime } from '../handler-runtime.js';
+import { isJetStreamContext } from '../jetstream-context-type.js';
+
+/**
+ * Parks messages that will not be retried in the dead-letter stream: original bytes and headers
+ * plus the failure's details. Only once that publish is acknowledged does the message count as
+ * dead-lettered (and get terminated); a failed publish schedules a retry, so nothing is lost.
+ */
+@Injectable()
+export class JetStreamDeadLetterInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (!isJetStreamContext(context)) return next.handle();
+    const ctx = context.switchToRpc().getContext<EventContext>();
+    return next.handle().pipe(
+      catchError((error: unknown) => {
+        if (error instanceof RetryScheduled) return throwError(() => error);
+        const { policy, sink } = handlerRuntime(ctx);
+        let failure = error;
+        let reason: DeadLetterReason;
+        if (error instanceof DeadLetterRequired) {
+          failure = error.failure;
+          reason = error.reason;
+        } else {
+          // Not classified yet (the retry interceptor is not in front of this one): decide here,
+          // so the order of the two never changes the outcome.
+          const decision = policy.decide(error, ctx.attempt);
+          if (decision.action === 'retry') return throwError(() => new RetryScheduled(error, decision.delayMs));
+          reason = decision.reason;
+        }
+        if (!sink) return throwError(() => new DeadLetterRequired(failure, reason));
+        return from(sink.publish(ctx.message, ctx, failure, reason)).pipe(
+          map((seq) => new DeadLettered(failure, reason, seq)),
+          catchError((publishError: unknown) =>
+            throwError(() => new RetryScheduled(failure, policy.deadLetterRetryDelay(ctx.attempt), publishError)),
+          ),
+        );
+      }),
+    );
+  }
+}

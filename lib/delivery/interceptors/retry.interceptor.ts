@@ -1,0 +1,30 @@
+import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { catchError, throwError, type Observable } from 'rxjs';
+import type { EventContext } from '../../consumer/event-context.js';
+import { DeadLetterRequired, RetryScheduled } from '../dispositions.js';
+import { handlerRuntime } from '../handler-runtime.js';
+import { isJetStreamContext } from '../jetstream-context-type.js';
+
+/**
+ * Turns a handler failure into a decision: retry after a backoff delay (the message is nak'ed
+ * with that delay, never immediately), or give up and dead-letter it. Runs inside the
+ * dead-letter interceptor by default; list it yourself with `@UseInterceptors` to move it.
+ */
+@Injectable()
+export class JetStreamRetryInterceptor implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (!isJetStreamContext(context)) return next.handle();
+    const ctx = context.switchToRpc().getContext<EventContext>();
+    return next.handle().pipe(
+      catchError((error: unknown) => {
+        if (error instanceof RetryScheduled || error instanceof DeadLetterRequired) return throwError(() => error);
+        const decision = handlerRuntime(ctx).policy.decide(error, ctx.attempt);
+        return throwError(() =>
+          decision.action === 'retry'
+            ? new RetryScheduled(error, decision.delayMs)
+            : new DeadLetterRequired(error, decision.reason),
+        );
+      }),
+    );
+  }
+}
