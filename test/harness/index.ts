@@ -1,0 +1,84 @@
+export { NatsServerProcess, parseNatsServerVersion, isSupportedVersion, resolveNatsServer, startCluster } from './nats-server.mjs';
+export type { ServerResolution, ServerVersion, StartOptions } from './nats-server.mjs';
+
+/** URL of the server the whole run shares (started by the global setup, or NATS_URL). */
+export function testNatsUrl(): string {
+  const url = process.env.NATS_TEST_URL ?? process.env.NATS_URL;
+  if (!url) {
+    throw new Error('No test server: NATS_TEST_URL is unset. Run the suite with `npm test` so the global setup starts a nats-server.');
+  }
+  return url;
+}
+
+/** True when this run manages its own server processes (not pointed at NATS_URL). */
+export function managedServers(): boolean {
+  return !process.env.NATS_URL;
+}
+
+let counter = 0;
+
+/** A name safe for streams, durables and subject tokens, unique across workers and runs. */
+export function uniqueName(prefix: string): string {
+  counter++;
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+export interface WaitOptions {
+  readonly timeoutMs?: number;
+  readonly intervalMs?: number;
+  readonly message?: string;
+}
+
+/**
+ * Polls until the predicate holds, or fails with the message after the deadline. This is how
+ * tests wait on the broker: on an observable condition, never on a fixed sleep.
+ */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, options: WaitOptions = {}): Promise<void> {
+  const { timeoutMs = 10_000, intervalMs = 20, message = 'condition' } = options;
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await predicate()) return;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Rejects if the promise does not settle in time: a deadline for a single awaited event. */
+export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${message}`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

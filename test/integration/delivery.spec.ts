@@ -1,0 +1,436 @@
+import 'reflect-metadata';
+import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { IsInt, IsString } from 'class-validator';
+import { Kvm } from '@nats-io/kv';
+import { tap, type Observable } from 'rxjs';
+import {
+  DeadLetterHeaders,
+  DeadLetterService,
+  EventContext,
+  JetStreamDeadLetterInterceptor,
+  JetStreamRetryInterceptor,
+  OnEvent,
+  TerminalError,
+  isJetStreamContext,
+} from '../../lib/index.js';
+import { IdempotencyStore } from '../../lib/delivery/idempotency-store.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { AppTracker, createStream, openClient, type RawClient } from './kit.js';
+
+class Order {
+  @IsString() id!: string;
+  @IsInt() qty!: number;
+}
+
+const apps = new AppTracker();
+let client: RawClient;
+
+beforeAll(async () => {
+  client = await openClient(testNatsUrl());
+});
+afterAll(async () => {
+  await client.close();
+});
+afterEach(async () => {
+  await apps.closeAll();
+});
+
+async function setup(prefix: string): Promise<{
+  stream: string;
+  subject: (s: string) => string;
+  dlqStream: string;
+  dlq: { stream: string; subject: string };
+}> {
+  const stream = uniqueName(prefix);
+  await createStream(client.jsm, stream, [`${stream}.>`]);
+  // A dead-letter stream per test keeps listings independent on the shared server; its subject
+  // stays outside `dlq.>`, which the default DLQ stream of other tests claims.
+  const dlqStream = uniqueName('DL');
+  return { stream, subject: (s) => `${stream}.${s}`, dlqStream, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } };
+}
+
+async function deadLetters(
+  app: { inner: { app: { get: (t: typeof DeadLetterService) => DeadLetterService } } },
+  dlqStream: string,
+  count: number,
+  originalStream?: string,
+) {
+  const service = app.inner.app.get(DeadLetterService);
+  let letters = await service.list({ stream: dlqStream, originalStream });
+  await waitFor(async () => (letters = await service.list({ stream: dlqStream, originalStream })).length >= count, {
+    timeoutMs: 15_000,
+    message: `${count} dead letter(s) in ${dlqStream}`,
+  });
+  return letters;
+}
+
+describe('at-most-once', () => {
+  it('confirms the ack before running, and never runs a failing message again', async () => {
+    const { stream, subject, dlqStream, dlq } = await setup('AMO');
+    const calls: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('x'), { durable: 'amo', delivery: 'at-most-once', dlq })
+      async handle(order: Order) {
+        calls.push(order.id);
+        if (order.id === 'bad') throw new Error('handler failed');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('x'), { id: 'bad', qty: 1 });
+    await app.publisher.publish(subject('x'), { id: 'after', qty: 1 });
+    await waitFor(() => calls.includes('after'), { timeoutMs: 10_000, message: 'sentinel handled' });
+    // A copy is parked for inspection, but the original is never redelivered.
+    const letters = await deadLetters(app, dlqStream, 1);
+    expect(letters[0].reason).toBe('at-most-once');
+    const info = await client.jsm.consumers.info(stream, 'amo');
+    expect(info.num_ack_pending).toBe(0);
+    expect(info.num_redelivered).toBe(0);
+    expect(calls.filter((c) => c === 'bad')).toHaveLength(1);
+  });
+});
+
+describe('at-least-once retry and dead letters', () => {
+  it('retries with growing delays, then dead-letters the original bytes with full headers', async () => {
+    const { stream, subject } = await setup('ALO');
+    const attempts: Array<{ at: number; attempt: number }> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('pay'), {
+        durable: 'payments',
+        retry: { maxAttempts: 4, initialDelayMs: 300, backoff: 'exponential', jitter: false },
+      })
+      async handle(_order: Order, ctx: EventContext) {
+        attempts.push({ at: performance.now(), attempt: ctx.attempt });
+        throw new Error(`downstream unavailable (attempt ${ctx.attempt})`);
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const bytes = new TextEncoder().encode('{"id":"o-1","qty":3}');
+    const published = await app.publisher.publish(subject('pay'), bytes, { msgId: 'order-o-1', headers: { 'x-tenant': 'acme' } });
+    // The default: stream DLQ, subject dlq.<stream>.<durable>.
+    const letters = await deadLetters(app, 'DLQ', 1, stream);
+
+    expect(attempts.map((a) => a.attempt)).toEqual([1, 2, 3, 4]);
+    const gaps = attempts.slice(1).map((a, i) => a.at - attempts[i].at);
+    // 300, 600, 1200 ms by the backoff; the server adds scheduling slack, never less.
+    [300, 600, 1200].forEach((expected, i) => {
+      expect(gaps[i]).toBeGreaterThanOrEqual(expected - 20);
+      expect(gaps[i]).toBeLessThan(expected + 700);
+    });
+
+    const letter = letters[0];
+    expect(Buffer.from(letter.data).equals(Buffer.from(bytes))).toBe(true);
+    expect(letter.subject).toBe(`dlq.${stream}.payments`);
+    expect(letter.originalSubject).toBe(subject('pay'));
+    expect(letter.originalStream).toBe(stream);
+    expect(letter.originalSequence).toBe(published.seq);
+    expect(letter.originalMsgId).toBe('order-o-1');
+    expect(letter.consumer).toBe('payments');
+    expect(letter.attempts).toBe(4);
+    expect(letter.reason).toBe('exhausted');
+    expect(letter.error).toEqual({ name: 'Error', message: 'downstream unavailable (attempt 4)' });
+    expect(letter.failedAt!.getTime()).toBeGreaterThan(Date.now() - 60_000);
+    expect(letter.headers['x-tenant']).toEqual(['acme']);
+    expect(letter.headers[DeadLetterHeaders.Handler]).toEqual(['Handler.handle']);
+    // Terminated after the copy was stored: nothing pending, nothing left to redeliver.
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'payments')).num_ack_pending === 0, {
+      timeoutMs: 5_000,
+      message: 'original settled',
+    });
+  });
+
+  it('sends terminal errors and invalid payloads to the dead-letter stream on the first attempt', async () => {
+    const { subject, dlqStream, dlq } = await setup('TERM');
+    let calls = 0;
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('t'), { durable: 'terminal', dlq })
+      async handle(order: Order) {
+        calls++;
+        if (order.id === 'reject') throw new TerminalError('order can never be billed');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('t'), { id: 'reject', qty: 1 });
+    await app.publisher.publish(subject('t'), { id: 'typo', qty: 'three' });
+    await app.publisher.publish(subject('t'), new TextEncoder().encode('not json'));
+    const letters = await deadLetters(app, dlqStream, 3);
+    const byReason = Object.fromEntries(letters.map((l) => [l.text(), l]));
+    expect(byReason['{"id":"reject","qty":1}'].reason).toBe('terminal');
+    expect(byReason['{"id":"reject","qty":1}'].error.name).toBe('TerminalError');
+    expect(byReason['{"id":"typo","qty":"three"}'].reason).toBe('invalid-payload');
+    expect(byReason['{"id":"typo","qty":"three"}'].error.message).toMatch(/qty/);
+    expect(byReason['not json'].reason).toBe('invalid-payload');
+    expect(letters.every((l) => l.attempts === 1)).toBe(true);
+    expect(calls).toBe(1);
+  });
+
+  it('honours retryable(): a non-retryable error is dead-lettered at once', async () => {
+    const { subject, dlqStream, dlq } = await setup('CLS');
+    let calls = 0;
+    class Permanent extends Error {}
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('c'), { durable: 'cls', dlq, retryable: (e) => !(e instanceof Permanent) })
+      async handle() {
+        calls++;
+        throw new Permanent('no such customer');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('c'), { id: 'x', qty: 1 });
+    const [letter] = await deadLetters(app, dlqStream, 1);
+    expect(letter.reason).toBe('terminal');
+    expect(calls).toBe(1);
+  });
+
+  it('loses nothing when the dead-letter publish fails: it retries until the stream is back', async () => {
+    const { subject, dlqStream, dlq } = await setup('DLQDOWN');
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('d'), { durable: 'down', dlq, retry: { maxAttempts: 1, initialDelayMs: 200, jitter: false } })
+      async handle() {
+        throw new TerminalError('always');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await client.jsm.streams.delete(dlqStream);
+    await app.publisher.publish(subject('d'), { id: 'precious', qty: 1 });
+    await waitFor(() => app.logger.find('dead-letter publish failed').length > 0, {
+      timeoutMs: 10_000,
+      message: 'a failed dead-letter publish',
+    });
+    await client.jsm.streams.add({ name: dlqStream, subjects: [dlq.subject] });
+    const letters = await deadLetters(app, dlqStream, 1);
+    expect(letters[0].text()).toBe('{"id":"precious","qty":1}');
+    expect(letters[0].attempts).toBeGreaterThan(1);
+  });
+
+  it('redrives a dead letter back to its subject, where the fixed handler takes it', async () => {
+    const { subject, dlqStream, dlq } = await setup('REDRIVE');
+    let broken = true;
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('r'), { durable: 'redrive', dlq })
+      async handle(order: Order) {
+        if (broken) throw new TerminalError('bug in handler');
+        handled.push(order.id);
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('r'), { id: 'r-1', qty: 2 }, { msgId: 'r-1' });
+    const [letter] = await deadLetters(app, dlqStream, 1);
+    broken = false;
+    const service = app.inner.app.get(DeadLetterService);
+    const result = await service.redrive(letter.seq, dlqStream);
+    expect(result.duplicate).toBe(false);
+    await waitFor(() => handled.includes('r-1'), { timeoutMs: 10_000, message: 'redriven message handled' });
+    expect(await service.peek(letter.seq, dlqStream)).toBeUndefined();
+    expect(await service.list({ stream: dlqStream })).toHaveLength(0);
+  });
+
+  it('purges dead letters by consumer', async () => {
+    const { subject, dlqStream, dlq } = await setup('PURGE');
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('p'), { durable: 'purge', dlq })
+      async handle() {
+        throw new TerminalError('x');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publishBatch([1, 2, 3].map((i) => ({ subject: subject('p'), payload: { i } })));
+    await deadLetters(app, dlqStream, 3);
+    const service = app.inner.app.get(DeadLetterService);
+    expect(await service.purge({ stream: dlqStream, consumer: 'purge' })).toBe(3);
+    expect(await service.list({ stream: dlqStream })).toHaveLength(0);
+  });
+});
+
+describe('exactly-once', () => {
+  it('stores a repeated msgId once and handles it once', async () => {
+    const { stream, subject } = await setup('EO');
+    const handled: number[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('e'), { durable: 'eo', delivery: 'exactly-once' })
+      async handle(_o: Order, ctx: EventContext) {
+        handled.push(ctx.sequence);
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const first = await app.publisher.publish(subject('e'), { id: 'e', qty: 1 }, { msgId: 'biz-key-1' });
+    const second = await app.publisher.publish(subject('e'), { id: 'e', qty: 1 }, { msgId: 'biz-key-1' });
+    expect(second).toEqual({ stream, seq: first.seq, duplicate: true });
+    await app.publisher.publish(subject('e'), { id: 'sentinel', qty: 1 });
+    await waitFor(() => handled.length === 2, { timeoutMs: 10_000, message: 'two distinct messages handled' });
+    expect(handled).toEqual([first.seq, first.seq + 1]);
+    expect((await client.jsm.streams.info(stream)).state.messages).toBe(2);
+  });
+
+  it('acks a redelivery whose record is done without running the handler, and re-runs one whose lease expired', async () => {
+    const { stream, subject } = await setup('EOREC');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('k'), { durable: 'eorec', delivery: 'exactly-once' })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    const kv = await new Kvm(client.nc).create('nestjs_jetstream_idempotency', { history: 1, ttl: 24 * 3600 * 1000 });
+    // A previous instance handled "done" but crashed before its ack reached the server, and
+    // died holding the lease of "crashed" mid-handler.
+    await kv.put(IdempotencyStore.key(stream, 'eorec', 'done-1'), JSON.stringify({ s: 'd', u: 0, o: 'old' }));
+    await kv.put(IdempotencyStore.key(stream, 'eorec', 'crashed-1'), JSON.stringify({ s: 'p', u: Date.now() - 1, o: 'old' }));
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('k'), { id: 'done', qty: 1 }, { msgId: 'done-1' });
+    await app.publisher.publish(subject('k'), { id: 'crashed', qty: 1 }, { msgId: 'crashed-1' });
+    await app.publisher.publish(subject('k'), { id: 'fresh', qty: 1 }, { msgId: 'fresh-1' });
+    await waitFor(() => handled.includes('fresh'), { timeoutMs: 10_000, message: 'sentinel handled' });
+    expect(handled).toEqual(['crashed', 'fresh']);
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eorec')).num_ack_pending === 0, {
+      timeoutMs: 5_000,
+      message: 'all three acked',
+    });
+    const record = await kv.get(IdempotencyStore.key(stream, 'eorec', 'crashed-1'));
+    expect(record?.json<{ s: string }>().s).toBe('d');
+  });
+
+  it('waits for a live lease held by another instance instead of running twice', async () => {
+    const { stream, subject } = await setup('EOLEASE');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('l'), { durable: 'eolease', delivery: 'exactly-once' })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    const kv = await new Kvm(client.nc).create('nestjs_jetstream_idempotency', { history: 1, ttl: 24 * 3600 * 1000 });
+    const key = IdempotencyStore.key(stream, 'eolease', 'busy-1');
+    await kv.put(key, JSON.stringify({ s: 'p', u: Date.now() + 1_500, o: 'other-instance' }));
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const t0 = Date.now();
+    await app.publisher.publish(subject('l'), { id: 'busy', qty: 1 }, { msgId: 'busy-1' });
+    await waitFor(() => handled.includes('busy'), { timeoutMs: 10_000, message: 'handled once the lease expired' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_000);
+    expect(handled).toEqual(['busy']);
+  });
+});
+
+describe('Nest pipeline', () => {
+  it('runs users’ interceptors and guards; a denying guard dead-letters with the reason', async () => {
+    const { subject, dlqStream, dlq } = await setup('PIPE');
+    const seen: string[] = [];
+    @Injectable()
+    class Spy implements NestInterceptor {
+      intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+        seen.push(`${context.getType()}:${isJetStreamContext(context)}:${(context.switchToRpc().getData() as Order).id}`);
+        return next.handle().pipe(tap(() => seen.push('after')));
+      }
+    }
+    @Injectable()
+    class OnlyAllowed implements CanActivate {
+      canActivate(context: ExecutionContext): boolean {
+        return (context.switchToRpc().getData() as Order).id !== 'denied';
+      }
+    }
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @UseGuards(OnlyAllowed)
+      @UseInterceptors(Spy)
+      @OnEvent(subject('g'), { durable: 'pipe', dlq })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler, Spy, OnlyAllowed]);
+    await app.publisher.publish(subject('g'), { id: 'denied', qty: 1 });
+    await app.publisher.publish(subject('g'), { id: 'ok', qty: 1 });
+    await waitFor(() => handled.includes('ok'), { timeoutMs: 10_000, message: 'allowed message handled' });
+    expect(seen).toEqual(['jetstream:true:ok', 'after']);
+    const [letter] = await deadLetters(app, dlqStream, 1);
+    expect(letter.reason).toBe('forbidden');
+    expect(letter.text()).toBe('{"id":"denied","qty":1}');
+  });
+
+  it('lets users place the built-in interceptors themselves without running them twice', async () => {
+    const { subject, dlqStream, dlq } = await setup('ORDERI');
+    const order: string[] = [];
+    @Injectable()
+    class Outer implements NestInterceptor {
+      intercept(_c: ExecutionContext, next: CallHandler): Observable<unknown> {
+        order.push('outer');
+        return next.handle();
+      }
+    }
+    let calls = 0;
+    @Injectable()
+    class Handler {
+      @UseInterceptors(JetStreamDeadLetterInterceptor, Outer, JetStreamRetryInterceptor)
+      @OnEvent(subject('o'), { durable: 'orderi', dlq, retry: { maxAttempts: 2, initialDelayMs: 100 } })
+      async handle() {
+        calls++;
+        throw new Error('fails');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler, Outer, JetStreamDeadLetterInterceptor, JetStreamRetryInterceptor]);
+    await app.publisher.publish(subject('o'), { id: 'x', qty: 1 });
+    const [letter] = await deadLetters(app, dlqStream, 1);
+    expect(letter.reason).toBe('exhausted');
+    expect(calls).toBe(2);
+    expect(order).toEqual(['outer', 'outer']);
+  });
+});
+
+describe('ordering with concurrency', () => {
+  it('keeps per-key order while different keys run in parallel, even across in-place retries', async () => {
+    const { subject } = await setup('ORD');
+    const perKey = new Map<string, number[]>();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let failedOnce = false;
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('*'), {
+        durable: 'ordered',
+        concurrency: 8,
+        orderBy: 'subject',
+        retry: { initialDelayMs: 50, jitter: false },
+      })
+      async handle(payload: { n: number }, ctx: EventContext) {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        try {
+          await new Promise((r) => setTimeout(r, (payload.n * 7) % 5));
+          if (ctx.subject.endsWith('.k1') && payload.n === 3 && !failedOnce) {
+            failedOnce = true;
+            throw new Error('transient');
+          }
+          const list = perKey.get(ctx.subject) ?? [];
+          list.push(payload.n);
+          perKey.set(ctx.subject, list);
+        } finally {
+          inFlight--;
+        }
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    const items = [];
+    for (let n = 0; n < 25; n++) for (const k of keys) items.push({ subject: subject(k), payload: { n } });
+    await app.publisher.publishBatch(items);
+    await waitFor(() => keys.every((k) => (perKey.get(subject(k))?.length ?? 0) === 25), {
+      timeoutMs: 20_000,
+      message: 'all 100 handled',
+    });
+    for (const k of keys) expect(perKey.get(subject(k))).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    expect(failedOnce).toBe(true);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(maxInFlight).toBeLessThanOrEqual(4);
+  });
+});
