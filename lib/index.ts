@@ -28,6 +28,7 @@ export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-l
 export { EventContext } from './consumer/event-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
+export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';
 export { JetStreamPublisher } from './producer/jetstream-publisher.js';
 export type {
   BatchItem,

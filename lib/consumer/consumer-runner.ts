@@ -10,6 +10,8 @@ export interface RunnerOptions {
   readonly handlerId: string;
   readonly concurrency: number;
   readonly prefetch: number;
+  /** The consumer's ack wait: long handler calls are kept alive with `working()` well within it. */
+  readonly ackWaitMs: number;
   /** Ordering key of a message and its decoded payload (parsed once, reused by the handler). */
   readonly orderKey?: (msg: JsMsg) => { key: string; decoded: unknown };
 }
@@ -23,7 +25,9 @@ export class ConsumerRunner {
   private loop?: Promise<void>;
   private stopping = false;
   private readonly gate: ConcurrencyGate;
-  private readonly inFlight = new Set<JsMsg>();
+  /** Messages whose handler call is running, with when it started. */
+  private readonly inFlight = new Map<JsMsg, number>();
+  private heartbeat?: NodeJS.Timeout;
   private idle?: () => void;
   private handled = 0;
   private readonly lanes?: OrderingLanes;
@@ -47,6 +51,7 @@ export class ConsumerRunner {
 
   async start(): Promise<void> {
     this.messages = await this.consumer.consume({ max_messages: this.options.prefetch });
+    this.startHeartbeat();
     this.watchStatus(this.messages).catch(() => undefined);
     this.loop = this.run(this.messages);
   }
@@ -58,6 +63,7 @@ export class ConsumerRunner {
   async stop(timeoutMs: number): Promise<void> {
     if (this.stopping) return this.loop;
     this.stopping = true;
+    await this.drainInbox();
     this.messages?.stop();
     this.gate.open();
     for (const item of this.lanes?.drain() ?? []) this.settlement.release(item.msg);
@@ -67,8 +73,9 @@ export class ConsumerRunner {
       this.logger.warn(
         `${this.options.handlerId}: ${this.inFlight.size} handler call(s) still running after ${timeoutMs} ms; handing their messages back for redelivery`,
       );
-      for (const msg of this.inFlight) this.settlement.release(msg);
+      for (const msg of this.inFlight.keys()) this.settlement.release(msg);
     }
+    clearInterval(this.heartbeat);
     await this.loop;
   }
 
@@ -90,7 +97,7 @@ export class ConsumerRunner {
           this.settlement.release(msg);
           continue;
         }
-        this.inFlight.add(msg);
+        this.inFlight.set(msg, Date.now());
         void this.process(msg);
       }
     } catch (err) {
@@ -123,7 +130,7 @@ export class ConsumerRunner {
         if (this.stopping) {
           this.settlement.release(item.msg);
         } else {
-          this.inFlight.add(item.msg);
+          this.inFlight.set(item.msg, Date.now());
           await this.handle(item.msg, item.decoded);
         }
         item = this.lanes!.next(key);
@@ -162,6 +169,45 @@ export class ConsumerRunner {
       this.gate.release();
       if (this.idle && this.inFlight.size === 0) this.idle();
     }
+  }
+
+  /**
+   * Stops new deliveries without dropping the ones already on the wire: an unsubscribe alone
+   * would discard messages the server sent for the open pull request, leaving them stuck until
+   * their ack wait ran out. Draining the inbox (UNSUB, then a flush round trip) lets those
+   * arrive; the loop hands each back at once because `stopping` is set. The client keeps the
+   * subscription private, hence the guarded reach for it.
+   */
+  private async drainInbox(): Promise<void> {
+    const sub = (this.messages as unknown as { sub?: { drain?: () => Promise<void>; isClosed?: () => boolean } } | undefined)?.sub;
+    if (!sub?.drain || sub.isClosed?.()) return;
+    try {
+      await sub.drain();
+    } catch {
+      // Connection closing or already drained: nothing more can arrive anyway.
+    }
+  }
+
+  /**
+   * One timer per consumer, not per message: handler calls running longer than a third of the
+   * ack wait get a `working()`, so a slow handler is never redelivered to another instance
+   * while it is still running.
+   */
+  private startHeartbeat(): void {
+    const every = Math.max(100, Math.floor(this.options.ackWaitMs / 3));
+    this.heartbeat = setInterval(() => {
+      const due = Date.now() - every;
+      for (const [msg, started] of this.inFlight) {
+        if (started <= due) {
+          try {
+            msg.working();
+          } catch {
+            // Connection gone: the server redelivers after the ack wait; nothing to keep alive.
+          }
+        }
+      }
+    }, every);
+    this.heartbeat.unref();
   }
 
   private waitIdle(timeoutMs: number): Promise<boolean> {

@@ -3,7 +3,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { EventContext, type ConsumerDescriptor } from '../consumer/event-context.js';
 import type { DeliveryMode } from '../decorators/on-event-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
-import type { PayloadBinder } from '../serialization/payload-binder.js';
+import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
 import type { DeadLetterReason } from './failure-policy.js';
 import type { HandlerInvoker } from './handler-invoker.js';
@@ -31,7 +31,7 @@ export class Dispatcher {
   constructor(
     descriptor: Omit<ConsumerDescriptor, 'runtime'>,
     private readonly runtime: HandlerRuntime,
-    private readonly bind: PayloadBinder,
+    private readonly decoder: PayloadDecoder,
     private readonly invoke: HandlerInvoker,
     private readonly settlement: Settlement,
     private readonly options: DispatcherOptions,
@@ -126,13 +126,12 @@ export class Dispatcher {
     await this.settleFailure(msg, ctx, outcome);
   }
 
-  /** Binds and invokes; never throws. */
+  /** Decodes and invokes the pipeline (which binds and validates); never throws. */
   private async run(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<Outcome> {
     for (;;) {
       let result: unknown;
       try {
-        let payload = decoded === NOT_DECODED ? this.bind.fromBytes(msg.data) : this.bind.fromDecoded(decoded);
-        if (payload instanceof Promise) payload = await payload;
+        const payload = decoded === NOT_DECODED ? this.decoder.decode(msg.data) : decoded;
         result = await this.invoke(payload, ctx);
       } catch (error) {
         if (error instanceof RetryScheduled && this.options.retryInPlace) {

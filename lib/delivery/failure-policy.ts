@@ -1,4 +1,4 @@
-import { ForbiddenException } from '@nestjs/common';
+import { ForbiddenException, HttpException } from '@nestjs/common';
 import type { ResolvedHandlerOptions } from '../decorators/on-event-options.js';
 import { RetryableError, TerminalError } from '../errors/handler-errors.js';
 import { PayloadValidationError } from '../errors/jetstream-errors.js';
@@ -24,6 +24,11 @@ export class FailurePolicy {
     if (delivery === 'at-most-once') return { action: 'dead-letter', reason: 'at-most-once' };
     if (error instanceof PayloadValidationError) return { action: 'dead-letter', reason: 'invalid-payload' };
     if (error instanceof ForbiddenException) return { action: 'dead-letter', reason: 'forbidden' };
+    // A pipe or guard of the user's rejecting the input (e.g. Nest's ValidationPipe throws
+    // BadRequestException): a client error, which no retry can fix.
+    if (error instanceof HttpException && error.getStatus() >= 400 && error.getStatus() < 500 && error.getStatus() !== 408 && error.getStatus() !== 429) {
+      return { action: 'dead-letter', reason: error.getStatus() === 400 ? 'invalid-payload' : 'terminal' };
+    }
     if (error instanceof TerminalError) return { action: 'dead-letter', reason: 'terminal' };
     if (retryable && !(error instanceof RetryableError) && !safeRetryable(retryable, error)) {
       return { action: 'dead-letter', reason: 'terminal' };

@@ -1,5 +1,5 @@
-import type { NestInterceptor } from '@nestjs/common';
-import { EXCEPTION_FILTERS_METADATA, INTERCEPTORS_METADATA } from '@nestjs/common/constants.js';
+import type { NestInterceptor, PipeTransform } from '@nestjs/common';
+import { EXCEPTION_FILTERS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import type { EventContext } from '../consumer/event-context.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
@@ -10,26 +10,45 @@ export type HandlerInvoker = (payload: unknown, ctx: EventContext) => Promise<un
 
 type Method = (...args: unknown[]) => unknown;
 
+export interface BuiltIns {
+  readonly deadLetter: JetStreamDeadLetterInterceptor;
+  readonly retry: JetStreamRetryInterceptor;
+  /** Binds and validates the payload class; undefined when the payload type has no class. */
+  readonly payloadPipe: PipeTransform | undefined;
+}
+
+// Route-args metadata of our own: it declares the payload as the one pipeable parameter, so the
+// event context never passes through pipes (a global ValidationPipe would rebuild it). Type 3 is
+// Nest's RouteParamtypes.BODY: pipes see `type: 'body'`, the message body, and a global
+// ValidationPipe validates it as it would a request body.
+const PAYLOAD_ARGS_METADATA = 'nestjs-jetstream:payload-args';
+const BODY = 3;
+const payloadParams = { exchangeKeyForValue: (_type: number, _data: unknown, args: unknown[]) => args[0] };
+
 /**
- * Built once per handler: guards, interceptors and exception filters declared on the method,
- * its class or globally wrap every call, exactly as they would an HTTP route. The arguments are
- * `(payload, ctx)`, so `context.switchToRpc().getData()` is the payload.
- *
- * The dead-letter and retry interceptors go first on the method, unless the method or its class
- * already lists them (or subclasses of them): that is how users reorder or replace them.
+ * Built once per handler: the Nest pipeline a route would get. Guards, then interceptors (the
+ * built-in dead-letter and retry ones first on the method, unless the method or class lists
+ * them itself: that is how users reorder or replace them), then pipes on the payload (global,
+ * class, method, then the payload class binding), then the handler with `(payload, ctx)`.
  */
 export function createHandlerInvoker(
   contextCreator: ExternalContextCreator,
   appConfig: ApplicationConfig,
   instance: object,
   methodName: string,
-  builtIns: { deadLetter: JetStreamDeadLetterInterceptor; retry: JetStreamRetryInterceptor },
+  builtIns: BuiltIns,
 ): HandlerInvoker {
   const original = (instance as Record<string, Method>)[methodName];
-  const callback = withBuiltInInterceptors(instance, original, builtIns);
+  const applyPipes = createPipes(contextCreator, appConfig, instance, original, methodName, builtIns.payloadPipe);
+  const stand = standIn(original, applyPipes);
+  copyMetadata(original, stand);
+  const interceptors = builtInInterceptors(instance, original, builtIns);
+  if (interceptors.length) Reflect.defineMetadata(INTERCEPTORS_METADATA, [...interceptors, ...listed(original, INTERCEPTORS_METADATA)], stand);
+  // Pipes run inside the stand-in, on the payload only.
+  Reflect.defineMetadata(PIPES_METADATA, [], stand);
   return contextCreator.create(
     instance,
-    callback,
+    stand,
     methodName,
     undefined,
     undefined,
@@ -42,41 +61,81 @@ export function createHandlerInvoker(
   );
 }
 
+/** What the pipeline calls instead of the method: pipes on the payload, then the method. */
+function standIn(original: Method, applyPipes: ((payload: unknown) => Promise<unknown>) | undefined): Method {
+  if (!applyPipes) {
+    return function (this: unknown, ...args: unknown[]) {
+      return original.apply(this, args);
+    };
+  }
+  return async function (this: unknown, payload: unknown, ctx: unknown) {
+    return original.call(this, await applyPipes(payload), ctx);
+  };
+}
+
 /**
- * A stand-in for the method carrying the same metadata plus the built-in interceptors, so the
- * user's class is never modified (two applications in one process may share it).
+ * The payload's pipes as Nest would resolve them (global, class, method, with DI), run through a
+ * second, pipes-only context whose one parameter is the payload. Undefined when there are none.
  */
-function withBuiltInInterceptors(
+function createPipes(
+  contextCreator: ExternalContextCreator,
+  appConfig: ApplicationConfig,
   instance: object,
   original: Method,
-  builtIns: { deadLetter: JetStreamDeadLetterInterceptor; retry: JetStreamRetryInterceptor },
-): Method {
-  const declared = [
-    ...listed(instance.constructor),
-    ...listed(original),
-  ];
+  methodName: string,
+  payloadPipe: PipeTransform | undefined,
+): ((payload: unknown) => Promise<unknown>) | undefined {
+  const declared = appConfig.getGlobalPipes().length + listed(instance.constructor, PIPES_METADATA).length + listed(original, PIPES_METADATA).length;
+  if (declared === 0 && !payloadPipe) return undefined;
+  const capture = function (payload: unknown) {
+    return payload;
+  };
+  Reflect.defineMetadata(PIPES_METADATA, [...listed(original, PIPES_METADATA), ...(payloadPipe ? [payloadPipe] : [])], capture);
+  const host = paramsHost(instance, methodName);
+  if (!Reflect.hasOwnMetadata(PAYLOAD_ARGS_METADATA, host, methodName)) {
+    Reflect.defineMetadata(PAYLOAD_ARGS_METADATA, { [`${BODY}:0`]: { index: 0, data: undefined, pipes: [] } }, host, methodName);
+  }
+  return contextCreator.create(
+    instance,
+    capture,
+    methodName,
+    PAYLOAD_ARGS_METADATA,
+    payloadParams,
+    undefined,
+    undefined,
+    { guards: false, interceptors: false, filters: false },
+    JETSTREAM_CONTEXT_TYPE,
+  );
+}
+
+// The class whose prototype declares the method: where Nest reads parameter metadata from.
+function paramsHost(instance: object, methodName: string): object {
+  let proto = Object.getPrototypeOf(instance) as object | null;
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, methodName)) proto = Object.getPrototypeOf(proto) as object | null;
+  return (proto?.constructor ?? instance.constructor) as object;
+}
+
+function builtInInterceptors(instance: object, original: Method, builtIns: BuiltIns): NestInterceptor[] {
+  const declared = [...listed(instance.constructor, INTERCEPTORS_METADATA), ...listed(original, INTERCEPTORS_METADATA)];
   const has = (type: abstract new (...args: never[]) => unknown) =>
     declared.some((i) => i === type || (typeof i === 'function' && i.prototype instanceof type) || i instanceof type);
   const missing: NestInterceptor[] = [];
   if (!has(JetStreamDeadLetterInterceptor)) missing.push(builtIns.deadLetter);
   if (!has(JetStreamRetryInterceptor)) missing.push(builtIns.retry);
-  if (missing.length === 0) return original;
-  const stand: Method = function (this: unknown, ...args: unknown[]) {
-    return original.apply(this, args);
-  };
-  Object.defineProperty(stand, 'name', { value: original.name });
-  for (const key of Reflect.getMetadataKeys(original)) {
-    Reflect.defineMetadata(key, Reflect.getMetadata(key, original), stand);
-  }
-  Reflect.defineMetadata(INTERCEPTORS_METADATA, [...missing, ...listed(original)], stand);
-  return stand;
+  return missing;
 }
 
-function listed(target: object): unknown[] {
-  return (Reflect.getMetadata(INTERCEPTORS_METADATA, target) as unknown[] | undefined) ?? [];
+/** The stand-in carries the method's metadata, so `Reflector` calls on `getHandler()` still work. */
+function copyMetadata(from: Method, to: Method): void {
+  Object.defineProperty(to, 'name', { value: from.name });
+  for (const key of Reflect.getMetadataKeys(from)) Reflect.defineMetadata(key, Reflect.getMetadata(key, from), to);
+}
+
+function listed(target: object, key: string): unknown[] {
+  return (Reflect.getMetadata(key, target) as unknown[] | undefined) ?? [];
 }
 
 function hasExceptionFilters(appConfig: ApplicationConfig, instance: object, callback: object): boolean {
-  const own = (target: object) => ((Reflect.getMetadata(EXCEPTION_FILTERS_METADATA, target) as unknown[] | undefined) ?? []).length > 0;
+  const own = (target: object) => listed(target, EXCEPTION_FILTERS_METADATA).length > 0;
   return appConfig.getGlobalFilters().length > 0 || own(instance.constructor) || own(callback);
 }

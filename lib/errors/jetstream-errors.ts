@@ -91,9 +91,10 @@ export class PublishTimeoutError extends JetStreamModuleError {
     readonly subject: string,
     readonly timeoutMs: number,
     cause?: unknown,
+    readonly attempts = 1,
   ) {
     super(
-      `Publish to "${subject}" was not acknowledged within ${timeoutMs} ms; it may or may not be stored (publish again with the same msgId to be safe)`,
+      `Publish to "${subject}" was not acknowledged ${attempts > 1 ? `after ${attempts} attempts of ${timeoutMs} ms each` : `within ${timeoutMs} ms`}; it may or may not be stored (publish again with the same msgId to be safe)`,
       { cause },
     );
   }

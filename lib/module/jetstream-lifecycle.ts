@@ -17,7 +17,8 @@ import type { DiscoveredHandler, HandlerPlan } from '../discovery/handler-plan.j
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
-import { createPayloadBinder } from '../serialization/payload-binder.js';
+import { createPayloadDecoder } from '../serialization/payload-decoder.js';
+import { JetStreamPayloadPipe } from '../serialization/payload-validation.pipe.js';
 import { hostname } from 'node:os';
 import { EventContext } from '../consumer/event-context.js';
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
@@ -81,7 +82,8 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
         this.connection.serverAtLeast(2, 10, 4),
         this.options.publishTimeoutMs,
       );
-      const builtIns = { deadLetter: new JetStreamDeadLetterInterceptor(), retry: new JetStreamRetryInterceptor() };
+      const interceptors = { deadLetter: new JetStreamDeadLetterInterceptor(), retry: new JetStreamRetryInterceptor() };
+      const payloadPipe = new JetStreamPayloadPipe(this.options.validation, this.options.transform);
       const store = plans.some((p) => p.options.delivery === 'exactly-once')
         ? await IdempotencyStore.open(
             this.connection.nc,
@@ -98,7 +100,7 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
           await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
           ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
         }
-        const binder = createPayloadBinder(plan.payloadType, this.options);
+        const decoder = createPayloadDecoder(plan.payloadType);
         const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
         const dispatcher = new Dispatcher(
           { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
@@ -106,8 +108,11 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
             policy: new FailurePolicy(plan.options),
             sink: target ? new DeadLetterSink(this.publisher, target) : undefined,
           },
-          binder,
-          createHandlerInvoker(this.contextCreator, this.appConfig, plan.instance, plan.methodName, builtIns),
+          decoder,
+          createHandlerInvoker(this.contextCreator, this.appConfig, plan.instance, plan.methodName, {
+            ...interceptors,
+            payloadPipe: JetStreamPayloadPipe.appliesTo(plan.payloadType) ? payloadPipe : undefined,
+          }),
           settlement,
           {
             delivery: plan.options.delivery,
@@ -125,7 +130,8 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
             handlerId: plan.handlerId,
             concurrency: plan.options.concurrency,
             prefetch: plan.options.prefetch,
-            orderKey: ordered ? createOrderKey(plan, provisioned.name, binder.raw) : undefined,
+            ackWaitMs: plan.options.ackWaitMs,
+            orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
           },
           this.logger,
         );

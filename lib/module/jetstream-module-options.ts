@@ -20,8 +20,8 @@ export interface JetStreamModuleOptions {
   connection?: NatsConnectionOptions;
   /** Streams created when missing and updated when the change is allowed. */
   streams?: StreamDefinition[];
-  /** Defaults for every `@OnEvent` handler of the application. */
-  defaults?: Partial<OnEventOptions>;
+  /** Defaults for every `@OnEvent` handler of the application (a durable name is per handler). */
+  defaults?: Partial<Omit<OnEventOptions, 'durable'>>;
   /** Time in-flight handlers get to finish on shutdown; default 10 000 ms. */
   shutdownTimeoutMs?: number;
   /** Default publish acknowledgement timeout; default 5 000 ms. */
@@ -45,7 +45,7 @@ export interface ResolvedModuleOptions {
   readonly servers: string[];
   readonly connection: NatsConnectionOptions;
   readonly streams: StreamDefinition[];
-  readonly defaults: Partial<OnEventOptions>;
+  readonly defaults: Partial<Omit<OnEventOptions, 'durable'>>;
   readonly shutdownTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly validation: ValidatorOptions | false;

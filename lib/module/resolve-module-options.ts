@@ -12,6 +12,10 @@ export function resolveModuleOptions(
     throw new InvalidOptionsError('JetStreamModule options must be an object');
   }
   const opts = options ?? {};
+  if (opts.defaults && 'durable' in opts.defaults) {
+    // One durable shared by every handler would split each handler's messages between them.
+    throw new InvalidOptionsError('defaults.durable is not allowed: a durable name belongs to one handler; set it on each @OnEvent');
+  }
   return {
     servers: resolveServers(opts.servers, env),
     connection: { ...(opts.connection ?? {}) },

@@ -81,7 +81,7 @@ export class JetStreamPublisher {
       );
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      throw toPublishError(err, subject, timeoutMs * (this.options.publishRetries + 1));
+      throw toPublishError(err, subject, timeoutMs, this.options.publishRetries + 1);
     }
   }
 

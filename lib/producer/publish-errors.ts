@@ -10,13 +10,13 @@ import {
 } from '../errors/jetstream-errors.js';
 
 /** Turns the client's errors into the module's typed ones, each naming the subject. */
-export function toPublishError(err: unknown, subject: string, timeoutMs: number): Error {
+export function toPublishError(err: unknown, subject: string, timeoutMs: number, attempts = 1): Error {
   if (err instanceof JetStreamModuleError) return err;
   // The client reports "no responders" (no stream listens on the subject) as JetStream missing.
   if (isNoResponders(err)) {
     return new NoStreamForSubjectError(subject, err);
   }
-  if (err instanceof natsErrors.TimeoutError) return new PublishTimeoutError(subject, timeoutMs, err);
+  if (err instanceof natsErrors.TimeoutError) return new PublishTimeoutError(subject, timeoutMs, err, attempts);
   if (err instanceof natsErrors.ClosedConnectionError || err instanceof natsErrors.DrainingConnectionError) {
     return new ConnectionClosedError(`publish to "${subject}"`, err);
   }

@@ -12,7 +12,13 @@ export function diffConfig(desired: object, actual: object, ignore: readonly str
   return changed;
 }
 
+// The server leaves zero values (false, 0, '', empty lists) out of the config it returns.
+function isZero(v: unknown): boolean {
+  return v === undefined || v === null || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0);
+}
+
 function sameValue(x: unknown, y: unknown): boolean {
+  if (isZero(x) && isZero(y)) return true;
   if (Array.isArray(x) && Array.isArray(y)) {
     // Subject lists and similar are sets to the server: order is not a change.
     if (x.length !== y.length) return false;

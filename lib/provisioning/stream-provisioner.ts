@@ -2,14 +2,16 @@ import { Logger } from '@nestjs/common';
 import { nanos } from '@nats-io/transport-node';
 import { JetStreamApiError, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { subjectCovers } from '../producer/subject-validation.js';
+import { DEFAULT_DEAD_LETTER_STREAM } from '../dead-letters/dead-letter-target.js';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
 import type { StreamDefinition } from '../module/jetstream-module-options.js';
 import { diffConfig } from './config-diff.js';
 
-// Fields the server refuses to change on an existing stream (nats-server stream.go
-// checkStreamCfg / update validation). Named up front so the error says which one.
-const IMMUTABLE_STREAM_FIELDS = ['storage', 'retention', 'mirror', 'sources_immutable', 'max_consumers_immutable'];
+// Fields the server refuses to change on an existing stream (nats-server stream.go update
+// validation). Named up front so the error says which one. Retention is special: limits and
+// interest switch in place (2.10+), but nothing moves to or from work-queue.
+const IMMUTABLE_STREAM_FIELDS = ['storage', 'mirror'];
 
 /** Creates missing streams, updates changed ones, and refuses changes the server cannot make. */
 export class StreamProvisioner {
@@ -37,7 +39,12 @@ export class StreamProvisioner {
     }
     const changed = diffConfig(desired, existing.config, ['name']);
     if (changed.length === 0) return existing;
-    const immutable = changed.filter((f) => IMMUTABLE_STREAM_FIELDS.includes(f));
+    const immutable = changed.filter(
+      (f) =>
+        IMMUTABLE_STREAM_FIELDS.includes(f) ||
+        (f === 'retention' &&
+          (desired.retention === RetentionPolicy.Workqueue || existing.config.retention === RetentionPolicy.Workqueue)),
+    );
     if (immutable.length > 0) {
       throw new StreamConfigDriftError(
         desired.name,
@@ -61,7 +68,9 @@ export class StreamProvisioner {
   async ensureDeadLetterStream(stream: string, subject: string, maxAgeMs: number): Promise<void> {
     const existing = await this.info(stream);
     if (!existing) {
-      const subjects = subject.startsWith('dlq.') ? ['dlq.>'] : [subject];
+      // Only the default stream claims the whole `dlq.>` namespace; a named one takes just its
+      // subject, so several dead-letter streams can live side by side.
+      const subjects = stream === DEFAULT_DEAD_LETTER_STREAM && subject.startsWith('dlq.') ? ['dlq.>'] : [subject];
       await this.ensure({
         name: stream,
         subjects,

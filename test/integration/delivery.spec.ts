@@ -1,5 +1,18 @@
 import 'reflect-metadata';
-import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import {
+  Injectable,
+  UseGuards,
+  UseInterceptors,
+  UsePipes,
+  ValidationPipe,
+  type ArgumentMetadata,
+  type CallHandler,
+  type CanActivate,
+  type ExecutionContext,
+  type NestInterceptor,
+  type PipeTransform,
+} from '@nestjs/common';
+import { APP_PIPE } from '@nestjs/core';
 import { IsInt, IsString } from 'class-validator';
 import { Kvm } from '@nats-io/kv';
 import { tap, type Observable } from 'rxjs';
@@ -384,6 +397,90 @@ describe('Nest pipeline', () => {
     expect(letter.reason).toBe('exhausted');
     expect(calls).toBe(2);
     expect(order).toEqual(['outer', 'outer']);
+  });
+});
+
+describe('pipes', () => {
+  it('runs the user’s pipes on the payload only, before the class binding', async () => {
+    const { subject } = await setup('PIPES');
+    const metas: Array<{ type: unknown; metatype: unknown }> = [];
+    @Injectable()
+    class Upper implements PipeTransform {
+      transform(value: { id: string; qty: number }, metadata: ArgumentMetadata) {
+        metas.push({ type: metadata.type, metatype: metadata.metatype });
+        return { ...value, id: value.id.toUpperCase() };
+      }
+    }
+    const got: Array<{ order: Order; isOrder: boolean; ctx: boolean }> = [];
+    @Injectable()
+    class Handler {
+      @UsePipes(Upper)
+      @OnEvent(subject('p'))
+      async handle(order: Order, ctx: EventContext) {
+        got.push({ order, isOrder: order instanceof Order, ctx: ctx instanceof EventContext && ctx.subject === subject('p') });
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler, Upper]);
+    await app.publisher.publish(subject('p'), { id: 'abc', qty: 2 });
+    await waitFor(() => got.length === 1, { timeoutMs: 10_000, message: 'handled' });
+    expect(got[0]).toMatchObject({ order: { id: 'ABC', qty: 2 }, isOrder: true, ctx: true });
+    expect(metas).toEqual([{ type: 'body', metatype: Order }]);
+  });
+
+  it('works with a global ValidationPipe: the context is untouched and a rejection is dead-lettered', async () => {
+    const { subject, dlqStream, dlq } = await setup('GVP');
+    const got: Array<{ order: Order; ctxOk: boolean }> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('v'), { durable: 'gvp', dlq })
+      async handle(order: Order, ctx: EventContext) {
+        got.push({ order, ctxOk: ctx instanceof EventContext && ctx.sequence > 0 });
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl(), validation: false }, [
+      Handler,
+      { provide: APP_PIPE, useValue: new ValidationPipe({ transform: true }) },
+    ]);
+    await app.publisher.publish(subject('v'), { id: 'bad', qty: 'x' });
+    await app.publisher.publish(subject('v'), { id: 'good', qty: 1 });
+    await waitFor(() => got.length === 1, { timeoutMs: 10_000, message: 'good one handled' });
+    expect(got[0].order).toBeInstanceOf(Order);
+    expect(got[0].ctxOk).toBe(true);
+    const [letter] = await deadLetters(app, dlqStream, 1);
+    expect(letter.reason).toBe('invalid-payload');
+    expect(letter.error.name).toBe('BadRequestException');
+  });
+});
+
+describe('long handlers', () => {
+  it('keep their message with working() past the ack wait: no redelivery while running', async () => {
+    const { stream, subject } = await setup('LONG');
+    const deliveries: number[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('l'), { durable: 'long', ackWaitMs: 600 })
+      async handle(_o: Order, ctx: EventContext) {
+        deliveries.push(ctx.deliveryCount);
+        await released;
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('l'), { id: 'slow', qty: 1 });
+    await waitFor(() => deliveries.length === 1, { timeoutMs: 10_000, message: 'handler started' });
+    // Three ack waits pass while the handler runs; the server must not hand the message out again.
+    const started = Date.now();
+    await waitFor(() => Date.now() - started >= 1_800, { timeoutMs: 5_000, intervalMs: 100, message: 'three ack waits' });
+    const during = await client.jsm.consumers.info(stream, 'long');
+    expect(during.num_redelivered).toBe(0);
+    expect(deliveries).toEqual([1]);
+    release();
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'long')).ack_floor.stream_seq === 1, {
+      timeoutMs: 5_000,
+      message: 'acked after finishing',
+    });
+    expect(deliveries).toEqual([1]);
   });
 });
 

@@ -1,0 +1,117 @@
+import 'reflect-metadata';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+import { CheckoutService } from './checkout/checkout.service.js';
+import { OrderTracker, type SummaryRow } from './tracking/order-tracker.service.js';
+
+const ORDER_COUNT = 5;
+const DEADLINE_MS = Number(process.env.SAMPLE_DEADLINE_MS ?? 20_000);
+const CLOSE_TIMEOUT_MS = 10_000;
+
+const logger = new Logger('OrdersSample');
+
+// The durables the tracker counts for, as declared by each handler's @OnEvent.
+const HANDLERS: Record<SummaryRow['handler'], { method: string; subject: string }> = {
+  billing: { method: 'BillingService.charge', subject: 'orders.created' },
+  shipping: { method: 'ShippingService.ship', subject: 'orders.created' },
+  audit: { method: 'AuditService.record', subject: 'orders.>' },
+};
+
+async function main(): Promise<number> {
+  let app: INestApplicationContext;
+  try {
+    // No HTTP server: a standalone application context is all an event-driven worker needs.
+    // abortOnError: false makes a failed startup throw here instead of exiting the process.
+    app = await NestFactory.createApplicationContext(AppModule, {
+      abortOnError: false,
+      logger: ['fatal', 'error', 'warn', 'log'],
+    });
+  } catch (err) {
+    logger.error(`The application could not start: ${describe(err)}`);
+    return 1;
+  }
+  // SIGINT/SIGTERM close the app: consumers stop, in-flight handlers finish, the connection drains.
+  app.enableShutdownHooks();
+
+  let ok = false;
+  try {
+    const placed = await app.get(CheckoutService).placeOrders(ORDER_COUNT);
+    logger.log(
+      `run ${placed.runId}: published ${placed.orderIds.length} orders.created and 1 orders.cancelled; waiting up to ${DEADLINE_MS} ms for billing, shipping and audit`,
+    );
+    const tracker = app.get(OrderTracker);
+    ok = await tracker.waitUntilComplete(DEADLINE_MS);
+    printSummary(placed.runId, tracker.summary(), tracker.ignored);
+    if (!ok) {
+      const missing = tracker
+        .summary()
+        .filter((r) => r.handled < r.expected)
+        .map((r) => `${r.handler} ${r.handled}/${r.expected}`)
+        .join(', ');
+      logger.error(`Deadline of ${DEADLINE_MS} ms passed before every handler was done (${missing})`);
+    }
+  } catch (err) {
+    logger.error(`The sample failed: ${describe(err)}`);
+  } finally {
+    await closeApp(app);
+  }
+  return ok ? 0 : 1;
+}
+
+function printSummary(runId: string, rows: SummaryRow[], ignored: number): void {
+  const header = ['handler', 'subject', 'durable', 'handled', 'expected', 'retries'];
+  const body = rows.map((r) => [
+    HANDLERS[r.handler].method,
+    HANDLERS[r.handler].subject,
+    r.handler,
+    String(r.handled),
+    String(r.expected),
+    String(r.retries),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
+  const out = [
+    '',
+    `Summary of run ${runId}`,
+    line(header),
+    rule,
+    ...body.map(line),
+    '',
+  ];
+  if (ignored > 0) {
+    out.push(`(${ignored} ${ignored === 1 ? 'delivery' : 'deliveries'} of events from earlier runs acknowledged and not counted)`, '');
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function closeApp(app: INestApplicationContext): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`app.close() took longer than ${CLOSE_TIMEOUT_MS} ms`)), CLOSE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([app.close(), timeout]);
+  } catch (err) {
+    logger.error(`Shutdown failed: ${describe(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Everything is closed by now; if some handle still holds the event loop, do not hang.
+    setTimeout(() => process.exit(code), 2_000).unref();
+  },
+  (err: unknown) => {
+    logger.error(`Unexpected failure: ${describe(err)}`);
+    process.exit(1);
+  },
+);
