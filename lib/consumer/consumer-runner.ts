@@ -150,6 +150,7 @@ export class ConsumerRunner {
     try {
       await this.dispatcher.dispatch(msg, decoded);
     } catch (err) {
+      // dispatch settles every outcome itself; reaching here is a bug, never a reason to ack.
       this.logger.error(`${this.options.handlerId}: unexpected dispatch failure on seq ${msg.seq}: ${describeCause(err)}`);
     } finally {
       this.handled++;
@@ -158,17 +159,9 @@ export class ConsumerRunner {
   }
 
   private async process(msg: JsMsg): Promise<void> {
-    try {
-      await this.dispatcher.dispatch(msg, NOT_DECODED);
-    } catch (err) {
-      // dispatch settles every outcome itself; reaching here is a bug, never a reason to ack.
-      this.logger.error(`${this.options.handlerId}: unexpected dispatch failure on seq ${msg.seq}: ${describeCause(err)}`);
-    } finally {
-      this.handled++;
-      this.inFlight.delete(msg);
-      this.gate.release();
-      if (this.idle && this.inFlight.size === 0) this.idle();
-    }
+    await this.handle(msg, NOT_DECODED);
+    this.gate.release();
+    if (this.idle && this.inFlight.size === 0) this.idle();
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { ResolvedHandlerOptions } from '../decorators/on-event-options.js';
+import type { HandlerInvoker } from '../delivery/handler-invoker.js';
 
 /** A discovered handler method, before its stream is known. */
 export interface DiscoveredHandler {
@@ -12,7 +13,20 @@ export interface DiscoveredHandler {
   readonly payloadType: unknown;
 }
 
-/** A handler with its stream resolved: everything needed to provision and run its consumer. */
-export interface HandlerPlan extends DiscoveredHandler {
+/**
+ * What the consumer engine needs to run a handler, whoever found it: `@OnEvent` discovery or
+ * the microservices server strategy's `@EventPattern` handlers.
+ */
+export interface HandlerRegistration {
+  readonly handlerId: string;
+  readonly subject: string;
+  readonly options: ResolvedHandlerOptions;
+  readonly payloadType: unknown;
+  /** The handler's whole pipeline, built once. */
+  readonly invoke: HandlerInvoker;
+}
+
+/** A registration with its stream resolved: everything needed to provision and run its consumer. */
+export interface HandlerPlan extends HandlerRegistration {
   readonly stream: string;
 }

@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { nanos } from '@nats-io/transport-node';
-import { JetStreamApiError, RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
+import { RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
 import { subjectCovers } from '../producer/subject-validation.js';
 import { DEFAULT_DEAD_LETTER_STREAM } from '../dead-letters/dead-letter-target.js';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { streamInfoOrUndefined } from './stream-info.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
 import type { StreamDefinition } from '../module/jetstream-module-options.js';
 import { diffConfig } from './config-diff.js';
@@ -89,14 +90,10 @@ export class StreamProvisioner {
     await this.ensure({ ...existing.config, name: stream, subjects: [...subjects, subject] });
   }
 
-  private async info(name: string): Promise<StreamInfo | undefined> {
-    try {
-      return await this.connection.jsm.streams.info(name);
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10059) return undefined;
-      throw err;
-    }
+  private info(name: string): Promise<StreamInfo | undefined> {
+    return streamInfoOrUndefined(this.connection.jsm, name);
   }
+
 }
 
 function show(config: object, field: string): string {

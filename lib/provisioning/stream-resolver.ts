@@ -1,5 +1,6 @@
-import { JetStreamApiError, type StreamInfo } from '@nats-io/jetstream';
+import type { StreamInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { streamInfoOrUndefined } from './stream-info.js';
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import { subjectCovers, subjectsOverlap } from '../producer/subject-validation.js';
 
@@ -49,14 +50,10 @@ export class StreamResolver {
     return this.streams;
   }
 
-  private async info(name: string): Promise<StreamInfo | undefined> {
-    try {
-      return await this.connection.jsm.streams.info(name);
-    } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10059) return undefined;
-      throw err;
-    }
+  private info(name: string): Promise<StreamInfo | undefined> {
+    return streamInfoOrUndefined(this.connection.jsm, name);
   }
+
 }
 
 function subjectsOf(info: StreamInfo): string[] {

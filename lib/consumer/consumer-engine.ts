@@ -1,0 +1,179 @@
+import type { Logger } from '@nestjs/common';
+import type { JsMsg } from '@nats-io/jetstream';
+import { hostname } from 'node:os';
+import type { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
+import { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
+import { Dispatcher, NOT_DECODED } from '../delivery/dispatcher.js';
+import { FailurePolicy } from '../delivery/failure-policy.js';
+import { IdempotencyStore } from '../delivery/idempotency-store.js';
+import { Settlement } from '../delivery/settlement.js';
+import type { HandlerPlan, HandlerRegistration } from '../discovery/handler-plan.js';
+import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
+import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
+import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
+import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
+import { StreamResolver } from '../provisioning/stream-resolver.js';
+import { decodeJson } from '../serialization/codec.js';
+import { createPayloadDecoder } from '../serialization/payload-decoder.js';
+import { ConsumerRunner } from './consumer-runner.js';
+import { EventContext } from './event-context.js';
+
+export interface RunningHandlerInfo {
+  readonly handlerId: string;
+  readonly subject: string;
+  readonly stream: string;
+  readonly consumer: string;
+  readonly processed: number;
+}
+
+interface RunningHandler {
+  readonly plan: HandlerPlan;
+  readonly runner: ConsumerRunner;
+  readonly consumerName: string;
+  readonly ephemeral: boolean;
+}
+
+/**
+ * The one implementation of consume, settle, retry and dead-letter: given handlers (from
+ * `@OnEvent` or from `@EventPattern`), it resolves their streams, provisions their consumers
+ * and runs them; on stop it lets in-flight calls finish and hands back the rest.
+ */
+export class ConsumerEngine {
+  private readonly running: RunningHandler[] = [];
+  private stopped?: Promise<void>;
+
+  constructor(
+    private readonly connection: JetStreamConnection,
+    private readonly options: ResolvedModuleOptions,
+    private readonly publisher: JetStreamPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  get handlers(): RunningHandlerInfo[] {
+    return this.running.map(({ plan, runner, consumerName }) => ({
+      handlerId: plan.handlerId,
+      subject: plan.subject,
+      stream: plan.stream,
+      consumer: consumerName,
+      processed: runner.processed,
+    }));
+  }
+
+  async start(registrations: readonly HandlerRegistration[]): Promise<void> {
+    const plans = await this.plan(registrations);
+    const provisioner = new ConsumerProvisioner(this.connection);
+    const streams = new StreamProvisioner(this.connection);
+    const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), this.options.publishTimeoutMs);
+    const store = plans.some((p) => p.options.delivery === 'exactly-once')
+      ? await IdempotencyStore.open(
+          this.connection.nc,
+          this.options.idempotency.bucket,
+          this.options.idempotency.ttlMs,
+          `${hostname()}:${process.pid}`,
+        )
+      : undefined;
+    const ensuredDeadLetters = new Set<string>();
+    for (const plan of plans) {
+      const provisioned = await provisioner.ensure(plan);
+      const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable ?? plan.handlerId.replace(/[^\w-]/g, '_'));
+      if (target && !ensuredDeadLetters.has(`${target.stream} ${target.subject}`)) {
+        await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
+        ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
+      }
+      const decoder = createPayloadDecoder(plan.payloadType);
+      const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
+      const dispatcher = new Dispatcher(
+        { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
+        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined },
+        decoder,
+        plan.invoke,
+        settlement,
+        {
+          delivery: plan.options.delivery,
+          retryInPlace: ordered,
+          ackWaitMs: plan.options.ackWaitMs,
+          idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
+        },
+        this.logger,
+      );
+      const runner = new ConsumerRunner(
+        provisioned.consumer,
+        dispatcher,
+        settlement,
+        {
+          handlerId: plan.handlerId,
+          concurrency: plan.options.concurrency,
+          prefetch: plan.options.prefetch,
+          ackWaitMs: plan.options.ackWaitMs,
+          orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
+        },
+        this.logger,
+      );
+      this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
+      await runner.start();
+      this.logger.log(
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+      );
+    }
+  }
+
+  /** Stops every consumer; safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      const provisioner = new ConsumerProvisioner(this.connection);
+      await Promise.all(this.running.map(({ runner }) => runner.stop(this.options.shutdownTimeoutMs)));
+      await Promise.all(
+        this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
+      );
+    })();
+    return this.stopped;
+  }
+
+  /** Resolves every handler's stream and rejects clashing durables before anything is created. */
+  private async plan(registrations: readonly HandlerRegistration[]): Promise<HandlerPlan[]> {
+    const resolver = new StreamResolver(this.connection);
+    const plans: HandlerPlan[] = [];
+    for (const registration of registrations) {
+      const stream = await resolver.resolve(registration.handlerId, registration.subject, registration.options.stream);
+      plans.push({ ...registration, stream });
+    }
+    const byDurable = new Map<string, HandlerPlan>();
+    for (const plan of plans) {
+      if (!plan.options.durable) continue;
+      const key = `${plan.stream}\u0000${plan.options.durable}`;
+      const other = byDurable.get(key);
+      if (other) {
+        throw new HandlerConfigurationError(
+          `Durable "${plan.options.durable}" on stream "${plan.stream}" is claimed by ${other.handlerId} (${other.subject}) and ${plan.handlerId} (${plan.subject}); a durable feeds exactly one handler, give each its own durable name`,
+        );
+      }
+      byDurable.set(key, plan);
+    }
+    return plans;
+  }
+}
+
+/**
+ * The ordering key of a message. A key function gets the parsed payload, which the handler then
+ * reuses; a payload that cannot be parsed gets a lane of its own and fails in the handler path.
+ */
+function createOrderKey(plan: HandlerPlan, consumer: string, raw: boolean): (msg: JsMsg) => { key: string; decoded: unknown } {
+  const orderBy = plan.options.orderBy!;
+  if (orderBy === 'subject') return (msg) => ({ key: msg.subject, decoded: NOT_DECODED });
+  const descriptor = { stream: plan.stream, consumer, durable: plan.options.durable, handlerId: plan.handlerId };
+  return (msg) => {
+    let decoded: unknown;
+    try {
+      decoded = raw ? msg.data : decodeJson(msg.data);
+    } catch {
+      return { key: '\u0000undecodable', decoded: NOT_DECODED };
+    }
+    try {
+      return { key: String(orderBy(decoded, new EventContext(msg, descriptor))), decoded };
+    } catch {
+      return { key: '\u0000no-key', decoded };
+    }
+  };
+}
