@@ -1,0 +1,153 @@
+import { Logger } from '@nestjs/common';
+import { Server, type CustomTransportStrategy, type MessageHandler } from '@nestjs/microservices';
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import { lastValueFrom } from 'rxjs';
+import { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { ConsumerEngine } from '../consumer/consumer-engine.js';
+import type { EventContext } from '../consumer/event-context.js';
+import type { OnEventOptions } from '../decorators/on-event-options.js';
+import type { HandlerRegistration } from '../discovery/handler-plan.js';
+import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
+import { describeCause } from '../errors/jetstream-errors.js';
+import type { JetStreamModuleOptions } from '../module/jetstream-module-options.js';
+import { resolveModuleOptions } from '../module/resolve-module-options.js';
+import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import { assertFilterSubject } from '../producer/subject-validation.js';
+import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
+import { decodeJson, encodePayload } from '../serialization/codec.js';
+import { JetStreamContext, JetStreamRequestContext } from './jetstream-context.js';
+import { errorForWire } from './reply-envelope.js';
+
+/** `transport` argument of `@EventPattern`/`@MessagePattern` to bind a handler to this server only. */
+export const JETSTREAM_TRANSPORT = Symbol.for('nestjs-jetstream');
+
+export interface JetStreamServerOptions extends JetStreamModuleOptions {
+  /** Queue group of `@MessagePattern` subscriptions, so instances share requests; default `nestjs-jetstream`. */
+  queue?: string;
+}
+
+/**
+ * `@nestjs/microservices` server strategy on the module's engine: `@EventPattern` handlers
+ * consume from JetStream with the same options and guarantees as `@OnEvent` (their extras are
+ * `OnEventOptions`), and `@MessagePattern` handlers answer core NATS requests in a queue group.
+ */
+export class JetStreamServer extends Server implements CustomTransportStrategy {
+  // Handler errors must reach the engine, which retries or dead-letters them.
+  override readonly propagatesEventHandlerErrors = true;
+  private connection?: JetStreamConnection;
+  private engine?: ConsumerEngine;
+  private readonly subscriptions: Subscription[] = [];
+  private readonly jsLogger = new Logger('JetStreamServer');
+
+  constructor(private readonly options: JetStreamServerOptions = {}) {
+    super();
+    this.transportId = JETSTREAM_TRANSPORT;
+  }
+
+  async listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): Promise<void> {
+    try {
+      await this.start();
+      callback();
+    } catch (err) {
+      await this.close().catch(() => undefined);
+      callback(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.engine?.stop();
+    await Promise.all(this.subscriptions.splice(0).map((s) => s.drain().catch(() => undefined)));
+    await this.connection?.close();
+  }
+
+  on(): never {
+    throw new Error('JetStreamServer does not support event listeners; connection events are logged');
+  }
+
+  unwrap<T>(): T {
+    if (!this.connection) throw new Error('JetStreamServer is not listening yet');
+    return this.connection.nc as T;
+  }
+
+  private async start(): Promise<void> {
+    const resolved = resolveModuleOptions(this.options);
+    const connection = await JetStreamConnection.open(resolved);
+    this.connection = connection;
+    await new StreamProvisioner(connection).ensureAll(resolved.streams);
+    const publisher = new JetStreamPublisher(connection, resolved);
+    const registrations: HandlerRegistration[] = [];
+    for (const [pattern, handler] of this.messageHandlers) {
+      const handlerId = `${handler.isEventHandler ? '@EventPattern' : '@MessagePattern'}(${pattern})`;
+      assertFilterSubject(pattern);
+      if (handler.isEventHandler) {
+        registrations.push({
+          handlerId,
+          subject: pattern,
+          options: resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions),
+          payloadType: undefined,
+          invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx),
+        });
+      } else {
+        this.subscribeRequests(connection, pattern, handler);
+      }
+    }
+    this.engine = new ConsumerEngine(connection, resolved, publisher, this.jsLogger);
+    await this.engine.start(registrations);
+  }
+
+  private async invokeEvent(handler: MessageHandler, payload: unknown, ctx: EventContext): Promise<void> {
+    try {
+      const result = await handler(payload, new JetStreamContext(ctx));
+      await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
+    } catch (err) {
+      throw asError(err);
+    }
+  }
+
+  private subscribeRequests(connection: JetStreamConnection, pattern: string, handler: MessageHandler): void {
+    const sub = connection.nc.subscribe(pattern, {
+      queue: this.options.queue ?? 'nestjs-jetstream',
+      callback: (err, msg) => {
+        if (err) {
+          this.jsLogger.error(`@MessagePattern(${pattern}) subscription failed: ${describeCause(err)}`);
+          return;
+        }
+        void this.answer(msg, handler);
+      },
+    });
+    this.subscriptions.push(sub);
+    this.jsLogger.log(`@MessagePattern(${pattern}) answers requests (queue "${this.options.queue ?? 'nestjs-jetstream'}")`);
+  }
+
+  private async answer(msg: Msg, handler: MessageHandler): Promise<void> {
+    let envelope: { response: unknown } | { err: unknown };
+    try {
+      const data = decodeJson(msg.data);
+      const result = await handler(data, new JetStreamRequestContext(msg));
+      envelope = { response: await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined }) };
+    } catch (err) {
+      envelope = { err: errorForWire(err) };
+    }
+    if (!msg.reply) return;
+    try {
+      msg.respond(encodePayload(envelope));
+    } catch (err) {
+      this.jsLogger.warn(`Could not reply on ${msg.subject}: ${describeCause(err)}`);
+    }
+  }
+}
+
+/**
+ * Nest's RPC exception layer turns unknown errors into `{ status, message }` objects; retries
+ * and dead-letter headers want an Error. An `RpcException` whose payload is an Error (for
+ * instance a `TerminalError`) arrives as that Error and keeps its meaning.
+ */
+function asError(err: unknown): unknown {
+  if (err instanceof Error) return err;
+  if (err && typeof err === 'object' && 'message' in err) {
+    const e = new Error(String((err as { message: unknown }).message));
+    e.name = 'RpcError';
+    return e;
+  }
+  return err;
+}
