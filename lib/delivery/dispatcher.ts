@@ -134,9 +134,10 @@ export class Dispatcher {
         const payload = decoded === NOT_DECODED ? this.decoder.decode(msg.data) : decoded;
         result = await this.invoke(payload, ctx);
       } catch (error) {
-        if (error instanceof RetryScheduled && this.options.retryInPlace) {
-          this.settlement.reportRetry(ctx, error.failure, error.delayMs, true);
-          await this.waitInPlace(ctx, error.delayMs);
+        const delayMs = this.options.retryInPlace ? this.inPlaceDelay(error, ctx) : undefined;
+        if (delayMs !== undefined) {
+          this.settlement.reportRetry(ctx, error instanceof RetryScheduled ? error.failure : error, delayMs, true);
+          await this.waitInPlace(ctx, delayMs);
           EventContext.countInPlaceRetry(ctx);
           continue;
         }
@@ -144,6 +145,14 @@ export class Dispatcher {
       }
       return result instanceof DeadLettered ? result : SUCCESS;
     }
+  }
+
+  /** Retry delay for an ordered lane, whether the interceptors or the policy decided it. */
+  private inPlaceDelay(error: unknown, ctx: EventContext): number | undefined {
+    if (error instanceof RetryScheduled) return error.delayMs;
+    if (error instanceof DeadLetterRequired || error instanceof DeadLettered) return undefined;
+    const decision = this.runtime.policy.decide(error, ctx.attempt);
+    return decision.action === 'retry' ? decision.delayMs : undefined;
   }
 
   private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Outcome): Promise<void> {

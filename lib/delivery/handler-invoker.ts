@@ -1,5 +1,6 @@
-import type { NestInterceptor, PipeTransform } from '@nestjs/common';
-import { EXCEPTION_FILTERS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
+import type { ArgumentMetadata, NestInterceptor, PipeTransform } from '@nestjs/common';
+import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
+import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import type { EventContext } from '../consumer/event-context.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
@@ -39,6 +40,7 @@ export function createHandlerInvoker(
   builtIns: BuiltIns,
 ): HandlerInvoker {
   const original = (instance as Record<string, Method>)[methodName];
+  if (!hasUserEnhancers(appConfig, instance, original)) return directInvoker(instance, original, methodName, builtIns.payloadPipe);
   const applyPipes = createPipes(contextCreator, appConfig, instance, original, methodName, builtIns.payloadPipe);
   const stand = standIn(original, applyPipes);
   copyMetadata(original, stand);
@@ -58,6 +60,35 @@ export function createHandlerInvoker(
     // leave errors to Settlement, which logs them once with subject and sequence.
     { guards: true, interceptors: true, filters: hasExceptionFilters(appConfig, instance, original) },
     JETSTREAM_CONTEXT_TYPE,
+  );
+}
+
+/**
+ * Nothing of the user's to run around the handler: skip Nest's pipeline (and its per-call
+ * Observables) and call the method. The dispatcher applies the same retry and dead-letter
+ * policy to what it throws, so the outcome is the same as through the built-in interceptors.
+ */
+function directInvoker(instance: object, original: Method, methodName: string, payloadPipe: PipeTransform | undefined): HandlerInvoker {
+  const metadata = { type: 'body' as const, metatype: paramType(instance, methodName), data: undefined };
+  const settle = (result: unknown) => (isObservable(result) ? lastValueFrom(result, { defaultValue: undefined }) : result);
+  if (!payloadPipe) {
+    return async (payload, ctx) => settle(await original.call(instance, payload, ctx));
+  }
+  return async (payload, ctx) => settle(await original.call(instance, await payloadPipe.transform(payload, metadata), ctx));
+}
+
+function paramType(instance: object, methodName: string): ArgumentMetadata['metatype'] {
+  const host = paramsHost(instance, methodName) as { prototype?: object };
+  const types = (Reflect.getMetadata('design:paramtypes', host.prototype ?? instance, methodName) ??
+    Reflect.getMetadata('design:paramtypes', instance, methodName)) as ArgumentMetadata['metatype'][] | undefined;
+  return types?.[0];
+}
+
+function hasUserEnhancers(appConfig: ApplicationConfig, instance: object, original: Method): boolean {
+  const global = appConfig.getGlobalGuards().length + appConfig.getGlobalInterceptors().length + appConfig.getGlobalPipes().length + appConfig.getGlobalFilters().length;
+  if (global > 0) return true;
+  return [GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA, EXCEPTION_FILTERS_METADATA].some(
+    (key) => listed(instance.constructor, key).length > 0 || listed(original, key).length > 0,
   );
 }
 
