@@ -9,7 +9,7 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import type { Type } from '@nestjs/common';
+import type { Provider, Type } from '@nestjs/common';
 import {
   EventContext,
   JetStreamConnection,
@@ -126,7 +126,7 @@ export class AppTracker {
 
   async start(
     options: JetStreamModuleOptions,
-    handlers: Array<Type<unknown>> = [],
+    handlers: Provider[] = [],
     logger = new CapturingLogger(),
   ): Promise<JetStreamTestApp> {
     const app = await startApp({ imports: [JetStreamModule.forRoot(options)], providers: handlers }, logger);

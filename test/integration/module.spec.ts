@@ -320,7 +320,8 @@ describe('JetStreamModule wiring', () => {
           JetStreamModule.forRoot({
             servers: testNatsUrl(),
             streams: [{ name: stream.name, subjects: stream.subjects }],
-            defaults: { durable: 'everyone' },
+            // Plain JavaScript callers (or a cast) can still pass it; the type forbids it.
+            defaults: { durable: 'everyone' } as never,
           }),
         ],
         providers: [type],
