@@ -21,6 +21,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const N_CONSUME = Number(process.env.BENCH_CONSUME ?? 20_000);
 const N_PUBLISH = Number(process.env.BENCH_PUBLISH ?? 10_000);
 const encoder = new TextEncoder();
+// BENCH_ONLY=consume,publish runs just those sections (for profiling one path).
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const wanted = (section: string) => !ONLY || ONLY.includes(section);
+
+const PAYLOAD = { pad: 'x'.repeat(116) };
+const PAYLOAD_BYTES = encoder.encode(JSON.stringify(PAYLOAD));
 
 let seq = 0;
 const name = (p: string) => `${p}_${process.pid}_${++seq}`;
@@ -147,6 +153,7 @@ async function main(): Promise<void> {
   const rate = (n: number) => (ms: number) => `${Math.round((n / ms) * 1000).toLocaleString('en')} msg/s`;
   try {
     // 1. consume + ack of a pre-filled stream
+    if (wanted('consume')) {
     const consume: Record<string, () => Promise<number>> = {};
     for (const [label, conc] of [
       ['raw consume()', 0],
@@ -172,8 +179,10 @@ async function main(): Promise<void> {
     const tput = (ms: number) => (N_CONSUME / ms) * 1000;
     row('consume+ack 20k (msg/s)', Math.round(tput(c['raw consume()'])), Math.round(tput(c['@OnEvent c=1'])), `${(c['raw consume()'] / c['@OnEvent c=1']).toFixed(2)}x`, '>= 0.9x');
     row('consume+ack 20k, c=64 (msg/s)', Math.round(tput(c['raw consume()'])), Math.round(tput(c['@OnEvent c=64'])), `${(c['raw consume()'] / c['@OnEvent c=64']).toFixed(2)}x`, '>= 0.9x');
+    }
 
     // 2. a 5 ms async handler (I/O-bound services)
+    if (wanted('slow')) {
     const N_SLOW = Number(process.env.BENCH_SLOW ?? 2_000);
     const slow: Record<string, () => Promise<number>> = {};
     for (const [label, conc, raw] of [
@@ -200,11 +209,13 @@ async function main(): Promise<void> {
     const s = await rounds('5 ms handler', slow, (v) => `${Math.round(v)} msg/s`);
     row('5 ms handler, c=1 (msg/s)', '-', Math.round(s['@OnEvent c=1']), '-', '');
     row('5 ms handler, c=64 (msg/s)', Math.round(s['raw c=64']), Math.round(s['@OnEvent c=64']), `${(s['@OnEvent c=64'] / s['raw c=64']).toFixed(2)}x`, '');
+    }
 
     // 3. publish
+    if (wanted('publish')) {
     const pub: Record<string, () => Promise<number>> = {};
-    const payload = { pad: 'x'.repeat(116) };
-    const bytes = encoder.encode(JSON.stringify(payload));
+    const payload = PAYLOAD;
+    const bytes = PAYLOAD_BYTES;
     const pubApp = await NestFactory.createApplicationContext(
       (() => {
         @Module({ imports: [JetStreamModule.forRoot({ servers: url }) as DynamicModule] })
@@ -244,8 +255,11 @@ async function main(): Promise<void> {
     const ptput = (ms: number) => Math.round((N_PUBLISH / ms) * 1000);
     row('publish sequential (msg/s)', ptput(p['raw sequential']), ptput(p['publisher.publish sequential']), `${(p['raw sequential'] / p['publisher.publish sequential']).toFixed(2)}x`, '');
     row('publish pipelined (msg/s)', ptput(p['raw pipelined (256)']), ptput(p['publishBatch (256)']), `${(p['raw pipelined (256)'] / p['publishBatch (256)']).toFixed(2)}x`, '>= 0.95x');
+    await pubApp.close();
+    }
 
     // 4. end-to-end latency at a fixed rate
+    if (wanted('latency')) {
     const RATE = Number(process.env.BENCH_RATE ?? 2_000);
     const LAT_N = Number(process.env.BENCH_LATENCY_N ?? 6_000);
     const latency = async (mode: 'raw' | 'module'): Promise<number[]> => {
@@ -300,8 +314,10 @@ async function main(): Promise<void> {
     const p99 = (m: 'raw' | 'module') => percentile(lat[m], 99);
     row(`latency p50 at ${RATE}/s (ms)`, p50('raw').toFixed(2), p50('module').toFixed(2), `+${(p50('module') - p50('raw')).toFixed(2)} ms`, '');
     row(`latency p99 at ${RATE}/s (ms)`, p99('raw').toFixed(2), p99('module').toFixed(2), `+${(p99('module') - p99('raw')).toFixed(2)} ms`, '<= +1 ms');
+    }
 
     // 5. exactly-once vs at-least-once at concurrency 64
+    if (wanted('modes')) {
     const modes: Record<string, () => Promise<number>> = {};
     for (const delivery of ['at-least-once', 'exactly-once'] as const) {
       modes[delivery] = async () => {
@@ -318,10 +334,11 @@ async function main(): Promise<void> {
     }
     const e = await rounds('delivery modes', modes, (v) => `${Math.round(v)} msg/s`);
     row('exactly-once vs at-least-once, c=64 (msg/s)', Math.round(e['at-least-once']), Math.round(e['exactly-once']), `${(e['exactly-once'] / e['at-least-once']).toFixed(2)}x`, '>= 0.5x');
+    }
 
     // 6. memory after 20k vs 200k handled messages
     const N_MEM = Number(process.env.BENCH_MEMORY ?? 200_000);
-    {
+    if (wanted('memory')) {
       const stream = name('M');
       const subject = `${stream}.x`;
       await ctx.jsm.streams.add({ name: stream, subjects: [subject], max_msgs: 50_000 });
@@ -336,7 +353,7 @@ async function main(): Promise<void> {
       });
       for (let i = 0; i < N_MEM; i += 5_000) {
         const window: Promise<unknown>[] = [];
-        for (let j = 0; j < 5_000; j++) window.push(ctx.js.publish(subject, bytes));
+        for (let j = 0; j < 5_000; j++) window.push(ctx.js.publish(subject, PAYLOAD_BYTES));
         await Promise.all(window);
       }
       await done;
@@ -350,7 +367,6 @@ async function main(): Promise<void> {
         row('heap after 20k / 200k (MB)', mb(a.heap), mb(b.heap), `+${mb(b.heap - a.heap)} MB`, '');
       }
     }
-    await pubApp.close();
 
     const cpu = cpus()[0]?.model ?? 'unknown CPU';
     const head = ['workload', 'raw client', 'nestjs-jetstream', 'ratio', 'target'];
