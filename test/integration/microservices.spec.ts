@@ -75,7 +75,7 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
     const attempts: number[] = [];
     @Controller()
     class Events {
-      @EventPattern(subject('fail'), {
+      @EventPattern<string>(subject('fail'), {
         durable: 'ms-retry',
         retry: { maxAttempts: 3, initialDelayMs: 100, jitter: false },
         dlq: { stream: dlqStream, subject: `${dlqStream}.letters` },
@@ -85,7 +85,7 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
         throw new Error('downstream down');
       }
 
-      @EventPattern(subject('terminal'), { durable: 'ms-term', dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
+      @EventPattern<string>(subject('terminal'), { durable: 'ms-term', dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
       terminal() {
         throw new RpcException(new TerminalError('never valid'));
       }
@@ -115,7 +115,7 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
       async order() {
         return lastValueFrom(this.bus.emit(subject('created'), new JetStreamRecordBuilder({ id: 'o-1' }).setMsgId('o-1').build()));
       }
-      @EventPattern(subject('created'), { durable: 'hyb' })
+      @EventPattern<string>(subject('created'), { durable: 'hyb' })
       created(@Payload() data: unknown, @Ctx() ctx: JetStreamContext) {
         got.resolve({ data, subject: ctx.getSubject(), msgId: ctx.msgId });
       }
@@ -226,7 +226,7 @@ describe('interop with the module', () => {
     const onPattern = deferred<{ data: unknown; stream: string; sequence: number; msgId?: string; headers: Readonly<Record<string, string[]>> }>();
     @Controller()
     class Events {
-      @EventPattern(subject('to-server'), { durable: 'interop-server' })
+      @EventPattern<string>(subject('to-server'), { durable: 'interop-server' })
       handle(@Payload() data: unknown, @Ctx() ctx: JetStreamContext) {
         onPattern.resolve({ data, stream: ctx.stream, sequence: ctx.sequence, msgId: ctx.msgId, headers: ctx.headers });
       }
