@@ -6,4 +6,13 @@ cd "$ROOT"
 if [ -z "${NATS_URL:-}" ] && [ -z "${NATS_SERVER_BIN:-}" ]; then
   bash scripts/install-nats-server.sh
 fi
-NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" exec npx jest "$@"
+mkdir -p .cache
+RESULTS=.cache/jest-results.json
+rm -f "$RESULTS"
+status=0
+NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" npx jest --json --outputFile="$RESULTS" "$@" || status=$?
+# A plain closing line ("N passed, N failed") that any CI log reader understands.
+if [ -f "$RESULTS" ]; then
+  node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$ROOT/$RESULTS"
+fi
+exit "$status"
