@@ -2,6 +2,8 @@ export { JetStreamModule } from './module/jetstream.module.js';
 export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.js';
 export { JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
+export type { HandledEvent } from './delivery/dispatcher.js';
+export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
 export type {
   JetStreamModuleOptions,
   NatsConnectionOptions,

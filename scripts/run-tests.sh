@@ -7,6 +7,8 @@ if [ -z "${NATS_URL:-}" ] && [ -z "${NATS_SERVER_BIN:-}" ]; then
   bash scripts/install-nats-server.sh
 fi
 mkdir -p .cache
+# Global setup loads the built testing helpers (dist/testing), so build first.
+npm run --silent build
 RESULTS=.cache/jest-results.json
 rm -f "$RESULTS"
 status=0

@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
 import { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
-import { Dispatcher, NOT_DECODED } from '../delivery/dispatcher.js';
+import { Dispatcher, NOT_DECODED, type HandledEvent } from '../delivery/dispatcher.js';
+import { HandledObservers } from './handled-observers.js';
 import { FailurePolicy } from '../delivery/failure-policy.js';
 import { IdempotencyStore } from '../delivery/idempotency-store.js';
 import { Settlement } from '../delivery/settlement.js';
@@ -43,6 +44,7 @@ interface RunningHandler {
 export class ConsumerEngine {
   private readonly running: RunningHandler[] = [];
   private stopped?: Promise<void>;
+  private readonly observer = new HandledObservers();
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -59,6 +61,11 @@ export class ConsumerEngine {
       consumer: consumerName,
       processed: runner.processed,
     }));
+  }
+
+  /** Calls `listener` after every handler call (tests, metrics); returns the unsubscribe. */
+  onHandled(listener: (event: HandledEvent) => void): () => void {
+    return this.observer.add(listener);
   }
 
   async start(registrations: readonly HandlerRegistration[]): Promise<void> {
@@ -95,6 +102,7 @@ export class ConsumerEngine {
           retryInPlace: ordered,
           ackWaitMs: plan.options.ackWaitMs,
           idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
+          observer: this.observer,
         },
         this.logger,
       );

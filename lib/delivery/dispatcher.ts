@@ -12,12 +12,32 @@ import { IdempotencyStore } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
 
+/** What a handler call came to, for observers (tests, metrics): never used to settle. */
+export interface HandledEvent {
+  readonly handlerId: string;
+  readonly subject: string;
+  readonly stream: string;
+  readonly sequence: number;
+  readonly attempt: number;
+  /** The payload as the pipeline received it (parsed JSON, or bytes for `Uint8Array` handlers). */
+  readonly payload: unknown;
+  readonly outcome: 'succeeded' | 'failed' | 'skipped';
+  readonly error?: unknown;
+}
+
+export interface HandledObserver {
+  /** False when nobody listens, so the hot path builds no event. */
+  readonly active: boolean;
+  notify(event: HandledEvent): void;
+}
+
 export interface DispatcherOptions {
   readonly delivery: DeliveryMode;
   /** Ordered lanes retry in place instead of giving the message back, so order holds. */
   readonly retryInPlace: boolean;
   readonly ackWaitMs: number;
   readonly idempotency?: { readonly store: IdempotencyStore; readonly leaseMs: number };
+  readonly observer?: HandledObserver;
 }
 
 /**
@@ -100,6 +120,7 @@ export class Dispatcher {
     }
     if (lease.kind === 'done') {
       this.settlement.skipDuplicate(msg, ctx);
+      this.observe(ctx, NOT_DECODED, 'skipped');
       return;
     }
     if (lease.kind === 'busy') {
@@ -130,21 +151,44 @@ export class Dispatcher {
   private async run(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<Outcome> {
     for (;;) {
       let result: unknown;
+      let payload: unknown = decoded;
       try {
-        const payload = decoded === NOT_DECODED ? this.decoder.decode(msg.data) : decoded;
+        if (payload === NOT_DECODED) payload = this.decoder.decode(msg.data);
         result = await this.invoke(payload, ctx);
       } catch (error) {
         const delayMs = this.options.retryInPlace ? this.inPlaceDelay(error, ctx) : undefined;
         if (delayMs !== undefined) {
           this.settlement.reportRetry(ctx, error instanceof RetryScheduled ? error.failure : error, delayMs, true);
+          this.observe(ctx, payload, 'failed', error);
           await this.waitInPlace(ctx, delayMs);
           EventContext.countInPlaceRetry(ctx);
           continue;
         }
+        this.observe(ctx, payload, 'failed', error);
         return new Failure(error);
       }
-      return result instanceof DeadLettered ? result : SUCCESS;
+      if (result instanceof DeadLettered) {
+        this.observe(ctx, payload, 'failed', result.failure);
+        return result;
+      }
+      this.observe(ctx, payload, 'succeeded');
+      return SUCCESS;
     }
+  }
+
+  private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown): void {
+    const observer = this.options.observer;
+    if (!observer?.active) return;
+    observer.notify({
+      handlerId: ctx.handler,
+      subject: ctx.subject,
+      stream: ctx.stream,
+      sequence: ctx.sequence,
+      attempt: ctx.attempt,
+      payload: payload === NOT_DECODED ? undefined : payload,
+      outcome,
+      error: error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error,
+    });
   }
 
   /** Retry delay for an ordered lane, whether the interceptors or the policy decided it. */

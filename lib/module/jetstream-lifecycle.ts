@@ -9,6 +9,7 @@ import {
 import { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConsumerEngine, type RunningHandlerInfo } from '../consumer/consumer-engine.js';
+import type { HandledEvent } from '../delivery/dispatcher.js';
 import { createHandlerInvoker } from '../delivery/handler-invoker.js';
 import { JetStreamDeadLetterInterceptor } from '../delivery/interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from '../delivery/interceptors/retry.interceptor.js';
@@ -42,6 +43,14 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
   /** Handlers with a running consumer: what the application actually listens to. */
   get handlers(): RunningHandlerInfo[] {
     return this.engine.handlers;
+  }
+
+  /**
+   * Calls `listener` after every handler call with its outcome and payload; returns the
+   * unsubscribe function. Costs nothing while no one listens.
+   */
+  onHandled(listener: (event: HandledEvent) => void): () => void {
+    return this.engine.onHandled(listener);
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -1,5 +1,14 @@
-export { NatsServerProcess, parseNatsServerVersion, isSupportedVersion, resolveNatsServer, startCluster } from './nats-server.mjs';
-export type { ServerResolution, ServerVersion, StartOptions } from './nats-server.mjs';
+// The suite uses the same helpers the package ships to its users (nestjs-jetstream/testing).
+export {
+  NatsServerProcess,
+  parseNatsServerVersion,
+  isSupportedVersion,
+  resolveNatsServer,
+  startCluster,
+  recordHandled,
+  capturePublished,
+} from '../../lib/testing/index.js';
+export type { ServerResolution, ServerVersion, StartOptions } from '../../lib/testing/index.js';
 
 /** URL of the server the whole run shares (started by the global setup, or NATS_URL). */
 export function testNatsUrl(): string {

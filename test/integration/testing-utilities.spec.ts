@@ -1,0 +1,97 @@
+// The example from the README's "Testing your handlers" section, run as written: a user's
+// consumer tested against a real nats-server with nestjs-jetstream/testing.
+import 'reflect-metadata';
+import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { IsInt, IsString } from 'class-validator';
+import { EventContext, JetStreamModule, JetStreamPublisher, OnEvent } from '../../lib/index.js';
+import { capturePublished, recordHandled, startNatsTestServer, type NatsTestServer } from '../../lib/testing/index.js';
+
+class OrderCreated {
+  @IsString() id!: string;
+  @IsInt() totalCents!: number;
+}
+
+@Injectable()
+class BillingService {
+  constructor(private readonly events: JetStreamPublisher) {}
+
+  @OnEvent('orders.created', { durable: 'billing' })
+  async onCreated(order: OrderCreated, _ctx: EventContext): Promise<void> {
+    if (order.totalCents < 0) throw new Error('negative total');
+    await this.events.publish('billing.charged', { orderId: order.id, cents: order.totalCents }, { msgId: `charged-${order.id}` });
+  }
+}
+
+@Module({
+  imports: [
+    JetStreamModule.forRoot({
+      servers: process.env.NATS_URL,
+      streams: [
+        { name: 'ORDERS', subjects: ['orders.>'] },
+        { name: 'BILLING', subjects: ['billing.>'] },
+      ],
+    }),
+  ],
+  providers: [BillingService],
+})
+class BillingModule {}
+
+describe('BillingService (example user test)', () => {
+  let server: NatsTestServer;
+  let app: INestApplicationContext;
+  const previousUrl = process.env.NATS_URL;
+
+  beforeAll(async () => {
+    // Its own server: NATS_URL, or NATS_SERVER_BIN / PATH nats-server, or a container.
+    server = await startNatsTestServer();
+    process.env.NATS_URL = server.url;
+  });
+
+  afterAll(async () => {
+    if (previousUrl === undefined) delete process.env.NATS_URL;
+    else process.env.NATS_URL = previousUrl;
+    await server.stop();
+  });
+
+  beforeEach(async () => {
+    const moduleRef = await Test.createTestingModule({ imports: [BillingModule] }).compile();
+    app = await moduleRef.init();
+  });
+
+  afterEach(() => app.close());
+
+  it('charges a created order and announces it', async () => {
+    const handled = recordHandled(app);
+    const published = capturePublished(app);
+
+    await app.get(JetStreamPublisher).publish('orders.created', { id: 'o-1', totalCents: 1250 });
+
+    const [call] = await handled.waitFor({ handler: 'BillingService.onCreated', outcome: 'succeeded' });
+    expect(call.payload).toEqual({ id: 'o-1', totalCents: 1250 });
+    const [charged] = await published.waitFor({ subject: 'billing.charged' });
+    expect(charged.payload).toEqual({ orderId: 'o-1', cents: 1250 });
+    expect(charged.result?.stream).toBe('BILLING');
+  });
+
+  it('sees failures and invalid payloads, and waits on a predicate', async () => {
+    const handled = recordHandled(app);
+    const publisher = app.get(JetStreamPublisher);
+    await publisher.publish('orders.created', { id: 'bad', totalCents: -1 });
+    await publisher.publish('orders.created', { id: 'typo', totalCents: 'x' });
+    await publisher.publish('orders.created', { id: 'o-2', totalCents: 5 });
+
+    const failures = await handled.waitFor({ outcome: 'failed', count: 2 });
+    expect(failures.map((f) => (f.payload as OrderCreated).id).sort()).toEqual(['bad', 'typo']);
+    await handled.waitFor({ predicate: (e) => (e.payload as OrderCreated).id === 'o-2' && e.outcome === 'succeeded' });
+    await expect(handled.waitFor({ handler: 'Nobody.here', timeoutMs: 200 })).rejects.toThrow(/0 of 1 matching handler calls/);
+  });
+
+  it('can capture without sending', async () => {
+    const captured = capturePublished(app, { passThrough: false });
+    const ack = await app.get(JetStreamPublisher).publish('nowhere.at.all', { x: 1 });
+    expect(ack).toEqual({ stream: 'captured', seq: 1, duplicate: false });
+    expect(captured.to('nowhere.at.all')).toHaveLength(1);
+    captured.restore();
+  });
+});
