@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the packed package (npm pack) into a CommonJS Nest 11 app and an ESM Nest 12 app
+# under test/compat/, and runs a publish → @OnEvent round trip in each against a real
+# nats-server (NATS_URL, or one started here from NATS_SERVER_BIN / the .cache binary).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+npm run --silent build
+npm pack --silent --pack-destination "$WORK" >/dev/null
+TARBALL="$(ls "$WORK"/nestjs-jetstream-*.tgz)"
+
+if [ -z "${NATS_URL:-}" ]; then
+  BIN="${NATS_SERVER_BIN:-$ROOT/.cache/nats-server/bin/nats-server}"
+  [ -x "$BIN" ] || bash scripts/install-nats-server.sh
+  "$BIN" -a 127.0.0.1 -p -1 -js -sd "$WORK/store" > "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    grep -q "Server is ready" "$WORK/server.log" && break
+    sleep 0.1
+  done
+  PORT="$(sed -n 's/.*Listening for client connections on [^ ]*:\([0-9]*\).*/\1/p' "$WORK/server.log" | head -n 1)"
+  [ -n "$PORT" ] || { cat "$WORK/server.log"; echo "nats-server did not start" >&2; exit 1; }
+  export NATS_URL="nats://127.0.0.1:$PORT"
+fi
+
+for app in nest11 nest12; do
+  cp -r "test/compat/$app" "$WORK/$app"
+  (cd "$WORK/$app" && npm install --silent --no-audit --no-fund "$TARBALL" >/dev/null && node main.js)
+done
+echo "compat: 2 passed, 0 failed"

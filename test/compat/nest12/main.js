@@ -1,0 +1,53 @@
+// An ESM Nest 12 application: imports the packed package and runs a
+// publish → @OnEvent round trip against the server in NATS_URL. Exits 0 on success.
+
+import 'reflect-metadata';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+import { IsString } from 'class-validator';
+import { JetStreamModule, JetStreamPublisher, OnEvent, EventContext } from 'nestjs-jetstream';
+
+class Ping {}
+Reflect.decorate([IsString()], Ping.prototype, 'id');
+
+let resolveHandled;
+const handled = new Promise((resolve) => (resolveHandled = resolve));
+
+class PingHandler {
+  async onPing(ping, ctx) {
+    resolveHandled({ isPing: ping instanceof Ping, id: ping.id, subject: ctx.subject, ctxOk: ctx instanceof EventContext });
+  }
+}
+Reflect.decorate(
+  [OnEvent('compat.ping', { durable: 'compat' }), Reflect.metadata('design:paramtypes', [Ping, EventContext])],
+  PingHandler.prototype,
+  'onPing',
+  Object.getOwnPropertyDescriptor(PingHandler.prototype, 'onPing'),
+);
+Reflect.decorate([Injectable()], PingHandler);
+
+class AppModule {}
+Reflect.decorate(
+  [Module({ imports: [JetStreamModule.forRoot({ streams: [{ name: 'COMPAT', subjects: ['compat.>'] }] })], providers: [PingHandler] })],
+  AppModule,
+);
+
+async function main() {
+  const app = await NestFactory.createApplicationContext(AppModule, { logger: ['error', 'warn'] });
+  const ack = await app.get(JetStreamPublisher).publish('compat.ping', { id: 'p-1' });
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no delivery within 10 s')), 10_000));
+  const seen = await Promise.race([handled, timeout]);
+  await app.close();
+  const version = require('@nestjs/core/package.json').version;
+  if (!seen.isPing || seen.id !== 'p-1' || seen.subject !== 'compat.ping' || !seen.ctxOk) {
+    throw new Error(`unexpected delivery: ${JSON.stringify(seen)}`);
+  }
+  console.log(`nest ${version} (ESM): published seq ${ack.seq}, handled ${JSON.stringify(seen)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
