@@ -11,10 +11,14 @@ mkdir -p .cache
 npm run --silent build
 RESULTS=.cache/jest-results.json
 rm -f "$RESULTS"
+# Reliability specs append their scenario rows here; the table is printed after the run.
+export RELIABILITY_ROWS="$ROOT/.cache/reliability/rows.jsonl"
+rm -f "$RELIABILITY_ROWS"
 status=0
 NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" npx jest --json --outputFile="$RESULTS" "$@" || status=$?
 # A plain closing line ("N passed, N failed") that any CI log reader understands.
 if [ -f "$RESULTS" ]; then
   node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$ROOT/$RESULTS"
 fi
+node scripts/reliability-summary.mjs
 exit "$status"
