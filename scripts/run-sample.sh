@@ -62,6 +62,8 @@ find_server() {
 
 # --- build --------------------------------------------------------------------------------
 build() {
+  log "building the package (npm run build): the sample imports it by name, as users do"
+  npm run --silent build
   log "compiling sample-app (tsc -p sample-app/tsconfig.json)"
   rm -rf "$OUT_DIR"
   local status=0
@@ -73,7 +75,7 @@ build() {
 run_sample() {
   log "running the sample against $NATS_URL"
   set +e
-  node "$OUT_DIR/sample-app/main.js"
+  node "$OUT_DIR/main.js"
   local status=$?
   set -e
   return "$status"

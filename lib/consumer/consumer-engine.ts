@@ -19,6 +19,8 @@ import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { decodeJson } from '../serialization/codec.js';
 import { createPayloadDecoder } from '../serialization/payload-decoder.js';
 import { ConsumerRunner } from './consumer-runner.js';
+import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { EventContext } from './event-context.js';
 
 export interface RunningHandlerInfo {
@@ -27,6 +29,8 @@ export interface RunningHandlerInfo {
   readonly stream: string;
   readonly consumer: string;
   readonly processed: number;
+  /** False once its consumer loop has ended (stopping, or a failure that stopped it). */
+  readonly active: boolean;
 }
 
 interface RunningHandler {
@@ -45,12 +49,14 @@ export class ConsumerEngine {
   private readonly running: RunningHandler[] = [];
   private stopped?: Promise<void>;
   private readonly observer = new HandledObservers();
+  private lag?: ConsumerLagSampler;
 
   constructor(
     private readonly connection: JetStreamConnection,
     private readonly options: ResolvedModuleOptions,
     private readonly publisher: JetStreamPublisher,
     private readonly logger: Logger,
+    private readonly observability: JetStreamObservability = JetStreamObservability.off,
   ) {}
 
   get handlers(): RunningHandlerInfo[] {
@@ -60,6 +66,7 @@ export class ConsumerEngine {
       stream: plan.stream,
       consumer: consumerName,
       processed: runner.processed,
+      active: runner.active,
     }));
   }
 
@@ -82,6 +89,7 @@ export class ConsumerEngine {
         )
       : undefined;
     const ensuredDeadLetters = new Set<string>();
+    const denialMark = this.connection.permissions.mark();
     for (const plan of plans) {
       const provisioned = await provisioner.ensure(plan);
       const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable ?? plan.handlerId.replace(/[^\w-]/g, '_'));
@@ -89,11 +97,12 @@ export class ConsumerEngine {
         await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
         ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
       }
+      const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
       const decoder = createPayloadDecoder(plan.payloadType);
       const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
-        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined },
+        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation },
         decoder,
         plan.invoke,
         settlement,
@@ -101,6 +110,7 @@ export class ConsumerEngine {
           delivery: plan.options.delivery,
           retryInPlace: ordered,
           ackWaitMs: plan.options.ackWaitMs,
+          timeoutMs: plan.options.timeoutMs,
           idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
           observer: this.observer,
         },
@@ -125,11 +135,38 @@ export class ConsumerEngine {
         `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
       );
     }
+    await this.assertMayPull(denialMark);
+    this.lag = this.observability.sampleLag(
+      this.connection.jsm,
+      () => this.running.map((r) => ({ stream: r.plan.stream, consumer: r.consumerName })),
+      this.logger,
+    );
+  }
+
+  /**
+   * A pull request the user may not publish is refused only by an asynchronous -ERR: the
+   * consumer would sit idle forever. One round trip after every runner sent its first pull
+   * tells, so startup fails naming the handler and the subject instead.
+   */
+  private async assertMayPull(mark: number): Promise<void> {
+    // Lets each runner's loop take its first turn, which is when the client sends the pull.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const denials = await this.connection.permissions.since(mark);
+    for (const { plan, consumerName } of this.running) {
+      const pull = `.CONSUMER.MSG.NEXT.${plan.stream}.${consumerName}`;
+      const denial = denials.find((d) => d.operation === 'publish' && d.subject.endsWith(pull));
+      if (denial) {
+        throw new HandlerConfigurationError(
+          `${plan.handlerId}: the NATS user may not pull from consumer "${consumerName}" on stream "${plan.stream}" (${denial.message}); grant it publish permission on "${denial.subject}"`,
+        );
+      }
+    }
   }
 
   /** Stops every consumer; safe to call more than once. */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
+      await this.lag?.stop();
       const provisioner = new ConsumerProvisioner(this.connection);
       await Promise.all(this.running.map(({ runner }) => runner.stop(this.options.shutdownTimeoutMs)));
       await Promise.all(

@@ -32,6 +32,7 @@ export class ConsumerRunner {
   private handled = 0;
   private readonly lanes?: OrderingLanes;
   private laneSpace?: () => void;
+  private loopEnded = false;
 
   constructor(
     private readonly consumer: Consumer,
@@ -42,6 +43,11 @@ export class ConsumerRunner {
   ) {
     this.gate = new ConcurrencyGate(options.concurrency);
     if (options.orderKey) this.lanes = new OrderingLanes();
+  }
+
+  /** Pulling messages: started, not stopping, and its loop has not ended on an error. */
+  get active(): boolean {
+    return this.loop !== undefined && !this.stopping && !this.loopEnded;
   }
 
   /** Messages whose handler call has finished, successfully or not. */
@@ -75,6 +81,9 @@ export class ConsumerRunner {
       );
       for (const msg of this.inFlight.keys()) this.settlement.release(msg);
     }
+    // Acks of the last handler calls are still queued for the end of this turn; the connection
+    // may close right after stop() resolves.
+    this.settlement.flushAcks();
     clearInterval(this.heartbeat);
     await this.loop;
   }
@@ -104,6 +113,8 @@ export class ConsumerRunner {
       if (!this.stopping) {
         this.logger.error(`${this.options.handlerId}: consumer stopped: ${describeCause(err)}`);
       }
+    } finally {
+      this.loopEnded = true;
     }
   }
 

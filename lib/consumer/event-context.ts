@@ -17,6 +17,7 @@ export interface ConsumerDescriptor {
 export class EventContext {
   private headerCache?: Readonly<Record<string, string[]>>;
   private inPlaceRetries = 0;
+  private abandoned = false;
 
   constructor(
     /** The raw JetStream message, for what this context does not wrap. */
@@ -108,5 +109,15 @@ export class EventContext {
   /** @internal */
   static countInPlaceRetry(ctx: EventContext): void {
     ctx.inPlaceRetries++;
+  }
+
+  /** @internal The call timed out and its outcome was settled without it: ignore what it does later. */
+  static abandon(ctx: EventContext): void {
+    ctx.abandoned = true;
+  }
+
+  /** @internal */
+  static isAbandoned(ctx: EventContext): boolean {
+    return ctx.abandoned;
   }
 }

@@ -12,6 +12,8 @@ export const DeadLetterHeaders = {
   ErrorMessage: 'Dlq-Error-Message',
   FailedAt: 'Dlq-Failed-At',
   RedriveCount: 'Dlq-Redrive-Count',
+  /** Size of the original payload when it was too large to copy (the copy then has no body). */
+  PayloadOmitted: 'Dlq-Payload-Omitted',
 } as const;
 
 /** Carries a message's identity across a redrive, so consumers that handled it skip it. */

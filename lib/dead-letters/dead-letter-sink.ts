@@ -3,6 +3,7 @@ import type { EventContext } from '../consumer/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
 import type { DeadLetterReason } from '../delivery/failure-policy.js';
 import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import { PayloadTooLargeError } from '../errors/jetstream-errors.js';
 import { DeadLetterHeaders as H, headerValue, isCopiedHeader } from './dead-letter-headers.js';
 
 /**
@@ -33,12 +34,28 @@ export class DeadLetterSink {
     headers[H.ErrorName] = [headerValue(errorName(error))];
     headers[H.ErrorMessage] = [headerValue(errorMessage(error)) || '(no message)'];
     headers[H.FailedAt] = [new Date().toISOString()];
-    const ack = await this.publisher.publish(this.target.subject, msg.data, {
-      msgId: `dlq:${ctx.stream}:${msg.seq}:${ctx.consumer}`,
-      headers,
-      expect: { streamName: this.target.stream },
-    });
-    return ack.seq;
+    const msgId = `dlq:${ctx.stream}:${msg.seq}:${ctx.consumer}`;
+    const copy = (data: Uint8Array, hdrs: Record<string, string[]>) =>
+      this.publisher.publish(this.target.subject, data, { msgId, headers: hdrs, expect: { streamName: this.target.stream } });
+    try {
+      return (await copy(msg.data, headers)).seq;
+    } catch (err) {
+      if (!(err instanceof PayloadTooLargeError)) throw err;
+    }
+    // A message near max_payload has no room for the dead-letter headers. Keep only ours, with
+    // a short error, so the copy still holds the bytes; failing that, record the failure without
+    // the bytes (the original stays in its stream while retention allows; redrive reads it there).
+    // Retrying could never make the copy fit, and would keep the message from settling.
+    const essential: Record<string, string[]> = {};
+    for (const [key, values] of Object.entries(headers)) if (key.startsWith('Dlq-')) essential[key] = values;
+    essential[H.ErrorMessage] = [headerValue(errorMessage(error), 200) || '(no message)'];
+    try {
+      return (await copy(msg.data, essential)).seq;
+    } catch (err) {
+      if (!(err instanceof PayloadTooLargeError)) throw err;
+    }
+    essential[H.PayloadOmitted] = [String(msg.data.length)];
+    return (await copy(new Uint8Array(0), essential)).seq;
   }
 }
 

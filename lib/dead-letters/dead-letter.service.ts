@@ -24,6 +24,11 @@ export interface DeadLetter {
   readonly error: { readonly name: string; readonly message: string };
   readonly failedAt: Date | undefined;
   readonly redriveCount: number;
+  /**
+   * Set when the payload (this many bytes) was too large to copy next to the dead-letter
+   * headers: `data` is then empty and the bytes live only in the original stream.
+   */
+  readonly payloadOmittedBytes: number | undefined;
   /** The payload as text (JSON payloads read as they were sent). */
   text(): string;
 }
@@ -54,25 +59,31 @@ export class DeadLetterService {
     if (!Number.isInteger(limit) || limit < 1) throw new InvalidOptionsError(`limit must be an integer >= 1, got ${limit}`);
     const info = await this.connection.jsm.streams.info(stream);
     if (info.state.messages === 0) return [];
-    // An ordered consumer reads without acks and leaves nothing behind on the server.
+    // An ordered consumer reads without acks; it is deleted once read.
     const consumer = await this.connection.js.consumers.get(stream, {
       filter_subjects: filter.subject ? [filter.subject] : undefined,
       deliver_policy: DeliverPolicy.All,
     });
     const out: DeadLetter[] = [];
     const lastSeq = info.state.last_seq;
-    for (;;) {
-      const batch = await consumer.fetch({ max_messages: 256, expires: 1_000 });
-      let got = 0;
-      let pending = 0;
-      for await (const m of batch) {
-        got++;
-        pending = m.info.pending;
-        const letter = toDeadLetter(stream, m.seq, m.subject, m.data, m.headers);
-        if (matches(letter, filter)) out.push(letter);
-        if (out.length >= limit || m.seq >= lastSeq) break;
+    try {
+      for (;;) {
+        const batch = await consumer.fetch({ max_messages: 256, expires: 1_000 });
+        let got = 0;
+        let pending = 0;
+        for await (const m of batch) {
+          got++;
+          pending = m.info.pending;
+          const letter = toDeadLetter(stream, m.seq, m.subject, m.data, m.headers);
+          if (matches(letter, filter)) out.push(letter);
+          if (out.length >= limit || m.seq >= lastSeq) break;
+        }
+        if (got === 0 || pending === 0 || out.length >= limit || out.some((l) => l.seq >= lastSeq)) break;
       }
-      if (got === 0 || pending === 0 || out.length >= limit || out.some((l) => l.seq >= lastSeq)) break;
+    } finally {
+      // An ordered consumer only expires after its inactivity threshold; a dashboard polling
+      // list() would otherwise pile them up until the server's consumer limit refuses more.
+      await consumer.delete().catch(() => false);
     }
     return out.slice(0, limit);
   }
@@ -98,12 +109,29 @@ export class DeadLetterService {
     const identity = letter.originalMsgId ?? `${letter.originalStream}:${letter.originalSequence}`;
     headers[IDEMPOTENCY_KEY_HEADER] ??= [identity];
     headers[H.RedriveCount] = [String(letter.redriveCount + 1)];
-    const result = await this.publisher.publish(letter.originalSubject, letter.data, {
+    const data = letter.payloadOmittedBytes === undefined ? letter.data : await this.originalPayload(letter);
+    const result = await this.publisher.publish(letter.originalSubject, data, {
       msgId: `${identity}:redrive:${stream}:${seq}`,
       headers,
     });
     await this.delete(seq, stream);
     return result;
+  }
+
+  /** The bytes of a dead letter stored without them, read back from the original stream. */
+  private async originalPayload(letter: DeadLetter): Promise<Uint8Array> {
+    let original: StoredMsg | null = null;
+    try {
+      original = await this.connection.jsm.streams.getMessage(letter.originalStream, { seq: letter.originalSequence });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && (err.code === 10037 || err.code === 10059))) throw err;
+    }
+    if (!original) {
+      throw new InvalidOptionsError(
+        `Dead letter ${letter.deadLetterStream} seq ${letter.seq} has no payload (its ${letter.payloadOmittedBytes} bytes did not fit next to the dead-letter headers) and the original, stream "${letter.originalStream}" seq ${letter.originalSequence}, is gone; it cannot be redriven`,
+      );
+    }
+    return original.data;
   }
 
   /** Redrives every dead letter matching the filter; returns how many went back. */
@@ -184,6 +212,7 @@ function toDeadLetter(stream: string, seq: number, subject: string, data: Uint8A
     error: { name: one(H.ErrorName) ?? '', message: one(H.ErrorMessage) ?? '' },
     failedAt: failedAt ? new Date(failedAt) : undefined,
     redriveCount: Number(one(H.RedriveCount) ?? 0),
+    payloadOmittedBytes: one(H.PayloadOmitted) === undefined ? undefined : Number(one(H.PayloadOmitted)),
     text: () => new TextDecoder().decode(data),
   };
 }

@@ -41,6 +41,11 @@ export type OrderKey = 'subject' | ((payload: unknown, ctx: EventContext) => str
 
 export interface OnEventOptions {
   /**
+   * Name of the connection (`JetStreamModule.forRoot({ name })`) whose server this handler
+   * consumes from; default: the connection of `forRoot()` without a name.
+   */
+  connection?: string;
+  /**
    * Durable pull consumer name. Every app instance using the same durable shares its messages,
    * which is how a service scales out. Omitted: an ephemeral consumer per instance that sees
    * new messages only.
@@ -56,6 +61,12 @@ export interface OnEventOptions {
   deliverPolicy?: DeliverPolicyOption;
   /** Time the server waits for an ack before redelivering; default 30 000 ms. */
   ackWaitMs?: number;
+  /**
+   * Longest a handler call may take before it counts as failed with a `HandlerTimeoutError`
+   * (then retried or dead-lettered like any failure). The call is abandoned, not cancelled: its
+   * late result is ignored. Default: none (a slow call is kept alive with `working()`).
+   */
+  timeoutMs?: number;
   /** Unacknowledged messages allowed across all instances of this consumer. */
   maxAckPending?: number;
   /** Delivery guarantee; default `'at-least-once'`. */
@@ -93,12 +104,14 @@ export interface ResolvedDeadLetter {
 
 /** Options after module defaults and built-in defaults have been applied and checked. */
 export interface ResolvedHandlerOptions {
+  readonly connection: string;
   readonly durable: string | undefined;
   readonly stream: string | undefined;
   readonly concurrency: number;
   readonly prefetch: number;
   readonly deliverPolicy: DeliverPolicyOption;
   readonly ackWaitMs: number;
+  readonly timeoutMs: number | undefined;
   readonly maxAckPending: number | undefined;
   readonly delivery: DeliveryMode;
   readonly retry: ResolvedRetryPolicy;

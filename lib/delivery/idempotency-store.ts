@@ -19,6 +19,7 @@ export type LeaseResult =
   | { readonly kind: 'busy'; readonly retryInMs: number };
 
 const KEY_SAFE = /^[\w=-]{1,200}$/;
+const MAX_UNRECORDED = 10_000;
 
 /**
  * One record per (consumer, message) in a KV bucket: taken as a lease before the handler runs,
@@ -26,6 +27,14 @@ const KEY_SAFE = /^[\w=-]{1,200}$/;
  * instances racing on one redelivery agree on a single winner.
  */
 export class IdempotencyStore {
+  /**
+   * Handlers that succeeded in this process whose done mark could not be written (broker down
+   * or restarting): key → lease revision. A redelivery of one of these writes the mark instead
+   * of running the handler again; otherwise the record, still "processing" (or lost with the
+   * broker's last writes), would let the handler run twice once the lease ran out.
+   */
+  private readonly unrecorded = new Map<string, number>();
+
   private constructor(
     private readonly kv: KV,
     private readonly owner: string,
@@ -45,6 +54,11 @@ export class IdempotencyStore {
   }
 
   async acquire(key: string, leaseMs: number): Promise<LeaseResult> {
+    const unrecordedRevision = this.unrecorded.get(key);
+    if (unrecordedRevision !== undefined) {
+      await this.complete(key, unrecordedRevision);
+      return { kind: 'done' };
+    }
     const record = (until: number): string => JSON.stringify({ s: 'p', u: until, o: this.owner } satisfies IdempotencyRecord);
     try {
       return { kind: 'acquired', revision: await this.kv.create(key, record(Date.now() + leaseMs)) };
@@ -72,6 +86,18 @@ export class IdempotencyStore {
   /** Marks the message handled. False when our lease was taken over meanwhile. */
   async complete(key: string, revision: number): Promise<boolean> {
     const done = JSON.stringify({ s: 'd', u: 0, o: this.owner } satisfies IdempotencyRecord);
+    let completed: boolean;
+    try {
+      completed = await this.markDone(key, done, revision);
+    } catch (err) {
+      this.remember(key, revision);
+      throw err;
+    }
+    this.unrecorded.delete(key);
+    return completed;
+  }
+
+  private async markDone(key: string, done: string, revision: number): Promise<boolean> {
     try {
       await this.kv.update(key, done, revision);
       return true;
@@ -80,6 +106,13 @@ export class IdempotencyStore {
       await this.kv.put(key, done);
       return false;
     }
+  }
+
+  private remember(key: string, revision: number): void {
+    this.unrecorded.set(key, revision);
+    // Bounded: only completions that failed during an outage land here, and they clear on the
+    // redelivery; the oldest go first if an outage outlasts many of them.
+    if (this.unrecorded.size > MAX_UNRECORDED) this.unrecorded.delete(this.unrecorded.keys().next().value!);
   }
 
   /** Gives the lease up after a failure, so the retry (or a redrive) can run the handler. */

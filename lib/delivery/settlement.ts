@@ -1,9 +1,10 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
-import type { EventContext } from '../consumer/event-context.js';
+import { EventContext } from '../consumer/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { DeadLetterReason } from './failure-policy.js';
+import type { HandlerRuntime } from './handler-runtime.js';
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
@@ -18,9 +19,30 @@ export class Settlement {
     private readonly confirmTimeoutMs: number,
   ) {}
 
-  /** The handler resolved. A plain ack: nothing waits for the server's reply on this path. */
-  succeed(msg: JsMsg): void {
-    this.send(msg, 'ack', () => msg.ack());
+  /** Plain acks waiting for the end of this event-loop turn, sent together. */
+  private acks: JsMsg[] = [];
+
+  /**
+   * The handler resolved. A plain ack: nothing waits for the server's reply on this path. Acks
+   * go out at the end of the event-loop turn, so the handlers that finish in one turn share one
+   * socket write instead of one write each (the largest per-message cost in profiles).
+   */
+  succeed(msg: JsMsg, ctx: EventContext): void {
+    observed(ctx)?.settled('success');
+    if (this.acks.push(msg) === 1) setImmediate(this.flushAcks);
+  }
+
+  /** Sends the acks queued by `succeed` now (also before a consumer reports itself stopped). */
+  readonly flushAcks = (): void => {
+    const acks = this.acks;
+    if (acks.length === 0) return;
+    this.acks = [];
+    for (const msg of acks) this.send(msg, 'ack', () => msg.ack());
+  };
+
+  /** The handler resolved and the ack is someone else's business (at-most-once, exactly-once). */
+  reportSucceeded(ctx: EventContext): void {
+    observed(ctx)?.settled('success');
   }
 
   /**
@@ -43,6 +65,7 @@ export class Settlement {
   /** Handled before (its idempotency record says done): ack without running the handler. */
   skipDuplicate(msg: JsMsg, ctx: EventContext): void {
     this.logger.debug?.(`${ctx.handler}: seq ${msg.seq} was already handled; acking the redelivery`);
+    observed(ctx)?.settled('duplicate');
     this.send(msg, 'ack', () => msg.ack());
   }
 
@@ -58,6 +81,7 @@ export class Settlement {
   }
 
   reportRetry(ctx: EventContext, error: unknown, delayMs: number, inPlace: boolean, note?: string): void {
+    observed(ctx)?.settled('retry');
     this.logger.warn(
       `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, attempt ${ctx.attempt}): ${describeError(error)}${note ? ` [${note}]` : ''}; ${inPlace ? 'retrying in place' : 'redelivery'} in ${delayMs} ms`,
     );
@@ -83,6 +107,7 @@ export class Settlement {
     deadLetterSeq: number,
     target: ResolvedDeadLetter | undefined,
   ): void {
+    observed(ctx)?.settled('dead_letter', reason);
     this.logger.error(
       `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeError(error)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
     );
@@ -90,6 +115,7 @@ export class Settlement {
 
   /** No dead-letter stream: the message is terminated and everything about it is logged. */
   reject(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): void {
+    observed(ctx)?.settled('terminated', reason);
     this.logger.error(
       `${ctx.handler} gave up on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; message terminated (no dead-letter stream configured)`,
     );
@@ -98,6 +124,7 @@ export class Settlement {
 
   /** At-most-once: the ack is already confirmed, so a failure can only be reported. */
   reportLost(ctx: EventContext, error: unknown): void {
+    observed(ctx)?.settled('failed');
     this.logger.error(
       `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, at-most-once, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; not redelivered`,
     );
@@ -120,6 +147,11 @@ export class Settlement {
       this.logger.warn(`Could not ${what} stream seq ${msg.seq} (${describeCause(err)}); the server will redeliver it`);
     }
   }
+}
+
+/** The handler's metrics, counting each way a delivery ends once, in this file. */
+function observed(ctx: EventContext): HandlerRuntime['instrumentation'] {
+  return (EventContext.runtimeOf(ctx) as HandlerRuntime | undefined)?.instrumentation;
 }
 
 export function describeError(error: unknown): string {

@@ -3,6 +3,7 @@ import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
 import { getOnEventMetadata } from '../decorators/on-event.decorator.js';
 import { HandlerConfigurationError, InvalidOptionsError } from '../errors/jetstream-errors.js';
+import { DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import type { DiscoveredHandler } from './handler-plan.js';
 import { resolveHandlerOptions } from './resolve-handler-options.js';
@@ -15,7 +16,12 @@ export class HandlerExplorer {
     private readonly scanner: MetadataScanner,
   ) {}
 
-  explore(defaults: Partial<OnEventOptions>): DiscoveredHandler[] {
+  /**
+   * Handlers bound to `connection` (`@OnEvent(..., { connection })`, none = the default one).
+   * `knownConnections` are the names of every JetStreamModule instance of the application: a
+   * handler naming another connection fails startup instead of silently never running.
+   */
+  explore(defaults: Partial<OnEventOptions>, connection = DEFAULT_CONNECTION, knownConnections: ReadonlySet<string> = new Set([connection])): DiscoveredHandler[] {
     const found: DiscoveredHandler[] = [];
     // The same instance can sit behind several wrappers (aliases, re-exports).
     const seen = new Set<object>();
@@ -39,6 +45,15 @@ export class HandlerExplorer {
         seen.add(instance);
         const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
         for (const { subject, options } of metadata) {
+          const target = options.connection ?? DEFAULT_CONNECTION;
+          if (!knownConnections.has(target)) {
+            throw new HandlerConfigurationError(
+              target === DEFAULT_CONNECTION
+                ? `@OnEvent on ${handlerId} uses the default connection, but only named connections are configured (${[...knownConnections].join(', ')}): import JetStreamModule.forRoot() without a name, or set { connection } on the handler`
+                : `@OnEvent on ${handlerId} names connection "${target}", but no JetStreamModule.forRoot({ name: "${target}" }) is imported (configured: ${[...knownConnections].join(', ')})`,
+            );
+          }
+          if (target !== connection) continue;
           try {
             assertFilterSubject(subject);
           } catch (err) {

@@ -6,6 +6,7 @@ import type {
   RetryOptions,
 } from '../decorators/on-event-options.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import { DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
 import { positiveInt } from '../module/resolve-module-options.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
@@ -36,6 +37,10 @@ export function resolveHandlerOptions(
   if (durable !== undefined && (typeof durable !== 'string' || !NAME.test(durable))) {
     fail(`durable must match ${NAME} (letters, digits, "-" and "_"), got ${JSON.stringify(durable)}`);
   }
+  const connection = options.connection ?? DEFAULT_CONNECTION;
+  if (typeof connection !== 'string' || !NAME.test(connection)) {
+    fail(`connection must be the name given to JetStreamModule.forRoot({ name }), got ${JSON.stringify(connection)}`);
+  }
   const stream = merged.stream;
   if (stream !== undefined && (typeof stream !== 'string' || !/^[^\s.*>/\\]+$/.test(stream))) {
     fail(`stream must be a stream name, got ${JSON.stringify(stream)}`);
@@ -43,6 +48,7 @@ export function resolveHandlerOptions(
   const concurrency = int(merged.concurrency, 1, 'concurrency');
   const prefetch = int(merged.prefetch, Math.max(2 * concurrency, 32), 'prefetch');
   const ackWaitMs = int(merged.ackWaitMs, 30_000, 'ackWaitMs');
+  const timeoutMs = merged.timeoutMs === undefined ? undefined : int(merged.timeoutMs, 0, 'timeoutMs');
   const maxAckPending =
     merged.maxAckPending === -1 ? -1 : merged.maxAckPending === undefined ? undefined : int(merged.maxAckPending, 0, 'maxAckPending');
   const deliverPolicy = checkDeliverPolicy(merged.deliverPolicy ?? (durable ? 'all' : 'new'), fail);
@@ -57,12 +63,14 @@ export function resolveHandlerOptions(
     fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
   }
   return {
+    connection,
     durable,
     stream,
     concurrency,
     prefetch,
     deliverPolicy,
     ackWaitMs,
+    timeoutMs,
     maxAckPending,
     delivery,
     retry,

@@ -85,6 +85,25 @@ export class NoStreamForSubjectError extends JetStreamModuleError {
   }
 }
 
+/**
+ * Nothing answered a publish although JetStream may hold a stream for the subject: the stream
+ * has no leader right now (a cluster failover) or JetStream is still starting (a restarted
+ * server). Transient, unlike NoStreamForSubjectError: publish again with the same msgId.
+ */
+export class StreamUnavailableError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    /** The stream that captures the subject, when JetStream could say. */
+    readonly stream: string | undefined,
+    cause?: unknown,
+  ) {
+    super(
+      `Publish to "${subject}" got no answer: ${stream ? `stream "${stream}" has no leader right now` : 'JetStream is not answering'} (cluster failover or restarting server); it may or may not be stored after earlier attempts (publish again with the same msgId)`,
+      { cause },
+    );
+  }
+}
+
 /** The server did not acknowledge a publish in time; the message may or may not be stored. */
 export class PublishTimeoutError extends JetStreamModuleError {
   constructor(
@@ -119,6 +138,36 @@ export class PublishRejectedError extends JetStreamModuleError {
     cause?: unknown,
   ) {
     super(`Publish to "${subject}" was rejected${code ? ` (code ${code})` : ''}: ${reason}`, { cause });
+  }
+}
+
+/**
+ * A handler call ran past its `timeoutMs`. Retryable like any failure; the call itself is
+ * abandoned (JavaScript cannot cancel it) and whatever it does later is ignored.
+ */
+export class HandlerTimeoutError extends JetStreamModuleError {
+  constructor(
+    readonly handlerId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${handlerId} did not settle within ${timeoutMs} ms (timeoutMs); the call was abandoned and counts as a failed attempt`);
+  }
+}
+
+/** The message (payload plus headers) is larger than the server's max_payload; nothing was sent. */
+export class PayloadTooLargeError extends PublishRejectedError {
+  constructor(
+    subject: string,
+    readonly bytes: number,
+    readonly maxPayload: number | undefined,
+    cause?: unknown,
+  ) {
+    super(
+      subject,
+      undefined,
+      `payload of ${bytes} bytes exceeds ${maxPayload === undefined ? "the server's max_payload" : `the server's max_payload of ${maxPayload} bytes`} (headers count too); nothing was sent`,
+      cause,
+    );
   }
 }
 

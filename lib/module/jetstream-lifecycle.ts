@@ -2,11 +2,12 @@ import {
   Inject,
   Injectable,
   Logger,
+  Optional,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
+import { ApplicationConfig, DiscoveryService, ExternalContextCreator } from '@nestjs/core';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConsumerEngine, type RunningHandlerInfo } from '../consumer/consumer-engine.js';
 import type { HandledEvent } from '../delivery/dispatcher.js';
@@ -15,10 +16,11 @@ import { JetStreamDeadLetterInterceptor } from '../delivery/interceptors/dead-le
 import { JetStreamRetryInterceptor } from '../delivery/interceptors/retry.interceptor.js';
 import { HandlerExplorer } from '../discovery/handler-explorer.js';
 import type { HandlerRegistration } from '../discovery/handler-plan.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamPayloadPipe } from '../serialization/payload-validation.pipe.js';
 import type { ResolvedModuleOptions } from './jetstream-module-options.js';
-import { JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
+import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME, JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
 
 /**
  * Starts a consumer per `@OnEvent` handler once the whole application is wired, and on shutdown
@@ -26,18 +28,22 @@ import { JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
  */
 @Injectable()
 export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
-  private readonly logger = new Logger('JetStream');
+  private readonly logger: Logger;
   private readonly engine: ConsumerEngine;
 
   constructor(
+    @Inject(JETSTREAM_CONNECTION_NAME) readonly connectionName: string,
     @Inject(JETSTREAM_RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
     private readonly connection: JetStreamConnection,
     private readonly explorer: HandlerExplorer,
     private readonly contextCreator: ExternalContextCreator,
     private readonly appConfig: ApplicationConfig,
+    private readonly discovery: DiscoveryService,
     publisher: JetStreamPublisher,
+    @Optional() observability?: JetStreamObservability,
   ) {
-    this.engine = new ConsumerEngine(connection, options, publisher, this.logger);
+    this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'JetStream' : `JetStream:${connectionName}`);
+    this.engine = new ConsumerEngine(connection, options, publisher, this.logger, observability);
   }
 
   /** Handlers with a running consumer: what the application actually listens to. */
@@ -57,7 +63,7 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     try {
       const interceptors = { deadLetter: new JetStreamDeadLetterInterceptor(), retry: new JetStreamRetryInterceptor() };
       const payloadPipe = new JetStreamPayloadPipe(this.options.validation, this.options.transform);
-      const registrations: HandlerRegistration[] = this.explorer.explore(this.options.defaults).map((handler) => ({
+      const registrations: HandlerRegistration[] = this.explorer.explore(this.options.defaults, this.connectionName, this.connectionNames()).map((handler) => ({
         handlerId: handler.handlerId,
         subject: handler.subject,
         options: handler.options,
@@ -75,6 +81,16 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
       await this.connection.close();
       throw err;
     }
+  }
+
+  /** Every connection of the application: each JetStreamModule instance has one lifecycle. */
+  private connectionNames(): Set<string> {
+    const names = new Set<string>([this.connectionName]);
+    for (const wrapper of this.discovery.getProviders()) {
+      const instance: unknown = wrapper.instance;
+      if (instance instanceof JetStreamLifecycle) names.add(instance.connectionName);
+    }
+    return names;
   }
 
   async onModuleDestroy(): Promise<void> {

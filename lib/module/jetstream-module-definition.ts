@@ -1,4 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { buildConnectionModule } from './connection-module.js';
 import type { JetStreamModuleOptions } from './jetstream-module-options.js';
 
 export const {
@@ -9,6 +10,9 @@ export const {
 } = new ConfigurableModuleBuilder<JetStreamModuleOptions>({ moduleName: 'JetStream' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createJetStreamOptions')
-  // One connection and one set of consumers per application: the module is global.
-  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  // `name` is an extra, not an option: providers and tokens depend on it, so it must be known
+  // when forRootAsync is called, before its factory runs.
+  .setExtras<{ isGlobal?: boolean; name?: string }>({ isGlobal: true, name: undefined }, (definition, extras) =>
+    buildConnectionModule(definition, extras.name, extras.isGlobal ?? true),
+  )
   .build();

@@ -3,6 +3,9 @@ import type { StreamConfig } from '@nats-io/jetstream';
 import type { ValidatorOptions } from 'class-validator';
 import type { ClassTransformOptions } from 'class-transformer';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
+import type { ResolvedMetricsOptions } from '../observability/metrics.js';
+import type { MetricsOptions, TracingOptions } from '../observability/observability-options.js';
+import type { ResolvedTracingOptions } from '../observability/tracing.js';
 
 /**
  * A stream the module ensures at startup: NATS's own stream configuration (snake_case,
@@ -21,7 +24,7 @@ export interface JetStreamModuleOptions {
   /** Streams created when missing and updated when the change is allowed. */
   streams?: StreamDefinition[];
   /** Defaults for every `@OnEvent` handler of the application (a durable name is per handler). */
-  defaults?: Partial<Omit<OnEventOptions, 'durable'>>;
+  defaults?: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
   /** Time in-flight handlers get to finish on shutdown; default 10 000 ms. */
   shutdownTimeoutMs?: number;
   /** Default publish acknowledgement timeout; default 5 000 ms. */
@@ -39,13 +42,17 @@ export interface JetStreamModuleOptions {
    * `Nats-Msg-Id` so the stream stores it once; default 2.
    */
   publishRetries?: number;
+  /** Prometheus metrics (needs `prom-client`); default off. */
+  metrics?: boolean | MetricsOptions;
+  /** OpenTelemetry spans and `traceparent` propagation (needs `@opentelemetry/api`); default off. */
+  tracing?: boolean | TracingOptions;
 }
 
 export interface ResolvedModuleOptions {
   readonly servers: string[];
   readonly connection: NatsConnectionOptions;
   readonly streams: StreamDefinition[];
-  readonly defaults: Partial<Omit<OnEventOptions, 'durable'>>;
+  readonly defaults: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
   readonly shutdownTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly validation: ValidatorOptions | false;
@@ -53,4 +60,6 @@ export interface ResolvedModuleOptions {
   readonly idempotency: { readonly bucket: string; readonly ttlMs: number };
   readonly deadLetterMaxAgeMs: number;
   readonly publishRetries: number;
+  readonly metrics: ResolvedMetricsOptions | false;
+  readonly tracing: ResolvedTracingOptions | false;
 }

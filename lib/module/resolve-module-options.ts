@@ -1,5 +1,6 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
+import { resolveMetricsOptions, resolveTracingOptions } from '../observability/observability-options.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions, StreamDefinition } from './jetstream-module-options.js';
 
 const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
@@ -16,6 +17,10 @@ export function resolveModuleOptions(
     // One durable shared by every handler would split each handler's messages between them.
     throw new InvalidOptionsError('defaults.durable is not allowed: a durable name belongs to one handler; set it on each @OnEvent');
   }
+  if (opts.defaults && 'connection' in opts.defaults) {
+    // Defaults belong to one connection's module; a handler's connection picks the module.
+    throw new InvalidOptionsError('defaults.connection is not allowed: defaults apply to the handlers of this connection; set { connection } on each @OnEvent');
+  }
   return {
     servers: resolveServers(opts.servers, env),
     connection: { ...(opts.connection ?? {}) },
@@ -31,6 +36,8 @@ export function resolveModuleOptions(
     },
     deadLetterMaxAgeMs: positiveInt(opts.deadLetterMaxAgeMs, 14 * 24 * 60 * 60 * 1_000, 'deadLetterMaxAgeMs'),
     publishRetries: positiveInt(opts.publishRetries, 2, 'publishRetries', true),
+    metrics: resolveMetricsOptions(opts.metrics),
+    tracing: resolveTracingOptions(opts.tracing),
   };
 }
 

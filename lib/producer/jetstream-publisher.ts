@@ -1,12 +1,14 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
 import type { JetStreamPublishOptions } from '@nats-io/jetstream';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConnectionClosedError, InvalidOptionsError } from '../errors/jetstream-errors.js';
 import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
 import { JETSTREAM_RESOLVED_OPTIONS } from '../module/jetstream.tokens.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
+import type { PublishInstrumentation } from '../observability/instrumentation.js';
 import { encodePayload } from '../serialization/codec.js';
-import { toPublishError } from './publish-errors.js';
+import { explainNoResponders, toMaxPayloadError, toPublishError } from './publish-errors.js';
 import { assertPublishSubject } from './subject-validation.js';
 
 export interface PublishExpectations {
@@ -63,25 +65,53 @@ const DEFAULT_WINDOW = 256;
  */
 @Injectable()
 export class JetStreamPublisher {
+  /** Metrics and tracing hooks; undefined when both are off, so a publish pays one check. */
+  private readonly observed: PublishInstrumentation | undefined;
+
   constructor(
     private readonly connection: JetStreamConnection,
     @Inject(JETSTREAM_RESOLVED_OPTIONS) private readonly options: ResolvedModuleOptions,
-  ) {}
+    @Optional() observability?: JetStreamObservability,
+  ) {
+    this.observed = observability?.publishing;
+  }
 
   async publish<T>(subject: string, payload: T, options?: PublishOptions): Promise<PublishResult> {
     assertPublishSubject(subject);
     const data = encodePayload(payload);
     const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
+    const clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
+    const observed = this.observed;
+    if (!observed) return this.send(subject, data, clientOptions, timeoutMs);
+    const scope = observed.begin(subject, clientOptions.msgID!, clientOptions.headers);
+    clientOptions.headers = scope.headers;
+    let result: PublishResult;
+    try {
+      result = await this.send(subject, data, clientOptions, timeoutMs);
+    } catch (err) {
+      scope.end(undefined, err);
+      throw err;
+    }
+    scope.end(result);
+    return result;
+  }
+
+  private async send(
+    subject: string,
+    data: Uint8Array,
+    clientOptions: Partial<JetStreamPublishOptions>,
+    timeoutMs: number,
+  ): Promise<PublishResult> {
     if (this.connection.isClosed) throw new ConnectionClosedError(`publish to "${subject}"`);
     try {
-      const ack = await this.connection.js.publish(
-        subject,
-        data,
-        toClientOptions(options, timeoutMs, this.options.publishRetries + 1),
-      );
+      const ack = await this.connection.js.publish(subject, data, clientOptions);
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      throw toPublishError(err, subject, timeoutMs, this.options.publishRetries + 1);
+      throw (
+        toMaxPayloadError(err, subject, data.length, this.connection.nc.info?.max_payload) ??
+        (await explainNoResponders(err, subject, this.connection.jsm)) ??
+        toPublishError(err, subject, timeoutMs, this.options.publishRetries + 1)
+      );
     }
   }
 

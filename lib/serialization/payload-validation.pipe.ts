@@ -35,14 +35,35 @@ export class JetStreamPayloadPipe implements PipeTransform {
           `Payload for ${target.name} must be a JSON object, got ${value === undefined ? 'an empty payload' : Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
         );
       }
-      instance = plainToInstance(target, value, this.transformOptions);
+      try {
+        instance = plainToInstance(target, value, this.transformOptions);
+      } catch (err) {
+        // class-transformer recurses into every nested object: a hostile payload (JSON nested
+        // thousands deep) overflows the stack. Retrying the same bytes cannot help.
+        throw new PayloadValidationError(`Payload cannot be turned into a ${target.name} (${bindingFailure(err)})`, [], { cause: err });
+      }
     }
     if (this.validation === false) return instance;
-    return validate(instance, this.validation).then((errors) => {
-      if (errors.length > 0) throw new PayloadValidationError(`Payload is not a valid ${target.name}`, flattenErrors(errors));
-      return instance;
-    });
+    return validate(instance, this.validation).then(
+      (errors) => {
+        if (errors.length > 0) throw new PayloadValidationError(`Payload is not a valid ${target.name}`, flattenErrors(errors));
+        return instance;
+      },
+      (err: unknown) => {
+        // Only the stack overflow is the payload's fault; a custom validator failing (a lookup
+        // that is down) stays an ordinary, retryable error.
+        if (err instanceof RangeError) {
+          throw new PayloadValidationError(`Payload cannot be validated as a ${target.name} (${bindingFailure(err)})`, [], { cause: err });
+        }
+        throw err;
+      },
+    );
   }
+}
+
+function bindingFailure(err: unknown): string {
+  if (err instanceof RangeError) return `nested too deeply: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function flattenErrors(errors: readonly ValidationError[], path = ''): string[] {

@@ -1,6 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { HandledEvent } from '../delivery/dispatcher.js';
-import { JetStreamLifecycle } from '../module/jetstream-lifecycle.js';
+import { scopedToken } from '../module/connection-tokens.js';
+import type { JetStreamLifecycle } from '../module/jetstream-lifecycle.js';
 
 export interface HandledQuery {
   /** `ClassName.method`; default any handler. */
@@ -36,10 +37,10 @@ export interface HandledRecorder {
  *   await publisher.publish('orders.created', order);
  *   const [call] = await handled.waitFor({ handler: 'Billing.onCreated' });
  */
-export function recordHandled(app: INestApplicationContext): HandledRecorder {
+export function recordHandled(app: INestApplicationContext, options: { connection?: string } = {}): HandledRecorder {
   const events: HandledEvent[] = [];
   const waiters = new Set<() => void>();
-  const unsubscribe = app.get(JetStreamLifecycle, { strict: false }).onHandled((event) => {
+  const unsubscribe = app.get<JetStreamLifecycle>(scopedToken('lifecycle', options.connection), { strict: false }).onHandled((event) => {
     events.push(event);
     for (const wake of waiters) wake();
   });

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { JetStreamPublisher, type PublishOptions, type PublishResult } from '../producer/jetstream-publisher.js';
+import { scopedToken } from '../module/connection-tokens.js';
+import type { JetStreamPublisher, PublishOptions, PublishResult } from '../producer/jetstream-publisher.js';
 
 export interface CapturedPublish {
   readonly subject: string;
@@ -26,8 +27,8 @@ export interface PublishCapture {
  * batches), while still sending it to the real server unless `passThrough` is false, in which
  * case each publish resolves with a fake ack (`stream: 'captured'`) and nothing is sent.
  */
-export function capturePublished(app: INestApplicationContext, options: { passThrough?: boolean } = {}): PublishCapture {
-  const publisher = app.get(JetStreamPublisher, { strict: false });
+export function capturePublished(app: INestApplicationContext, options: { passThrough?: boolean; connection?: string } = {}): PublishCapture {
+  const publisher = app.get<JetStreamPublisher>(scopedToken('publisher', options.connection), { strict: false });
   const original = publisher.publish;
   const published: CapturedPublish[] = [];
   const waiters = new Set<() => void>();

@@ -11,6 +11,7 @@ import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { JetStreamModuleOptions } from '../module/jetstream-module-options.js';
 import { resolveModuleOptions } from '../module/resolve-module-options.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
@@ -71,10 +72,12 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   private async start(): Promise<void> {
     const resolved = resolveModuleOptions(this.options);
+    // Before connecting: a missing optional peer must fail without leaving a connection open.
+    const observability = await JetStreamObservability.create(resolved);
     const connection = await JetStreamConnection.open(resolved);
     this.connection = connection;
     await new StreamProvisioner(connection).ensureAll(resolved.streams);
-    const publisher = new JetStreamPublisher(connection, resolved);
+    const publisher = new JetStreamPublisher(connection, resolved, observability);
     const registrations: HandlerRegistration[] = [];
     for (const [pattern, handler] of this.messageHandlers) {
       const handlerId = `${handler.isEventHandler ? '@EventPattern' : '@MessagePattern'}(${pattern})`;
@@ -91,7 +94,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
         this.subscribeRequests(connection, pattern, handler);
       }
     }
-    this.engine = new ConsumerEngine(connection, resolved, publisher, this.jsLogger);
+    this.engine = new ConsumerEngine(connection, resolved, publisher, this.jsLogger, observability);
     await this.engine.start(registrations);
   }
 

@@ -1,6 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-// In an application this import is `from 'nestjs-jetstream'`.
-import { EventContext, OnEvent } from '../../lib/index.js';
+import { EventContext, OnEvent } from 'nestjs-jetstream';
 import { OrderCreatedEvent } from '../orders/order-created.event.js';
 import { OrderTracker } from '../tracking/order-tracker.service.js';
 

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-// In an application this import is `from 'nestjs-jetstream'`.
-import { JetStreamPublisher } from '../../lib/index.js';
+import { JetStreamPublisher } from 'nestjs-jetstream';
 import type { OrderCancelledEvent, OrderCreatedEvent } from '../orders/order-created.event.js';
 import { OrderTracker } from '../tracking/order-tracker.service.js';
 

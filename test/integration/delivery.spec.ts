@@ -257,6 +257,9 @@ describe('at-least-once retry and dead letters', () => {
     await app.publisher.publishBatch([1, 2, 3].map((i) => ({ subject: subject('p'), payload: { i } })));
     await deadLetters(app, dlqStream, 3);
     const service = app.inner.app.get(DeadLetterService);
+    // Listing reads through a throwaway ordered consumer each time: none may stay behind.
+    for (let i = 0; i < 5; i++) expect(await service.list({ stream: dlqStream })).toHaveLength(3);
+    expect((await app.connection.jsm.streams.info(dlqStream)).state.consumer_count).toBe(0);
     expect(await service.purge({ stream: dlqStream, consumer: 'purge' })).toBe(3);
     expect(await service.list({ stream: dlqStream })).toHaveLength(0);
   });

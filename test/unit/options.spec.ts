@@ -34,6 +34,7 @@ describe('resolveModuleOptions', () => {
 describe('resolveHandlerOptions', () => {
   it('applies built-in defaults: ordered, ephemeral from new, 30 s ack wait', () => {
     expect(resolveHandlerOptions('A.m', {}, {})).toEqual({
+      connection: 'default',
       durable: undefined,
       stream: undefined,
       concurrency: 1,
@@ -47,6 +48,7 @@ describe('resolveHandlerOptions', () => {
       // Ephemeral handlers (live views) do not park failures by default; durables do.
       dlq: false,
       orderBy: undefined,
+      timeoutMs: undefined,
     });
     expect(resolveHandlerOptions('A.m', {}, { durable: 'd' }).dlq).toBe(true);
   });

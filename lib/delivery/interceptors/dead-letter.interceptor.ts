@@ -1,6 +1,6 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, from, map, throwError, type Observable } from 'rxjs';
-import type { EventContext } from '../../consumer/event-context.js';
+import { EventContext } from '../../consumer/event-context.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
 import type { DeadLetterReason } from '../failure-policy.js';
 import { handlerRuntime } from '../handler-runtime.js';
@@ -18,7 +18,9 @@ export class JetStreamDeadLetterInterceptor implements NestInterceptor {
     const ctx = context.switchToRpc().getContext<EventContext>();
     return next.handle().pipe(
       catchError((error: unknown) => {
-        if (error instanceof RetryScheduled) return throwError(() => error);
+        // A timed-out call's late failure: the dispatcher already settled this delivery, and a
+        // redelivery may be running, so parking a copy now could dead-letter a handled message.
+        if (error instanceof RetryScheduled || EventContext.isAbandoned(ctx)) return throwError(() => error);
         const { policy, sink } = handlerRuntime(ctx);
         let failure = error;
         let reason: DeadLetterReason;

@@ -1,0 +1,44 @@
+import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { JetStreamModule, JetStreamPublisher, OnEvent, type EventContext, type OnEventOptions } from '../../lib/index.js';
+import { Finish, MODULE_OPTIONS } from '../support.js';
+
+/** nestjs-jetstream as an application uses it: `@OnEvent` handlers and the injected publisher. */
+
+export interface ModuleConsumer {
+  readonly app: INestApplicationContext;
+  /** Milliseconds from the first handled message to the `n`th. */
+  readonly elapsed: Promise<number>;
+}
+
+/** A Nest app with one `@OnEvent` handler that runs `body` and counts. */
+export async function moduleConsumer(
+  url: string,
+  subject: string,
+  n: number,
+  options: OnEventOptions,
+  body?: (payload: unknown, ctx: EventContext) => Promise<void> | void,
+): Promise<ModuleConsumer> {
+  const finish = new Finish(n);
+  @Injectable()
+  class Counter {
+    @OnEvent(subject, options)
+    async handle(payload: unknown, ctx: EventContext) {
+      finish.begin();
+      if (body) await body(payload, ctx);
+      finish.tick();
+    }
+  }
+  @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [Counter] })
+  class BenchModule {}
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
+  return { app, elapsed: finish.elapsed };
+}
+
+/** An app context holding only the module, for its publisher. */
+export async function modulePublisher(url: string): Promise<{ publisher: JetStreamPublisher; close(): Promise<void> }> {
+  @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule] })
+  class PublishModule {}
+  const app = await NestFactory.createApplicationContext(PublishModule, { logger: false });
+  return { publisher: app.get(JetStreamPublisher), close: () => app.close() };
+}

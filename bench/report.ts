@@ -1,0 +1,115 @@
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * One line of the results table. Figures are numbers in `unit`; the ratios are module/raw and
+ * module/peer when higher is better (throughput), and written as a difference where a ratio
+ * means nothing (latency, memory growth).
+ */
+export interface ResultRow {
+  readonly workload: string;
+  readonly unit: string;
+  readonly raw?: number;
+  readonly module?: number;
+  readonly peer?: number;
+  readonly vsRaw?: string;
+  readonly vsPeer?: string;
+  readonly target?: string;
+  /** Undefined when the row has no target (or a contender it needs did not run). */
+  readonly met?: boolean;
+  readonly note?: string;
+}
+
+const rows: ResultRow[] = [];
+const notes: string[] = [];
+
+export function addRow(row: ResultRow): void {
+  rows.push(row);
+}
+
+/** A footnote under the table (what a contender supports, why a cell is empty). */
+export function addNote(note: string): void {
+  if (!notes.includes(note)) notes.push(note);
+}
+
+/** `a / b` as `1.23x`, or undefined when either side is missing. */
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+export const times = (r: number | undefined): string | undefined => (r === undefined ? undefined : `${r.toFixed(2)}x`);
+
+function figure(v: number | undefined, unit: string): string {
+  if (v === undefined) return '-';
+  if (unit === 'msg/s') return Math.round(v).toLocaleString('en');
+  return v.toFixed(unit === 'MB' ? 1 : 2);
+}
+
+export interface Environment {
+  readonly natsServer: string;
+  readonly node: string;
+  readonly cpu: string;
+  readonly memoryGiB: number;
+  readonly rounds: number;
+  readonly git: string;
+  readonly date: string;
+}
+
+export function environment(natsServer: string, rounds: number): Environment {
+  return {
+    natsServer,
+    node: process.version,
+    cpu: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    rounds,
+    git: safeGit(),
+    date: new Date().toISOString(),
+  };
+}
+
+/** The table as markdown: what the console shows and what `.cache/bench/results.md` holds. */
+export function renderTable(env: Environment): string {
+  const head = ['workload', 'raw', 'module', 'peer', 'module/raw', 'module/peer', 'target', 'met?'];
+  const cells = rows.map((r) => [
+    `${r.workload} (${r.unit})`,
+    figure(r.raw, r.unit),
+    figure(r.module, r.unit),
+    figure(r.peer, r.unit),
+    r.vsRaw ?? '-',
+    r.vsPeer ?? '-',
+    r.target ?? '',
+    r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  const out = [
+    `nats-server ${env.natsServer}, node ${env.node}, ${env.cpu}, ${env.memoryGiB} GiB, ${env.rounds} rounds (medians), git ${env.git}, ${env.date}`,
+    '',
+    line(head),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.map(line),
+  ];
+  const footnotes = [...notes, ...rows.filter((r) => r.note).map((r) => `${r.workload}: ${r.note}`)];
+  if (footnotes.length) out.push('', ...footnotes.map((n) => `- ${n}`));
+  return out.join('\n');
+}
+
+/** Prints the table and writes it (markdown and JSON) under `.cache/bench/`. */
+export function publish(env: Environment, dir = '.cache/bench'): void {
+  const table = renderTable(env);
+  console.log(`\n${table}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'results.md'), `${table}\n`);
+  writeFileSync(join(dir, 'results.json'), `${JSON.stringify({ environment: env, rows, notes }, null, 2)}\n`);
+  process.stderr.write(`\nwritten to ${join(dir, 'results.md')} and results.json\n`);
+}
+
+function safeGit(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,171 @@
+import { Session } from 'node:inspector';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+
+/** Sizes and switches, all from the environment so a profiling run can shrink them. */
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+export const N_CONSUME = Number(process.env.BENCH_CONSUME ?? 20_000);
+export const N_PUBLISH = Number(process.env.BENCH_PUBLISH ?? 10_000);
+export const N_SLOW = Number(process.env.BENCH_SLOW ?? 2_000);
+/** Sequential 5 ms handlers manage ~200 msg/s: a smaller batch keeps a round short. */
+export const N_SLOW_SEQUENTIAL = Number(process.env.BENCH_SLOW_SEQUENTIAL ?? 400);
+export const N_MODES = Number(process.env.BENCH_MODES ?? Math.min(N_CONSUME, 10_000));
+export const N_MEMORY = Number(process.env.BENCH_MEMORY ?? 200_000);
+export const LATENCY_RATE = Number(process.env.BENCH_RATE ?? 2_000);
+export const LATENCY_N = Number(process.env.BENCH_LATENCY_N ?? 6_000);
+/** Publishes awaiting their ack at once, for every pipelined contender. */
+export const PUBLISH_WINDOW = 256;
+
+// BENCH_ONLY=consume,publish runs just those workloads (for profiling one path).
+const ONLY = process.env.BENCH_ONLY?.split(',');
+export const wanted = (workload: string): boolean => !ONLY || ONLY.includes(workload);
+// BENCH_CONTENDERS=raw,module skips the others (e.g. the peer while profiling the module).
+const CONTENDERS = process.env.BENCH_CONTENDERS?.split(',');
+export const enabled = (contender: 'raw' | 'module' | 'peer'): boolean => !CONTENDERS || CONTENDERS.includes(contender);
+
+/**
+ * Extra `JetStreamModule.forRoot` options for the module contender, as JSON: an A/B switch for
+ * one optimisation, e.g. BENCH_MODULE_OPTIONS='{"connection":{"noAsyncTraces":false}}'.
+ */
+export const MODULE_OPTIONS = JSON.parse(process.env.BENCH_MODULE_OPTIONS ?? '{}') as Record<string, unknown>;
+
+export const encoder = new TextEncoder();
+/** The event every workload sends: a 128-byte JSON object. */
+export const PAYLOAD = { pad: 'x'.repeat(116) };
+export const PAYLOAD_BYTES = encoder.encode(JSON.stringify(PAYLOAD));
+
+export interface BenchContext {
+  readonly url: string;
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+let seq = 0;
+/** Stream, consumer and subject names unique to this run. */
+export const uniqueName = (prefix: string): string => `${prefix}_${process.pid}_${++seq}`;
+
+/** A fresh stream with `n` messages in it, published pipelined. */
+export async function prefill(ctx: BenchContext, stream: string, subject: string, n: number): Promise<void> {
+  await ctx.jsm.streams.add({ name: stream, subjects: [subject] });
+  const window: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    window.push(ctx.js.publish(subject, PAYLOAD_BYTES));
+    if (window.length === 512) await Promise.all(window.splice(0));
+  }
+  await Promise.all(window);
+}
+
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The slow workload's handler body: an awaited 5 ms timer, like a database round trip. */
+export const fiveMs = (): Promise<void> => sleep(5);
+
+/**
+ * Counts handled messages: the clock starts at the first call and stops at the `n`th, so
+ * connection setup and the consumer's first pull stay out of the figure.
+ */
+export class Finish {
+  private count = 0;
+  private first = 0;
+  private readonly done = deferred<number>();
+
+  constructor(private readonly n: number) {}
+
+  /** Milliseconds from the first handled message to the `n`th. */
+  get elapsed(): Promise<number> {
+    return this.done.promise;
+  }
+
+  /** A handler call starts: the first one starts the clock. */
+  begin(): void {
+    if (this.first === 0) this.start();
+  }
+
+  /** A handler call finished. */
+  tick(): void {
+    if (this.first === 0) this.start();
+    if (++this.count === this.n) {
+      this.done.resolve(performance.now() - this.first);
+      profiler.stop();
+    }
+  }
+
+  private start(): void {
+    this.first = performance.now();
+    profiler.start();
+  }
+}
+
+/**
+ * BENCH_PROFILE=<dir>: a CPU profile of each measured section only (first to last handled
+ * message), without the prefill and app start around it, as `<workload>-<contender>-<round>`.
+ */
+class SectionProfiler {
+  private readonly dir = process.env.BENCH_PROFILE;
+  private session?: Session;
+  private running = false;
+  label = 'section';
+
+  start(): void {
+    if (!this.dir || this.running) return;
+    if (!this.session) {
+      this.session = new Session();
+      this.session.connect();
+      this.session.post('Profiler.enable');
+    }
+    this.running = true;
+    this.session.post('Profiler.start');
+  }
+
+  stop(): void {
+    if (!this.running || !this.session || !this.dir) return;
+    this.running = false;
+    const file = join(this.dir, `${this.label.replace(/[^\w=.-]+/g, '_')}.cpuprofile`);
+    const dir = this.dir;
+    this.session.post('Profiler.stop', (err, result) => {
+      if (err) return;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(file, JSON.stringify(result.profile));
+    });
+  }
+}
+
+export const profiler = new SectionProfiler();
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/**
+ * Runs every contender once per round, in turn, so slow drifts of a shared machine hit them all
+ * alike; returns each contender's median. Contenders return a figure (msg/s, ms, ...).
+ */
+export async function rounds(label: string, contenders: Record<string, () => Promise<number>>, unit: (v: number) => string): Promise<Record<string, number>> {
+  const results: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [k, run] of Object.entries(contenders)) {
+      profiler.label = `${label}-${k}-${r + 1}`;
+      const v = await run();
+      results[k].push(v);
+      process.stderr.write(`  ${label} / ${k} round ${r + 1}: ${unit(v)}\n`);
+    }
+  }
+  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+}
+
+export const msgPerSec = (n: number, ms: number): number => (n / ms) * 1000;

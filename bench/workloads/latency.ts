@@ -1,0 +1,60 @@
+import { moduleConsumer } from '../contenders/module.js';
+import { rawSubscriber } from '../contenders/raw.js';
+import { addRow } from '../report.js';
+import { LATENCY_N, LATENCY_RATE, ROUNDS, deferred, encoder, enabled, percentile, sleep, uniqueName, type BenchContext } from '../support.js';
+
+const decoder = new TextDecoder();
+
+/** Publish-to-handler latency at a fixed rate: each event carries its send time. */
+export async function latencyWorkload(ctx: BenchContext): Promise<void> {
+  const samples: Record<'raw' | 'module', number[]> = { raw: [], module: [] };
+  const once = async (mode: 'raw' | 'module'): Promise<void> => {
+    const stream = uniqueName('L');
+    const subject = `${stream}.x`;
+    await ctx.jsm.streams.add({ name: stream, subjects: [subject] });
+    let seen = 0;
+    const done = deferred();
+    const record = (sentAt: number) => {
+      samples[mode].push(performance.now() + performance.timeOrigin - sentAt);
+      if (++seen === LATENCY_N) done.resolve();
+    };
+    let stop: () => Promise<void>;
+    if (mode === 'raw') {
+      stop = await rawSubscriber(ctx, stream, (data) => record((JSON.parse(decoder.decode(data)) as { t: number }).t));
+    } else {
+      const { app } = await moduleConsumer(ctx.url, subject, Number.MAX_SAFE_INTEGER, { durable: 'lat', deliverPolicy: 'new', dlq: false }, (payload) =>
+        record((payload as { t: number }).t),
+      );
+      stop = () => app.close();
+    }
+    const interval = 1000 / LATENCY_RATE;
+    const start = performance.now();
+    for (let i = 0; i < LATENCY_N; i++) {
+      const wait = start + i * interval - performance.now();
+      if (wait > 1) await sleep(wait);
+      void ctx.js.publish(subject, encoder.encode(JSON.stringify({ t: performance.now() + performance.timeOrigin })));
+    }
+    await done.promise;
+    await stop();
+    await ctx.jsm.streams.delete(stream);
+  };
+  for (let r = 0; r < ROUNDS; r++) {
+    if (enabled('raw')) await once('raw');
+    if (enabled('module')) await once('module');
+  }
+  const p = (mode: 'raw' | 'module', q: number) => (samples[mode].length ? percentile(samples[mode], q) : undefined);
+  for (const q of [50, 99]) {
+    const raw = p('raw', q);
+    const module = p('module', q);
+    const delta = raw === undefined || module === undefined ? undefined : module - raw;
+    addRow({
+      workload: `latency p${q} at ${LATENCY_RATE}/s`,
+      unit: 'ms',
+      raw,
+      module,
+      vsRaw: delta === undefined ? undefined : `${delta >= 0 ? '+' : ''}${delta.toFixed(2)} ms`,
+      target: q === 99 ? '<= raw + 1 ms' : undefined,
+      met: q === 99 && delta !== undefined ? delta <= 1 : undefined,
+    });
+  }
+}

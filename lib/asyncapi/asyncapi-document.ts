@@ -1,0 +1,83 @@
+import type { DeliveryMode } from '../decorators/on-event-options.js';
+import type { JsonSchema } from './json-schema.js';
+
+/** The parts of an AsyncAPI 3.0 document this package writes. */
+
+export interface AsyncApiReference {
+  readonly $ref: string;
+}
+
+export interface AsyncApiInfo {
+  title: string;
+  version: string;
+  description?: string;
+}
+
+export interface AsyncApiServer {
+  /** `host:port`, without credentials. */
+  host: string;
+  protocol: string;
+  protocolVersion?: string;
+  description?: string;
+}
+
+export interface AsyncApiParameter {
+  description?: string;
+}
+
+export interface AsyncApiChannel {
+  /** The subject, NATS wildcards written as `{parameters}`. */
+  address: string;
+  description?: string;
+  messages: Record<string, AsyncApiReference>;
+  parameters?: Record<string, AsyncApiParameter>;
+  /** The subject exactly as in `@OnEvent`, wildcards included. */
+  'x-jetstream-subject': string;
+  /** Stream capturing the subject, when the module's options tell. */
+  'x-jetstream-stream'?: string;
+}
+
+export interface AsyncApiOperation {
+  action: 'receive' | 'send';
+  channel: AsyncApiReference;
+  messages: AsyncApiReference[];
+  summary?: string;
+  /** `Class.method` of the handler. */
+  'x-jetstream-handler': string;
+  'x-jetstream-connection': string;
+  'x-jetstream-stream'?: string;
+  /** Absent for ephemeral consumers (one per instance, new messages only). */
+  'x-jetstream-durable'?: string;
+  'x-jetstream-delivery': DeliveryMode;
+  'x-jetstream-concurrency': number;
+  'x-jetstream-retry': { maxAttempts: number; backoff: 'exponential' | 'fixed' | readonly number[] } | false;
+  /** Where exhausted messages go; the subject is only known once the stream is. */
+  'x-jetstream-dead-letter'?: { stream: string; subject?: string } | false;
+}
+
+export interface AsyncApiMessage {
+  name: string;
+  title?: string;
+  contentType: string;
+  payload: JsonSchema | AsyncApiReference;
+}
+
+export interface AsyncApiStream {
+  name: string;
+  subjects: string[];
+}
+
+export interface AsyncApiDocument {
+  asyncapi: '3.0.0';
+  info: AsyncApiInfo;
+  defaultContentType: 'application/json';
+  servers?: Record<string, AsyncApiServer>;
+  channels: Record<string, AsyncApiChannel>;
+  operations: Record<string, AsyncApiOperation>;
+  components: {
+    messages: Record<string, AsyncApiMessage>;
+    schemas: Record<string, JsonSchema>;
+  };
+  /** Streams the module's options declare (forRootAsync options are unknown without running the factory). */
+  'x-jetstream-streams'?: AsyncApiStream[];
+}

@@ -1,0 +1,144 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { MetadataScanner, ModulesContainer } from '@nestjs/core';
+import type { OnEventOptions, ResolvedHandlerOptions } from '../decorators/on-event-options.js';
+import { getOnEventMetadata } from '../decorators/on-event.decorator.js';
+import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
+import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import type { JetStreamModuleOptions, StreamDefinition } from '../module/jetstream-module-options.js';
+import { JETSTREAM_MODULE_OPTIONS } from '../module/jetstream-module-definition.js';
+import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME } from '../module/jetstream.tokens.js';
+import { assertFilterSubject, subjectCovers } from '../producer/subject-validation.js';
+
+/** An `@OnEvent` handler as the application declares it, found without running anything. */
+export interface DeclaredHandler {
+  readonly handlerId: string;
+  readonly subject: string;
+  readonly connection: string;
+  readonly options: ResolvedHandlerOptions;
+  /** Declared type of the first parameter, from `design:paramtypes`. */
+  readonly payloadType: unknown;
+  /** From the `stream` option, or the one stream of the module's options capturing the subject. */
+  readonly stream: string | undefined;
+}
+
+export interface DeclaredConnection {
+  readonly name: string;
+  /** Undefined when the options come from a factory that has not run (forRootAsync in preview). */
+  readonly options: JetStreamModuleOptions | undefined;
+}
+
+export interface HandlerInventory {
+  readonly handlers: DeclaredHandler[];
+  readonly connections: DeclaredConnection[];
+}
+
+/** What a Nest module holds, as far as this inventory reads it. */
+interface ModuleLike {
+  readonly providers: Map<unknown, WrapperLike>;
+  readonly controllers: Map<unknown, WrapperLike>;
+}
+
+interface WrapperLike {
+  readonly token?: unknown;
+  readonly metatype?: unknown;
+  readonly instance?: unknown;
+  readonly inject?: unknown;
+}
+
+/**
+ * Reads every `@OnEvent` of an application context from its classes' metadata (wrappers'
+ * metatypes, not instances), so it also works on a context created with `preview: true`, where
+ * no provider was instantiated and nothing connected.
+ */
+export function inventoryHandlers(app: INestApplicationContext): HandlerInventory {
+  const modules = [...(app.get(ModulesContainer, { strict: false }).values() as Iterable<ModuleLike>)];
+  const connections = findConnections(modules);
+  const optionsOf = new Map(connections.map((c) => [c.name, c.options]));
+  const scanner = new MetadataScanner();
+  const seen = new Set<unknown>();
+  const handlers: DeclaredHandler[] = [];
+  for (const module of modules) {
+    for (const wrapper of [...module.providers.values(), ...module.controllers.values()]) {
+      const cls = classOf(wrapper);
+      if (!cls || seen.has(cls)) continue;
+      seen.add(cls);
+      const prototype = cls.prototype as object;
+      for (const methodName of scanner.getAllMethodNames(prototype)) {
+        const metadata = getOnEventMetadata((prototype as Record<string, unknown>)[methodName]);
+        if (!metadata?.length) continue;
+        const handlerId = `${cls.name}.${methodName}`;
+        const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
+        for (const { subject, options } of metadata) {
+          try {
+            assertFilterSubject(subject);
+          } catch (err) {
+            throw new InvalidOptionsError(`@OnEvent on ${handlerId}: ${(err as Error).message}`);
+          }
+          const connection = connectionOf(options);
+          const moduleOptions = optionsOf.get(connection);
+          const resolved = resolveHandlerOptions(handlerId, moduleOptions?.defaults ?? {}, options);
+          handlers.push({
+            handlerId,
+            subject,
+            connection,
+            options: resolved,
+            payloadType: paramTypes[0],
+            stream: resolved.stream ?? streamFor(subject, moduleOptions?.streams ?? []),
+          });
+        }
+      }
+    }
+  }
+  return { handlers, connections };
+}
+
+// Named connections are an option some handlers carry; read it without depending on its type.
+function connectionOf(options: OnEventOptions): string {
+  const name = (options as { connection?: unknown }).connection;
+  return typeof name === 'string' && name.length > 0 ? name : DEFAULT_CONNECTION;
+}
+
+function classOf(wrapper: WrapperLike): (abstract new (...args: never[]) => unknown) | undefined {
+  // A factory's metatype is the factory function, not the class of what it returns.
+  const candidate = wrapper.inject ? constructorOf(wrapper.instance) : (wrapper.metatype ?? constructorOf(wrapper.instance));
+  if (typeof candidate !== 'function' || candidate === Object || !candidate.prototype) return undefined;
+  return candidate as abstract new (...args: never[]) => unknown;
+}
+
+function constructorOf(instance: unknown): unknown {
+  return instance && typeof instance === 'object' ? instance.constructor : undefined;
+}
+
+function findConnections(modules: ModuleLike[]): DeclaredConnection[] {
+  const found: DeclaredConnection[] = [];
+  for (const module of modules) {
+    const optionsWrapper = findProvider(module, JETSTREAM_MODULE_OPTIONS);
+    if (!optionsWrapper) continue;
+    const nameValue = findProvider(module, JETSTREAM_CONNECTION_NAME)?.instance;
+    const options = optionsWrapper.instance;
+    found.push({
+      name: typeof nameValue === 'string' ? nameValue : DEFAULT_CONNECTION,
+      options: options && typeof options === 'object' ? (options as JetStreamModuleOptions) : undefined,
+    });
+  }
+  return found;
+}
+
+/**
+ * Tokens are compared by identity, then by description: the application may load its own copy
+ * of this package (the CLI's and the app's node_modules differ), and symbols are per copy.
+ */
+function findProvider(module: ModuleLike, token: unknown): WrapperLike | undefined {
+  const exact = module.providers.get(token);
+  if (exact) return exact;
+  const wanted = String(token);
+  for (const [key, wrapper] of module.providers) {
+    if ((typeof key === 'symbol' || typeof key === 'string') && String(key) === wanted) return wrapper;
+  }
+  return undefined;
+}
+
+function streamFor(subject: string, streams: readonly StreamDefinition[]): string | undefined {
+  const covering = streams.filter((s) => Array.isArray(s.subjects) && s.subjects.some((outer) => subjectCovers(outer, subject)));
+  return covering.length === 1 ? covering[0].name : undefined;
+}

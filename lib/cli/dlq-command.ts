@@ -1,0 +1,159 @@
+import type { DeadLetter, DeadLetterFilter } from '../dead-letters/dead-letter.service.js';
+import { DEFAULT_DEAD_LETTER_STREAM } from '../dead-letters/dead-letter-target.js';
+import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import { streamInfoOrUndefined } from '../provisioning/stream-info.js';
+import { intArg, stringFlag, UsageError, type Flags, type OptionSpec } from './cli-args.js';
+import type { CliSession } from './cli-connection.js';
+import { printFields, printJson, printTable, shortTime, truncate, type CliIo } from './cli-output.js';
+
+export const DLQ_OPTIONS = {
+  stream: { type: 'string' },
+  durable: { type: 'string' },
+  'original-stream': { type: 'string' },
+  subject: { type: 'string' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
+  yes: { type: 'boolean' },
+} as const satisfies OptionSpec;
+
+const ACTIONS = ['list', 'show', 'redrive', 'delete', 'purge'] as const;
+type Action = (typeof ACTIONS)[number];
+
+/** Checked before connecting, so a usage mistake never waits on the network. */
+export interface DlqCommand {
+  readonly action: Action;
+  readonly seq?: number;
+  readonly stream?: string;
+  readonly filter: DeadLetterFilter;
+  readonly all: boolean;
+}
+
+export function parseDlqCommand(positionals: readonly string[], flags: Flags): DlqCommand {
+  const [action, seqText, ...extra] = positionals;
+  if (!ACTIONS.includes(action as Action)) {
+    throw new UsageError(action ? `unknown dlq action "${action}"` : 'dlq needs an action: list, show, redrive, delete or purge', 'dlq');
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'dlq');
+  const stream = stringFlag(flags, 'stream');
+  const filter: DeadLetterFilter = {
+    stream,
+    consumer: stringFlag(flags, 'durable'),
+    originalStream: stringFlag(flags, 'original-stream'),
+    originalSubject: stringFlag(flags, 'subject'),
+    limit: intArg(stringFlag(flags, 'limit'), '--limit', 'dlq'),
+  };
+  const all = flags.all === true;
+  const needsSeq = action === 'show' || action === 'delete' || (action === 'redrive' && !all);
+  if (action === 'redrive' && all && seqText !== undefined) throw new UsageError('give a sequence or --all, not both', 'dlq');
+  if (needsSeq && seqText === undefined) throw new UsageError(`dlq ${action} needs the dead letter's sequence${action === 'redrive' ? ' (or --all)' : ''}`, 'dlq');
+  if (!needsSeq && seqText !== undefined) throw new UsageError(`dlq ${action} takes no sequence`, 'dlq');
+  if (action === 'purge' && flags.yes !== true) {
+    throw new UsageError('dlq purge deletes dead letters for good; add --yes to confirm', 'dlq');
+  }
+  return { action: action as Action, seq: intArg(seqText, 'sequence', 'dlq'), stream, filter, all };
+}
+
+export async function runDlqCommand(command: DlqCommand, session: CliSession, io: CliIo, json: boolean): Promise<void> {
+  const { deadLetters } = session;
+  // The server's own answer ("stream not found") does not say which stream was looked for.
+  const stream = command.stream ?? DEFAULT_DEAD_LETTER_STREAM;
+  if (!(await streamInfoOrUndefined(session.connection.jsm, stream))) {
+    throw new InvalidOptionsError(`dead-letter stream "${stream}" does not exist${command.stream ? '' : ' (choose another with --stream)'}`);
+  }
+  switch (command.action) {
+    case 'list': {
+      const letters = await deadLetters.list(command.filter);
+      if (json) return printJson(io, letters.map(toJson));
+      if (letters.length === 0) return io.out('No dead letters.\n');
+      return printTable(
+        io,
+        ['SEQ', 'FAILED AT', 'SUBJECT', 'FROM', 'CONSUMER', 'ATTEMPTS', 'REASON', 'ERROR'],
+        letters.map((l) => [
+          l.seq,
+          shortTime(l.failedAt),
+          l.originalSubject,
+          l.originalStream ? `${l.originalStream}:${l.originalSequence}` : undefined,
+          l.consumer,
+          l.attempts,
+          l.reason,
+          truncate([l.error.name, l.error.message].filter(Boolean).join(': '), 60),
+        ]),
+      );
+    }
+    case 'show': {
+      const letter = await deadLetters.peek(command.seq as number, command.stream);
+      if (!letter) throw new Error(`dead letter ${command.stream ?? 'DLQ'} seq ${command.seq} does not exist`);
+      if (json) return printJson(io, toJson(letter));
+      const body = toJson(letter);
+      printFields(io, [
+        ['Seq', letter.seq],
+        ['Dead-letter stream', letter.deadLetterStream],
+        ['Subject', letter.subject],
+        ['Original subject', letter.originalSubject],
+        ['Original stream', letter.originalStream],
+        ['Original sequence', letter.originalSequence],
+        ['Original msg-id', letter.originalMsgId],
+        ['Consumer', letter.consumer],
+        ['Handler', letter.handler],
+        ['Attempts', letter.attempts],
+        ['Reason', letter.reason],
+        ['Error', [letter.error.name, letter.error.message].filter(Boolean).join(': ')],
+        ['Failed at', letter.failedAt?.toISOString()],
+        ['Redrives', letter.redriveCount],
+      ]);
+      io.out('Headers:\n');
+      for (const [key, values] of Object.entries(letter.headers)) for (const v of values) io.out(`  ${key}: ${v}\n`);
+      io.out(body.payload !== null ? `Payload:\n${body.payload}\n` : `Payload (base64, not UTF-8):\n${body.payloadBase64}\n`);
+      return;
+    }
+    case 'redrive': {
+      if (command.all) {
+        const count = await deadLetters.redriveAll(command.filter);
+        return json ? printJson(io, { redriven: count }) : io.out(`Redrove ${count} dead letter${count === 1 ? '' : 's'}.\n`);
+      }
+      const letter = await deadLetters.peek(command.seq as number, command.stream);
+      if (!letter) throw new Error(`dead letter ${command.stream ?? 'DLQ'} seq ${command.seq} does not exist`);
+      const result = await deadLetters.redrive(letter.seq, command.stream);
+      if (json) return printJson(io, { deadLetterSeq: letter.seq, subject: letter.originalSubject, stream: result.stream, seq: result.seq, duplicate: result.duplicate });
+      return io.out(`Redrove dead letter ${letter.seq} to ${letter.originalSubject} (stream ${result.stream} seq ${result.seq}).\n`);
+    }
+    case 'delete': {
+      const deleted = await deadLetters.delete(command.seq as number, command.stream);
+      if (!deleted) throw new Error(`dead letter ${command.stream ?? 'DLQ'} seq ${command.seq} does not exist`);
+      return json ? printJson(io, { deleted: command.seq }) : io.out(`Deleted dead letter ${command.seq}.\n`);
+    }
+    case 'purge': {
+      const purged = await deadLetters.purge(command.filter);
+      return json ? printJson(io, { purged }) : io.out(`Purged ${purged} dead letter${purged === 1 ? '' : 's'}.\n`);
+    }
+  }
+}
+
+/** A dead letter as JSON: the payload as text when it is UTF-8, else base64. */
+function toJson(letter: DeadLetter): Record<string, unknown> {
+  let payload: string | null = null;
+  try {
+    payload = new TextDecoder('utf-8', { fatal: true }).decode(letter.data);
+  } catch {
+    payload = null;
+  }
+  return {
+    seq: letter.seq,
+    deadLetterStream: letter.deadLetterStream,
+    subject: letter.subject,
+    originalSubject: letter.originalSubject,
+    originalStream: letter.originalStream,
+    originalSequence: letter.originalSequence,
+    originalMsgId: letter.originalMsgId ?? null,
+    consumer: letter.consumer,
+    handler: letter.handler ?? null,
+    attempts: letter.attempts,
+    reason: letter.reason,
+    error: letter.error,
+    failedAt: letter.failedAt?.toISOString() ?? null,
+    redriveCount: letter.redriveCount,
+    headers: letter.headers,
+    payload,
+    ...(payload === null ? { payloadBase64: Buffer.from(letter.data).toString('base64') } : {}),
+  };
+}

@@ -1,0 +1,61 @@
+const CONNECTION = `Connection (every command that talks to NATS):
+  -s, --server <url>       NATS server(s), comma-separated (env NATS_URL; default nats://127.0.0.1:4222)
+      --creds <file>       credentials file (env NATS_CREDS)
+      --nkey <file>        nkey seed file (env NATS_NKEY)
+      --user <name>        user (env NATS_USER), with --password <pw> (env NATS_PASSWORD)
+      --token <token>      token (env NATS_TOKEN)
+      --tls-ca <file>      CA certificate; --tls-cert <file> --tls-key <file> for a client certificate
+      --timeout <ms>       connect and API timeout (default 5000)
+Output:
+      --json               machine-readable output on stdout
+  -v, --verbose            connection logs on stderr, stack traces on errors
+  -h, --help               this help`;
+
+const COMMANDS: Record<string, string> = {
+  dlq: `Dead letters (stream DLQ unless --stream):
+  nestjs-jetstream dlq list [--durable <name>] [--original-stream <s>] [--subject <subj>] [--limit <n>] [--stream <dlq>]
+  nestjs-jetstream dlq show <seq> [--stream <dlq>]
+  nestjs-jetstream dlq redrive <seq> [--stream <dlq>]
+  nestjs-jetstream dlq redrive --all [--durable <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
+  nestjs-jetstream dlq delete <seq> [--stream <dlq>]
+  nestjs-jetstream dlq purge --yes [--durable <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
+  --durable is the consumer that dead-lettered the message; --subject its original subject.`,
+  consumers: `Consumers and their lag:
+  nestjs-jetstream consumers [--stream <stream>]
+  PENDING: messages of the filter not delivered yet; ACK PENDING: delivered, not acknowledged yet.`,
+  replay: `Replay a durable from a stream sequence or a time:
+  nestjs-jetstream replay <stream> <durable> (--from-seq <n> | --from-time <ISO 8601>) --yes [--recreate]
+  On nats-server 2.14+ the durable is reset in place: safe while apps consume; they receive the
+  messages again (exactly-once handlers skip those they already handled).
+  --recreate deletes and recreates the durable instead (older servers, or deliver policy new/last):
+  stop the apps first, and set deliverPolicy: { startSequence } on the handler, or it will refuse to start.`,
+  asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent handlers (nothing connects):
+  nestjs-jetstream asyncapi <compiled module file> [--export AppModule] [--out <file>]
+                   [--title <title>] [--api-version <version>] [--description <text>]
+  The file is JavaScript (e.g. dist/app.module.js); --export names the module class (default AppModule).`,
+};
+
+const SUMMARY = `Usage: nestjs-jetstream <command> [options]
+
+Commands:
+  dlq list|show|redrive|delete|purge   browse and act on dead letters
+  consumers                            consumers with pending and ack-pending counts
+  replay <stream> <durable>            re-deliver a durable's messages from a sequence or a time
+  asyncapi <module file>               print the AsyncAPI 3.0 document of an app
+  help [command]                       help on a command
+
+Exit codes: 0 ok, 1 operational error, 2 usage error.`;
+
+export function usage(command?: string): string {
+  const specific = command ? COMMANDS[command] : undefined;
+  if (specific) return `${specific}\n\n${command === 'asyncapi' ? OUTPUT_ONLY : CONNECTION}\n`;
+  return `${SUMMARY}\n\n${Object.values(COMMANDS).join('\n\n')}\n\n${CONNECTION}\n`;
+}
+
+export function isCommand(name: string | undefined): boolean {
+  return name !== undefined && name in COMMANDS;
+}
+
+const OUTPUT_ONLY = `Output: the document as JSON, on stdout unless --out.
+  -v, --verbose            stack traces on errors
+  -h, --help               this help`;

@@ -1,0 +1,139 @@
+import type { Logger } from '@nestjs/common';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/transport-node';
+import type { EventContext } from '../consumer/event-context.js';
+import { ConsumerLagSampler, type LagTarget } from './consumer-lag-sampler.js';
+import type {
+  ConsumeStatus,
+  HandlerInstrumentation,
+  HandlerLabels,
+  HandlingScope,
+  PublishInstrumentation,
+  PublishOutcome,
+  PublishScope,
+} from './instrumentation.js';
+import { JetStreamMetrics, type HandlerMetrics, type ResolvedMetricsOptions } from './metrics.js';
+import { JetStreamTracing, type ResolvedTracingOptions, type TracedCall } from './tracing.js';
+
+export interface ObservabilitySettings {
+  readonly metrics: ResolvedMetricsOptions | false;
+  readonly tracing: ResolvedTracingOptions | false;
+}
+
+/**
+ * Metrics and tracing as the module options ask for them. The optional peers are loaded here,
+ * at startup, only when their feature is on; with both off every hook is undefined and the
+ * engine and publisher skip them with one check.
+ */
+export class JetStreamObservability {
+  /** Hooks of the publisher; undefined when nothing is observed. */
+  readonly publishing: PublishInstrumentation | undefined;
+
+  private constructor(
+    private readonly metrics: JetStreamMetrics | undefined,
+    private readonly tracing: JetStreamTracing | undefined,
+  ) {
+    this.publishing = metrics || tracing ? new ObservedPublishing(metrics, tracing) : undefined;
+  }
+
+  /** Throws a clear error when a feature is on and its peer dependency is not installed. */
+  static async create(settings: ObservabilitySettings): Promise<JetStreamObservability> {
+    const metrics = settings.metrics ? await JetStreamMetrics.load(settings.metrics) : undefined;
+    const tracing = settings.tracing ? await JetStreamTracing.load(settings.tracing) : undefined;
+    return new JetStreamObservability(metrics, tracing);
+  }
+
+  /** Nothing on: what the publisher and engine get when built outside the module. */
+  static readonly off = new JetStreamObservability(undefined, undefined);
+
+  forHandler(labels: HandlerLabels): HandlerInstrumentation | undefined {
+    if (!this.metrics && !this.tracing) return undefined;
+    return new ObservedHandler(labels, this.metrics?.forHandler(labels), this.tracing);
+  }
+
+  /** Lag gauges of the given consumers, read on a timer; undefined when metrics are off. */
+  sampleLag(jsm: JetStreamManager, targets: () => readonly LagTarget[], logger: Logger): ConsumerLagSampler | undefined {
+    const metrics = this.metrics;
+    if (!metrics) return undefined;
+    const sampler = new ConsumerLagSampler(
+      jsm,
+      targets,
+      (s) => metrics.setLag(s.stream, s.consumer, s.pending, s.ackPending),
+      (t) => metrics.clearLag(t.stream, t.consumer),
+      metrics.lagIntervalMs,
+      logger,
+    );
+    sampler.start();
+    return sampler;
+  }
+}
+
+class ObservedHandler implements HandlerInstrumentation {
+  constructor(
+    readonly labels: HandlerLabels,
+    readonly metrics: HandlerMetrics | undefined,
+    readonly tracing: JetStreamTracing | undefined,
+  ) {}
+
+  begin(ctx: EventContext): HandlingScope {
+    return new ObservedCall(this, ctx);
+  }
+
+  settled(status: ConsumeStatus, reason?: string): void {
+    this.metrics?.settled(status, reason);
+  }
+}
+
+class ObservedCall implements HandlingScope {
+  private readonly started = performance.now();
+  private readonly traced: TracedCall | undefined;
+
+  constructor(
+    private readonly handler: ObservedHandler,
+    ctx: EventContext,
+  ) {
+    if (handler.metrics) {
+      // Server and client clocks differ: a negative wait is skew, not time travel.
+      const storedMs = ctx.message.info.timestampNanos / 1_000_000;
+      handler.metrics.observeLatency(Math.max(0, Date.now() - storedMs) / 1_000);
+    }
+    this.traced = handler.tracing?.handling(ctx, handler.labels);
+  }
+
+  run<T>(call: () => Promise<T>): Promise<T> {
+    return this.traced ? this.handler.tracing!.run(this.traced.context, call) : call();
+  }
+
+  end(): void {
+    this.handler.metrics?.observeDuration((performance.now() - this.started) / 1_000);
+    this.traced?.end();
+  }
+
+  fail(error: unknown): void {
+    const metrics = this.handler.metrics;
+    if (metrics) {
+      metrics.observeDuration((performance.now() - this.started) / 1_000);
+      metrics.error(error);
+    }
+    this.traced?.fail(error);
+  }
+}
+
+class ObservedPublishing implements PublishInstrumentation {
+  constructor(
+    private readonly metrics: JetStreamMetrics | undefined,
+    private readonly tracing: JetStreamTracing | undefined,
+  ) {}
+
+  begin(subject: string, msgId: string, headers: MsgHdrs | undefined): PublishScope {
+    const traced = this.tracing?.publish(subject, msgId, headers);
+    const metrics = this.metrics;
+    return {
+      headers: traced ? traced.headers : headers,
+      end: (outcome: PublishOutcome | undefined, error?: unknown) => {
+        metrics?.recordPublish(subject, outcome ? (outcome.duplicate ? 'duplicate' : 'success') : 'error');
+        traced?.end(outcome, error);
+      },
+    };
+  }
+}

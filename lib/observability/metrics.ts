@@ -1,0 +1,172 @@
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import type { ConsumeStatus, HandlerLabels } from './instrumentation.js';
+import { loadPeer } from './load-peer.js';
+
+// Type-only: erased from the emitted JavaScript, so nothing loads prom-client until metrics are on.
+type PromClient = typeof import('prom-client');
+
+/**
+ * What the module needs of a prom-client `Registry`: any `new Registry()` (or the default
+ * `register`) fits. Structural, so the public types do not require prom-client to be installed.
+ */
+export interface MetricsRegistry {
+  getSingleMetric(name: string): unknown;
+  metrics(): Promise<string>;
+}
+
+export interface ResolvedMetricsOptions {
+  readonly registry: MetricsRegistry | undefined;
+  readonly prefix: string;
+  readonly lagIntervalMs: number;
+  readonly latencyBuckets: readonly number[];
+  readonly durationBuckets: readonly number[];
+  readonly publishSubjectLabel: ((subject: string) => string) | undefined;
+}
+
+export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+export const DEFAULT_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** The counters of one handler, label children bound once (prom-client's `labels()` hashes). */
+export interface HandlerMetrics {
+  /** Seconds from the message's stream timestamp to the handler call starting. */
+  observeLatency(seconds: number): void;
+  observeDuration(seconds: number): void;
+  error(error: unknown): void;
+  settled(status: ConsumeStatus, reason?: string): void;
+}
+
+/**
+ * The module's Prometheus metrics, named as operators of NATS consumers know them. Registered
+ * in the user's registry or prom-client's default one; a metric already registered under the
+ * same name (a second application in the process) is reused rather than clashing.
+ */
+export class JetStreamMetrics {
+  private readonly consumed: Counter<'subject' | 'durable' | 'status'>;
+  private readonly latency: Histogram<'subject'>;
+  private readonly duration: Histogram<'subject' | 'durable'>;
+  private readonly errors: Counter<'subject' | 'error_type'>;
+  private readonly lag: Gauge<'stream' | 'durable'>;
+  private readonly ackPending: Gauge<'stream' | 'durable'>;
+  private readonly published: Counter<'subject' | 'status'>;
+  private readonly deadLetters: Counter<'subject' | 'durable' | 'reason'>;
+
+  private constructor(
+    prom: PromClient,
+    private readonly options: ResolvedMetricsOptions,
+  ) {
+    const registry = (options.registry ?? prom.register) as Registry;
+    const p = options.prefix;
+    const ensure = <M>(name: string, type: abstract new (...args: never[]) => M, create: () => M): M => {
+      const existing = registry.getSingleMetric(name);
+      if (existing === undefined) return create();
+      if (existing instanceof type) return existing;
+      throw new InvalidOptionsError(`metrics: "${name}" is already registered in the registry as another metric type; use a prefix or another registry`);
+    };
+    const registers = [registry];
+    this.consumed = ensure(`${p}nats_consume_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_consume_total`,
+      help: 'Deliveries handled, by handler subject, durable and how they were settled',
+      labelNames: ['subject', 'durable', 'status'],
+      registers,
+    }));
+    this.latency = ensure(`${p}nats_consume_latency_seconds`, prom.Histogram, () => new prom.Histogram({
+      name: `${p}nats_consume_latency_seconds`,
+      help: 'Time from the message being stored in its stream to its handler call starting',
+      labelNames: ['subject'],
+      buckets: [...options.latencyBuckets],
+      registers,
+    }));
+    this.duration = ensure(`${p}nats_handler_duration_seconds`, prom.Histogram, () => new prom.Histogram({
+      name: `${p}nats_handler_duration_seconds`,
+      help: 'Duration of handler calls, including the Nest pipeline around them',
+      labelNames: ['subject', 'durable'],
+      buckets: [...options.durationBuckets],
+      registers,
+    }));
+    this.errors = ensure(`${p}nats_consume_errors_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_consume_errors_total`,
+      help: 'Failed handler calls, by handler subject and error class',
+      labelNames: ['subject', 'error_type'],
+      registers,
+    }));
+    this.lag = ensure(`${p}nats_consumer_lag`, prom.Gauge, () => new prom.Gauge({
+      name: `${p}nats_consumer_lag`,
+      help: 'Messages not yet delivered to the consumer (num_pending), sampled',
+      labelNames: ['stream', 'durable'],
+      registers,
+    }));
+    this.ackPending = ensure(`${p}nats_consumer_ack_pending`, prom.Gauge, () => new prom.Gauge({
+      name: `${p}nats_consumer_ack_pending`,
+      help: 'Messages delivered and not yet acknowledged (num_ack_pending), sampled',
+      labelNames: ['stream', 'durable'],
+      registers,
+    }));
+    this.published = ensure(`${p}nats_publish_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_publish_total`,
+      help: 'Publishes to JetStream, by subject and result (success, duplicate, error)',
+      labelNames: ['subject', 'status'],
+      registers,
+    }));
+    this.deadLetters = ensure(`${p}nats_dead_letters_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_dead_letters_total`,
+      help: 'Messages parked in a dead-letter stream, by handler subject, durable and reason',
+      labelNames: ['subject', 'durable', 'reason'],
+      registers,
+    }));
+  }
+
+  static async load(options: ResolvedMetricsOptions): Promise<JetStreamMetrics> {
+    const prom = await loadPeer<PromClient>('prom-client', 'metrics', 'Counter');
+    return new JetStreamMetrics(prom, options);
+  }
+
+  get lagIntervalMs(): number {
+    return this.options.lagIntervalMs;
+  }
+
+  forHandler(labels: HandlerLabels): HandlerMetrics {
+    const { subject, consumer: durable } = labels;
+    const latency = this.latency.labels({ subject });
+    const duration = this.duration.labels({ subject, durable });
+    const statuses = new Map<ConsumeStatus, { inc(): void }>();
+    const errorTypes = new Map<string, { inc(): void }>();
+    return {
+      observeLatency: (seconds) => latency.observe(seconds),
+      observeDuration: (seconds) => duration.observe(seconds),
+      error: (error) => {
+        const type = errorType(error);
+        let child = errorTypes.get(type);
+        if (!child) errorTypes.set(type, (child = this.errors.labels({ subject, error_type: type })));
+        child.inc();
+      },
+      settled: (status, reason) => {
+        let child = statuses.get(status);
+        if (!child) statuses.set(status, (child = this.consumed.labels({ subject, durable, status })));
+        child.inc();
+        if (status === 'dead_letter') this.deadLetters.inc({ subject, durable, reason: reason ?? 'unknown' });
+      },
+    };
+  }
+
+  recordPublish(subject: string, status: 'success' | 'duplicate' | 'error'): void {
+    const label = this.options.publishSubjectLabel ? this.options.publishSubjectLabel(subject) : subject;
+    this.published.inc({ subject: label, status });
+  }
+
+  setLag(stream: string, durable: string, pending: number, ackPending: number): void {
+    this.lag.set({ stream, durable }, pending);
+    this.ackPending.set({ stream, durable }, ackPending);
+  }
+
+  /** Drops a consumer's lag series once it is no longer sampled (stopped, ephemeral gone). */
+  clearLag(stream: string, durable: string): void {
+    this.lag.remove({ stream, durable });
+    this.ackPending.remove({ stream, durable });
+  }
+}
+
+function errorType(error: unknown): string {
+  if (error instanceof Error) return error.name && error.name !== 'Error' ? error.name : error.constructor?.name || 'Error';
+  return error === null ? 'null' : typeof error;
+}

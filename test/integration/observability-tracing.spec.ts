@@ -1,0 +1,235 @@
+import 'reflect-metadata';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+// A dependency of sdk-trace-base; registered by hand because BasicTracerProvider 2.x no longer does.
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Injectable, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import type { Observable } from 'rxjs';
+import { OnEvent, TerminalError } from '../../lib/index.js';
+import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, type RawClient } from './kit.js';
+
+/**
+ * Tracing against a real server: the trace context travels in the message's headers from the
+ * publish span to the handler's span, which is active while the handler runs.
+ */
+
+const apps = new AppTracker();
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracer = trace.getTracer('observability-tracing.spec');
+let client: RawClient;
+
+beforeAll(async () => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  client = await openClient(testNatsUrl());
+});
+afterAll(async () => {
+  await deleteCreatedStreams(client.jsm);
+  await client.close();
+  await provider.shutdown();
+  trace.disable();
+  propagation.disable();
+  context.disable();
+});
+afterEach(async () => {
+  await apps.closeAll();
+  exporter.reset();
+});
+
+function finished(name: string): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.name === name);
+}
+
+async function oneFinished(name: string): Promise<ReadableSpan> {
+  await waitFor(() => finished(name).length >= 1, { timeoutMs: 10_000, message: `span "${name}" ended` });
+  expect(finished(name)).toHaveLength(1);
+  return finished(name)[0];
+}
+
+interface Seen {
+  traceparent?: string;
+  activeTraceId?: string;
+  activeSpanId?: string;
+}
+
+describe('tracing', () => {
+  it('continues the publisher\'s trace in the handler: publish span, traceparent, process span, user spans nested', async () => {
+    const stream = uniqueName('TRC');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const subject = `${stream}.orders.created`;
+    const seen: Seen = {};
+    const done = deferred();
+    const Handler = handlerClass('TracedHandler', `${stream}.orders.*`, { durable: 'traced' }, (_payload, ctx) => {
+      seen.traceparent = ctx.header('traceparent');
+      const active = trace.getActiveSpan()?.spanContext();
+      seen.activeTraceId = active?.traceId;
+      seen.activeSpanId = active?.spanId;
+      tracer.startActiveSpan('inside handler', (span) => span.end());
+      done.resolve();
+    });
+    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+
+    const ack = await tracer.startActiveSpan('checkout', async (span) => {
+      try {
+        return await app.publisher.publish(subject, { id: 'o-1' }, { msgId: 'order-o-1' });
+      } finally {
+        span.end();
+      }
+    });
+    await done.promise;
+
+    const checkout = await oneFinished('checkout');
+    const publish = await oneFinished(`publish ${subject}`);
+    const process = await oneFinished(`process ${stream}.orders.*`);
+    const inside = await oneFinished('inside handler');
+    const traceId = checkout.spanContext().traceId;
+
+    expect(publish.kind).toBe(SpanKind.PRODUCER);
+    expect(publish.spanContext().traceId).toBe(traceId);
+    expect(publish.parentSpanContext?.spanId).toBe(checkout.spanContext().spanId);
+    expect(publish.attributes).toMatchObject({
+      'messaging.system': 'nats',
+      'messaging.destination.name': subject,
+      'messaging.message.id': 'order-o-1',
+      'messaging.nats.stream': stream,
+      'messaging.nats.stream_sequence': ack.seq,
+    });
+    expect(publish.status.code).not.toBe(SpanStatusCode.ERROR);
+
+    // The W3C header names the publish span as the parent of whatever handles the message.
+    expect(seen.traceparent).toBe(`00-${traceId}-${publish.spanContext().spanId}-01`);
+
+    expect(process.kind).toBe(SpanKind.CONSUMER);
+    expect(process.spanContext().traceId).toBe(traceId);
+    expect(process.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);
+    expect(process.attributes).toMatchObject({
+      'messaging.system': 'nats',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': subject,
+      'messaging.destination.template': `${stream}.orders.*`,
+      'messaging.consumer.group.name': 'traced',
+      'messaging.message.id': 'order-o-1',
+      'messaging.nats.stream': stream,
+      'messaging.nats.stream_sequence': ack.seq,
+      'messaging.nats.delivery_count': 1,
+    });
+
+    // Inside the handler the process span is active, so the user's spans are its children.
+    expect(seen.activeTraceId).toBe(traceId);
+    expect(seen.activeSpanId).toBe(process.spanContext().spanId);
+    expect(inside.parentSpanContext?.spanId).toBe(process.spanContext().spanId);
+    expect(inside.spanContext().traceId).toBe(traceId);
+  });
+
+  it('keeps the process span active through the Nest pipeline (interceptors) into the handler', async () => {
+    const stream = uniqueName('TRCI');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const inInterceptor: Array<string | undefined> = [];
+    const inHandler: Array<string | undefined> = [];
+    const done = deferred();
+    @Injectable()
+    class SpanPeekInterceptor implements NestInterceptor {
+      intercept(_ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
+        inInterceptor.push(trace.getActiveSpan()?.spanContext().spanId);
+        return next.handle();
+      }
+    }
+    @UseInterceptors(SpanPeekInterceptor)
+    class Intercepted {
+      @OnEvent(`${stream}.x`, { durable: 'intercepted' })
+      async handle(): Promise<void> {
+        await Promise.resolve();
+        inHandler.push(trace.getActiveSpan()?.spanContext().spanId);
+        done.resolve();
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Intercepted]);
+    await app.publisher.publish(`${stream}.x`, { n: 1 });
+    await done.promise;
+    const span = await oneFinished(`process ${stream}.x`);
+    expect(inInterceptor).toEqual([span.spanContext().spanId]);
+    expect(inHandler).toEqual([span.spanContext().spanId]);
+  });
+
+  it('records a failing handler on its span; a message without trace headers starts a new trace', async () => {
+    const stream = uniqueName('TRCF');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const called = deferred();
+    const Handler = handlerClass('FailingTracedHandler', `${stream}.x`, { durable: 'failing', dlq: false }, () => {
+      called.resolve();
+      throw new TerminalError('card declined');
+    });
+    await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+    // Published by a plain client: no traceparent header.
+    await client.js.publish(`${stream}.x`, JSON.stringify({ id: 1 }));
+    await called.promise;
+
+    const span = await oneFinished(`process ${stream}.x`);
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.status.message).toBe('card declined');
+    const exception = span.events.find((e) => e.name === 'exception');
+    expect(exception?.attributes?.['exception.message']).toBe('card declined');
+  });
+
+  it('keeps a dead-letter copy in the trace of the message it parks', async () => {
+    const stream = uniqueName('TRCD');
+    const dlqStream = uniqueName('TRDL');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const dlqSubject = `${dlqStream}.letters`;
+    const Handler = handlerClass('DeadLetteringHandler', `${stream}.x`, { durable: 'dl', dlq: { stream: dlqStream, subject: dlqSubject } }, () => {
+      throw new TerminalError('unprocessable');
+    });
+    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+    try {
+      await tracer.startActiveSpan('checkout', async (span) => {
+        await app.publisher.publish(`${stream}.x`, { id: 1 });
+        span.end();
+      });
+      const copy = await oneFinished(`publish ${dlqSubject}`);
+      const original = await oneFinished(`publish ${stream}.x`);
+      const process = await oneFinished(`process ${stream}.x`);
+      expect(copy.spanContext().traceId).toBe(original.spanContext().traceId);
+      expect([process.spanContext().spanId, original.spanContext().spanId]).toContain(copy.parentSpanContext?.spanId);
+      const stored = await client.jsm.streams.getMessage(dlqStream, { last_by_subj: dlqSubject });
+      expect(stored?.header.get('traceparent')).toBe(`00-${copy.spanContext().traceId}-${copy.spanContext().spanId}-01`);
+    } finally {
+      await app.close();
+      await client.jsm.streams.delete(dlqStream).catch(() => undefined);
+    }
+  });
+
+  it('marks a failed publish span as an error', async () => {
+    const stream = uniqueName('TRCP');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const app = await apps.start({ servers: testNatsUrl(), tracing: true });
+    await expect(app.publisher.publish(`${stream}.x`, { n: 1 }, { expect: { lastSequence: 42 } })).rejects.toThrow();
+    const span = await oneFinished(`publish ${stream}.x`);
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.events.some((e) => e.name === 'exception')).toBe(true);
+  });
+
+  it('with tracing off, creates no spans and sends no traceparent, even with an SDK registered', async () => {
+    const stream = uniqueName('TRCOFF');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const seen: Seen = {};
+    const done = deferred();
+    const Handler = handlerClass('UntracedHandler', `${stream}.x`, { durable: 'untraced' }, (_payload, ctx) => {
+      seen.traceparent = ctx.header('traceparent');
+      done.resolve();
+    });
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await tracer.startActiveSpan('caller', async (span) => {
+      await app.publisher.publish(`${stream}.x`, { n: 1 });
+      span.end();
+    });
+    await done.promise;
+    await app.close();
+    expect(seen.traceparent).toBeUndefined();
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
+  });
+});

@@ -1,0 +1,115 @@
+import 'reflect-metadata';
+import { testNatsUrl, uniqueName } from '../harness/index.js';
+import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, waitUntil, type RawClient } from '../integration/kit.js';
+import { WorkerProcess, type WorkerConfig } from './child-app.js';
+import { scale } from './report.js';
+import { Tally } from './tally.js';
+
+const COUNT = scale(600, 10_000);
+const TEST_TIMEOUT_MS = scale(90_000, 600_000);
+const ACK_WAIT_MS = 3_000;
+
+/**
+ * A service instance dies mid-handler (SIGKILL: no shutdown hook, no nak, no ack). The messages
+ * it held, the one in its handler included, are still owed: a second instance on the same
+ * durable must get them once their ack wait runs out.
+ */
+describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () => {
+  const apps = new AppTracker();
+  const workers: WorkerProcess[] = [];
+  let client: RawClient;
+
+  beforeAll(async () => {
+    client = await openClient(testNatsUrl());
+  });
+
+  afterEach(async () => {
+    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
+    await apps.closeAll();
+  });
+
+  afterAll(async () => {
+    if (client) await deleteCreatedStreams(client.jsm);
+    await client?.close();
+  });
+
+  it('a second instance on the same durable gets the crashed instance\'s messages after the ack wait; nothing is lost', async () => {
+    const stream = uniqueName('CCRASH');
+    const subject = `${stream}.evt`;
+    const durable = uniqueName('ccrash');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const tally = new Tally();
+    const ids = Array.from({ length: COUNT }, (_, i) => `k-${i}`);
+    for (let i = 0; i < ids.length; i += 100) {
+      await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
+    }
+    for (const id of ids) tally.confirmPublished(id);
+
+    const config: WorkerConfig = {
+      servers: testNatsUrl(),
+      subject,
+      durable,
+      ackWaitMs: ACK_WAIT_MS,
+      concurrency: 4,
+      shutdownTimeoutMs: 5_000,
+      minHandlerMs: 5,
+      maxHandlerMs: 40,
+    };
+    const first = await WorkerProcess.start(config);
+    workers.push(first);
+    // Mid-stream and mid-handler: a third done, and at least one call begun but not finished.
+    await waitUntil(
+      () => {
+        const lines = first.lines();
+        return lines.filter((l) => l.kind === 'done').length >= COUNT / 3 && first.inFlight(lines).length > 0;
+      },
+      { timeoutMs: 30_000, intervalMs: 5, message: () => `the first instance never got a third of the way: ${first.lines().length} lines` },
+    );
+    first.signal('SIGKILL');
+    const exit = await first.exited;
+    expect(exit.signal).toBe('SIGKILL');
+    const firstLines = first.lines();
+    const startedByFirst = new Set(firstLines.filter((l) => l.kind === 'start').map((l) => l.id));
+    const cutMidHandler = first.inFlight(firstLines);
+    expect(cutMidHandler.length).toBeGreaterThan(0);
+    for (const l of firstLines) if (l.kind === 'done') tally.handle(l.id);
+
+    const secondSeen = new Map<string, { delivery: number; at: number }>();
+    await apps.start({ servers: testNatsUrl() }, [
+      handlerClass('SecondInstance', subject, { durable, concurrency: 4, ackWaitMs: ACK_WAIT_MS }, (payload, ctx) => {
+        const id = (payload as { id: string }).id;
+        if (!secondSeen.has(id)) secondSeen.set(id, { delivery: ctx.deliveryCount, at: Date.now() });
+        tally.handle(id);
+      }),
+    ]);
+    await waitUntil(() => tally.complete(), { timeoutMs: 30_000, message: () => `the second instance did not pick everything up: ${tally.describe()}` });
+    await waitUntil(
+      async () => {
+        const info = await client.jsm.consumers.info(stream, durable);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      { timeoutMs: 30_000, message: () => `consumer never settled: ${tally.describe()}` },
+    );
+
+    expect(tally.unexpected()).toEqual([]);
+    expect(tally.lost()).toEqual([]);
+    // The calls the kill cut short came back as redeliveries, once their ack wait ran out.
+    for (const id of cutMidHandler) {
+      const seen = secondSeen.get(id);
+      expect(seen).toBeDefined();
+      expect(seen!.delivery).toBeGreaterThanOrEqual(2);
+      expect(seen!.at).toBeGreaterThanOrEqual(exit.at);
+    }
+    const redeliveredAfterMs = Math.max(...cutMidHandler.map((id) => secondSeen.get(id)!.at - exit.at));
+    expect(redeliveredAfterMs).toBeLessThan(ACK_WAIT_MS + 5_000);
+    // A duplicate can only be a message the first instance had in hand (done, its ack died with it).
+    for (const [id] of tally.duplicates()) expect(startedByFirst.has(id)).toBe(true);
+
+    tally.record(
+      'consumer crash (app SIGKILLed mid-handler), at-least-once',
+      `${firstLines.filter((l) => l.kind === 'done').length} done by the killed instance, ${cutMidHandler.length} cut mid-handler; ` +
+        `second instance on the same durable got them back after the ${ACK_WAIT_MS / 1000} s ack wait (last ${(redeliveredAfterMs / 1000).toFixed(1)} s after the kill)` +
+        `${tally.duplicates().length ? `; ${tally.duplicates().length} finished but unacked at the kill, handled again` : ''}`,
+    );
+  }, TEST_TIMEOUT_MS);
+});

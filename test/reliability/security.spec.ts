@@ -1,0 +1,214 @@
+import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
+import { createUser as createNkeyUser } from '@nats-io/nkeys';
+import {
+  ConnectionFailedError,
+  HandlerConfigurationError,
+  PublishRejectedError,
+  type JetStreamModuleOptions,
+  type NatsConnectionOptions,
+} from '../../lib/index.js';
+import { NatsServerProcess, waitFor } from '../harness/index.js';
+import { AppTracker, handlerClass } from '../integration/kit.js';
+import { CapturingLogger } from '../support/test-app.js';
+import { recordScenario } from './report.js';
+import { makeJwtSetup, makeNkeyUser, makeTlsFiles, type JwtSetup, type NkeyUser, type TlsFiles } from './security-fixtures.js';
+
+/**
+ * Every way a production deployment authenticates, against real servers configured for it:
+ * each connects, provisions a stream, publishes and handles a message. Wrong credentials fail
+ * startup with the cause named and no secret in any log line; a denied publish or pull is a
+ * clear, typed error rather than a timeout.
+ */
+const STREAM = 'SECURE';
+const PASSWORDS = { alice: 'alice-Pw-7f3c2e', nopub: 'nopub-Pw-91ab4d', nopull: 'nopull-Pw-02cd77', noinbox: 'noinbox-Pw-5e6f10' };
+const TOKEN = 'tok-3b9e1f-secret-token';
+
+let dir: string;
+let tls: TlsFiles;
+let nkey: NkeyUser;
+let jwt: JwtSetup;
+let tlsServer: NatsServerProcess;
+let tokenServer: NatsServerProcess;
+let jwtServer: NatsServerProcess;
+const apps = new AppTracker();
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'jetstream-security-'));
+  tls = makeTlsFiles(dir);
+  nkey = makeNkeyUser();
+  jwt = await makeJwtSetup(dir);
+  [tlsServer, tokenServer, jwtServer] = await Promise.all([
+    NatsServerProcess.start({
+      config: [
+        'tls {',
+        `  cert_file: "${tls.certFile}"`,
+        `  key_file: "${tls.keyFile}"`,
+        `  ca_file: "${tls.caFile}"`,
+        '}',
+        'authorization {',
+        '  users = [',
+        `    { user: alice, password: "${PASSWORDS.alice}" }`,
+        `    { nkey: ${nkey.publicKey} }`,
+        // Everything but one subject family: the denial is the only thing this user lacks.
+        `    { user: nopub, password: "${PASSWORDS.nopub}", permissions: { publish: { allow: [">"], deny: ["secure.secret.>"] } } }`,
+        // May provision and publish, but not pull from the one consumer "pulled".
+        `    { user: nopull, password: "${PASSWORDS.nopull}", permissions: { publish: { allow: [">"], deny: ["$JS.API.CONSUMER.MSG.NEXT.${STREAM}.pulled"] } } }`,
+        // May not subscribe to reply inboxes: no request (JetStream API included) can work.
+        `    { user: noinbox, password: "${PASSWORDS.noinbox}", permissions: { subscribe: { deny: ["_INBOX.>"] } } }`,
+        '  ]',
+        '}',
+      ].join('\n'),
+    }),
+    NatsServerProcess.start({ config: `authorization { token: "${TOKEN}" }\n` }),
+    NatsServerProcess.start({ config: `${jwt.serverConfig}\n` }),
+  ]);
+});
+
+afterAll(async () => {
+  await apps.closeAll();
+  await Promise.all([tlsServer?.stop(), tokenServer?.stop(), jwtServer?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await apps.closeAll();
+});
+
+function secrets(): string[] {
+  return [...Object.values(PASSWORDS), TOKEN, nkey.seedText, jwt.userSeed, 'wrong-Pw-000', 'wrong-token-111'];
+}
+
+function expectNoSecret(text: string): void {
+  for (const secret of secrets()) expect(text).not.toContain(secret);
+}
+
+function options(server: NatsServerProcess, connection: NatsConnectionOptions): JetStreamModuleOptions {
+  return { servers: server.url, connection, streams: [{ name: STREAM, subjects: ['secure.>'] }] };
+}
+
+/** An app with one handler on `secure.<name>`: starts, publishes, and waits for the call. */
+async function roundTrip(name: string, server: NatsServerProcess, connection: NatsConnectionOptions): Promise<CapturingLogger> {
+  const received: unknown[] = [];
+  const subject = `secure.${name}`;
+  const Handler = handlerClass(`Secure_${name}`, subject, { durable: name }, (payload) => void received.push(payload));
+  const logger = new CapturingLogger();
+  const app = await apps.start(options(server, connection), [Handler], logger);
+  const result = await app.publisher.publish(subject, { via: name });
+  expect(result.stream).toBe(STREAM);
+  await waitFor(() => received.length === 1, { timeoutMs: 10_000, message: `${name}: message handled` });
+  expect(received).toEqual([{ via: name }]);
+  await app.close();
+  expectNoSecret(logger.text());
+  return logger;
+}
+
+describe('authentication methods', () => {
+  it.each([
+    ['tls-user-password', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, user: 'alice', pass: PASSWORDS.alice } })],
+    ['tls-nkey', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, authenticator: nkeyAuthenticator(nkey.seed) } })],
+    ['token', () => ({ server: tokenServer, connection: { token: TOKEN } })],
+    ['creds-jwt', () => ({ server: jwtServer, connection: { authenticator: credsAuthenticator(jwt.creds) } })],
+  ] as Array<[string, () => { server: NatsServerProcess; connection: NatsConnectionOptions }]>)(
+    '%s: connects, provisions, publishes and handles',
+    async (name, setup) => {
+      const { server, connection } = setup();
+      const started = performance.now();
+      const logger = await roundTrip(name.replace(/-/g, '_'), server, connection);
+      expect(logger.find(/Connected to NATS/)).toHaveLength(1);
+      recordScenario({ scenario: `security: ${name}`, published: 1, handled: 1, lost: 0, duplicates: 0, outcome: `connected and handled (${Math.round(performance.now() - started)} ms)` });
+    },
+  );
+});
+
+describe('wrong credentials', () => {
+  const stranger = createNkeyUser();
+  it.each([
+    ['wrong password', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, user: 'alice', pass: 'wrong-Pw-000' } }), /Authorization Violation/i],
+    ['password in the URL', () => ({ server: tlsServer, url: `nats://alice:wrong-Pw-000@127.0.0.1:${tlsServer.port}`, connection: { tls: { caFile: tls.caFile } } }), /Authorization Violation/i],
+    ['wrong token', () => ({ server: tokenServer, connection: { token: 'wrong-token-111' } }), /Authorization Violation/i],
+    ['unknown nkey', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, authenticator: nkeyAuthenticator(stranger.getSeed()) } }), /Authorization Violation/i],
+    ['no credentials', () => ({ server: jwtServer, connection: {} }), /Authorization Violation/i],
+    ['untrusted server certificate', () => ({ server: tlsServer, connection: { tls: {}, user: 'alice', pass: PASSWORDS.alice } }), /certificate/i],
+  ] as Array<[string, () => { server: NatsServerProcess; url?: string; connection: NatsConnectionOptions }, RegExp]>)(
+    '%s: startup fails naming the cause, with no secret logged',
+    async (name, setup, cause) => {
+      const { server, url, connection } = setup();
+      const logger = new CapturingLogger();
+      const Handler = handlerClass('Never', 'secure.never', { durable: 'never' }, () => undefined);
+      const started = performance.now();
+      const error = await apps.start({ ...options(server, connection), servers: url ?? server.url }, [Handler], logger).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const ms = performance.now() - started;
+      expect(error).toBeInstanceOf(ConnectionFailedError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/^Could not connect to NATS at /);
+      expect(message).toMatch(cause);
+      if (url) expect(message).toContain('nats://***@127.0.0.1');
+      expectNoSecret(`${message}\n${String((error as Error).cause ?? '')}\n${logger.text()}`);
+      // A refusal, not a timeout.
+      expect(ms).toBeLessThan(5_000);
+      recordScenario({ scenario: `security: ${name}`, published: 0, handled: 0, lost: 0, duplicates: 0, outcome: `startup refused: ${message.replace(/^Could not connect to NATS at \S+: /, '')}` });
+    },
+  );
+});
+
+describe('permissions', () => {
+  it('a publish the user may not make fails at once with a typed error naming the subject', async () => {
+    const logger = new CapturingLogger();
+    const app = await apps.start(options(tlsServer, { tls: { caFile: tls.caFile }, user: 'nopub', pass: PASSWORDS.nopub }), [], logger);
+    const allowed = await app.publisher.publish('secure.open', { ok: true });
+    expect(allowed.stream).toBe(STREAM);
+    const started = performance.now();
+    const error = await app.publisher.publish('secure.secret.plans', { ok: false }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const ms = performance.now() - started;
+    expect(error).toBeInstanceOf(PublishRejectedError);
+    expect((error as PublishRejectedError).subject).toBe('secure.secret.plans');
+    expect((error as Error).message).toMatch(/Publish to "secure\.secret\.plans" was rejected: .*Permissions Violation for Publish to "secure\.secret\.plans"/);
+    // Not the publish timeout (5 s, with resends): the server's -ERR answers the request.
+    expect(ms).toBeLessThan(2_000);
+    // The connection survives a permission error: the next allowed publish goes through.
+    expect((await app.publisher.publish('secure.open', { ok: 2 })).stream).toBe(STREAM);
+    expectNoSecret(logger.text());
+    recordScenario({ scenario: 'security: publish denied', published: 1, handled: 0, lost: 0, duplicates: 0, outcome: `PublishRejectedError in ${Math.round(ms)} ms` });
+  });
+
+  it('a consumer the user may not pull from fails startup naming the subject', async () => {
+    const logger = new CapturingLogger();
+    const Handler = handlerClass('Pulled', 'secure.pulled', { durable: 'pulled' }, () => undefined);
+    const started = performance.now();
+    const error = await apps.start(options(tlsServer, { tls: { caFile: tls.caFile }, user: 'nopull', pass: PASSWORDS.nopull }), [Handler], logger).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const ms = performance.now() - started;
+    expect(error).toBeInstanceOf(HandlerConfigurationError);
+    expect((error as Error).message).toMatch(/Pulled\.handle/);
+    expect((error as Error).message).toMatch(/permission/i);
+    expect((error as Error).message).toContain(`$JS.API.CONSUMER.MSG.NEXT.${STREAM}.pulled`);
+    expect(ms).toBeLessThan(5_000);
+    expectNoSecret(logger.text());
+    recordScenario({ scenario: 'security: pull denied', published: 0, handled: 0, lost: 0, duplicates: 0, outcome: 'startup refused: HandlerConfigurationError naming the subject' });
+  });
+
+  it('a user who may not subscribe to reply inboxes fails startup naming the subscription', async () => {
+    const logger = new CapturingLogger();
+    const Handler = handlerClass('Inboxed', 'secure.inboxed', { durable: 'inboxed' }, () => undefined);
+    const error = await apps.start(options(tlsServer, { tls: { caFile: tls.caFile }, user: 'noinbox', pass: PASSWORDS.noinbox }), [Handler], logger).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(ConnectionFailedError);
+    expect((error as Error).message).toMatch(/connected, but the NATS user may not use JetStream \(.*Permissions Violation for Subscription to "_INBOX\./);
+    expect((error as Error).message).not.toMatch(/start nats-server with -js/);
+    expectNoSecret(logger.text());
+    recordScenario({ scenario: 'security: inbox subscribe denied', published: 0, handled: 0, lost: 0, duplicates: 0, outcome: 'startup refused: ConnectionFailedError naming the subscription' });
+  });
+});
