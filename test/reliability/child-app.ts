@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deferred, withDeadline } from '../harness/index.js';
+import { deferred, testNatsUrl, withDeadline } from '../harness/index.js';
+import { AppTracker, deleteCreatedStreams, openClient, type RawClient } from '../integration/kit.js';
+import type { Tally } from './tally.js';
 
 const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/worker.mjs');
 
@@ -124,4 +126,41 @@ export class WorkerProcess {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Hooks of a spec whose apps run in child processes against the shared server: a raw client for
+ * setup, and every worker and in-process app disposed after each test whatever failed.
+ */
+export function workerScenario(): { apps: AppTracker; workers: WorkerProcess[]; client(): RawClient } {
+  const apps = new AppTracker();
+  const workers: WorkerProcess[] = [];
+  let client: RawClient | undefined;
+  beforeAll(async () => {
+    client = await openClient(testNatsUrl());
+  });
+  afterEach(async () => {
+    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
+    await apps.closeAll();
+  });
+  afterAll(async () => {
+    if (client) await deleteCreatedStreams(client.jsm);
+    await client?.close();
+  });
+  return {
+    apps,
+    workers,
+    client: () => {
+      if (!client) throw new Error('workerScenario: client used before beforeAll ran');
+      return client;
+    },
+  };
+}
+
+/** Publishes one message per id (msg-id = id) in pipelined chunks, and counts each as published. */
+export async function prefill(client: RawClient, subject: string, ids: readonly string[], tally: Tally): Promise<void> {
+  for (let i = 0; i < ids.length; i += 100) {
+    await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
+  }
+  for (const id of ids) tally.confirmPublished(id);
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { testNatsUrl, uniqueName } from '../harness/index.js';
-import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, waitUntil, type RawClient } from '../integration/kit.js';
-import { WorkerProcess, type WorkerConfig } from './child-app.js';
+import { createStream, handlerClass, waitUntil } from '../integration/kit.js';
+import { prefill, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
 import { Tally } from './tally.js';
 
@@ -15,35 +15,16 @@ const ACK_WAIT_MS = 3_000;
  * durable must get them once their ack wait runs out.
  */
 describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () => {
-  const apps = new AppTracker();
-  const workers: WorkerProcess[] = [];
-  let client: RawClient;
-
-  beforeAll(async () => {
-    client = await openClient(testNatsUrl());
-  });
-
-  afterEach(async () => {
-    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
-    await apps.closeAll();
-  });
-
-  afterAll(async () => {
-    if (client) await deleteCreatedStreams(client.jsm);
-    await client?.close();
-  });
+  const { apps, workers, client } = workerScenario();
 
   it('a second instance on the same durable gets the crashed instance\'s messages after the ack wait; nothing is lost', async () => {
     const stream = uniqueName('CCRASH');
     const subject = `${stream}.evt`;
     const durable = uniqueName('ccrash');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(client().jsm, stream, [`${stream}.>`]);
     const tally = new Tally();
     const ids = Array.from({ length: COUNT }, (_, i) => `k-${i}`);
-    for (let i = 0; i < ids.length; i += 100) {
-      await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
-    }
-    for (const id of ids) tally.confirmPublished(id);
+    await prefill(client(), subject, ids, tally);
 
     const config: WorkerConfig = {
       servers: testNatsUrl(),
@@ -85,7 +66,7 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
     await waitUntil(() => tally.complete(), { timeoutMs: 30_000, message: () => `the second instance did not pick everything up: ${tally.describe()}` });
     await waitUntil(
       async () => {
-        const info = await client.jsm.consumers.info(stream, durable);
+        const info = await client().jsm.consumers.info(stream, durable);
         return info.num_pending === 0 && info.num_ack_pending === 0;
       },
       { timeoutMs: 30_000, message: () => `consumer never settled: ${tally.describe()}` },

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { testNatsUrl, uniqueName, withDeadline } from '../harness/index.js';
-import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, waitUntil, type RawClient } from '../integration/kit.js';
-import { WorkerProcess, type WorkerConfig } from './child-app.js';
+import { createStream, handlerClass, waitUntil } from '../integration/kit.js';
+import { prefill, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
 import { Tally } from './tally.js';
 
@@ -19,35 +19,16 @@ const EXIT_MARGIN_MS = 3_000;
  * timeout, and the next instance on the same durable takes the rest at once.
  */
 describe('reliability: graceful stop (SIGTERM under load)', () => {
-  const apps = new AppTracker();
-  const workers: WorkerProcess[] = [];
-  let client: RawClient;
-
-  beforeAll(async () => {
-    client = await openClient(testNatsUrl());
-  });
-
-  afterEach(async () => {
-    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
-    await apps.closeAll();
-  });
-
-  afterAll(async () => {
-    if (client) await deleteCreatedStreams(client.jsm);
-    await client?.close();
-  });
+  const { apps, workers, client } = workerScenario();
 
   it('in-flight handlers finish, nothing is acked unprocessed, the process exits in time and the next instance drains the rest', async () => {
     const stream = uniqueName('GSTOP');
     const subject = `${stream}.evt`;
     const durable = uniqueName('gstop');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(client().jsm, stream, [`${stream}.>`]);
     const tally = new Tally();
     const ids = Array.from({ length: COUNT }, (_, i) => `g-${i}`);
-    for (let i = 0; i < ids.length; i += 100) {
-      await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
-    }
-    for (const id of ids) tally.confirmPublished(id);
+    await prefill(client(), subject, ids, tally);
 
     const config: WorkerConfig = {
       servers: testNatsUrl(),
@@ -100,7 +81,7 @@ describe('reliability: graceful stop (SIGTERM under load)', () => {
     const drainMs = Date.now() - startedAt;
     await waitUntil(
       async () => {
-        const info = await client.jsm.consumers.info(stream, durable);
+        const info = await client().jsm.consumers.info(stream, durable);
         return info.num_pending === 0 && info.num_ack_pending === 0;
       },
       { timeoutMs: 10_000, message: () => `consumer never settled: ${tally.describe()}` },
