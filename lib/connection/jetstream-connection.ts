@@ -50,7 +50,7 @@ export class JetStreamConnection {
         servers: options.servers,
       });
     } catch (err) {
-      throw new ConnectionFailedError(redactServers(options.servers), redactText(describeCause(err)));
+      throw new ConnectionFailedError(redactServers(options.servers), explainConnectFailure(redactText(describeCause(err)), options));
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: options.publishTimeoutMs });
@@ -161,3 +161,17 @@ export class JetStreamConnection {
     }
   }
 }
+
+/**
+ * A server that requires a client certificate (`tls { verify: true }`) drops a TLS 1.3 client
+ * that has none only after the client's handshake completed, so the client sees a plain
+ * timeout. Say what the likely cause is instead of leaving the operator with "timeout".
+ */
+function explainConnectFailure(cause: string, options: ResolvedModuleOptions): string {
+  const tls = options.connection.tls;
+  if (/timeout/i.test(cause) && tls && !tls.certFile && !tls.cert) {
+    return `${cause} (with TLS but no client certificate: if the server requires one (tls verify), set connection.tls.certFile and keyFile)`;
+  }
+  return cause;
+}
+

@@ -30,6 +30,15 @@ export function makeTlsFiles(dir: string): TlsFiles {
   return { caFile: join(dir, 'ca.pem'), certFile: join(dir, 'server.pem'), keyFile: join(dir, 'server.key') };
 }
 
+/** A client certificate signed by the CA of makeTlsFiles (same dir), for mutual TLS. */
+export function makeClientCert(dir: string): { certFile: string; keyFile: string } {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(dir, ['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=billing-service']);
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl(dir, ['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2', '-extfile', 'client.ext']);
+  return { certFile: join(dir, 'client.pem'), keyFile: join(dir, 'client.key') };
+}
+
 export interface NkeyUser {
   readonly publicKey: string;
   readonly seed: Uint8Array;

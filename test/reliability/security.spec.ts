@@ -15,7 +15,7 @@ import { NatsServerProcess, waitFor } from '../harness/index.js';
 import { AppTracker, handlerClass } from '../integration/kit.js';
 import { CapturingLogger } from '../support/test-app.js';
 import { recordScenario } from './report.js';
-import { makeJwtSetup, makeNkeyUser, makeTlsFiles, type JwtSetup, type NkeyUser, type TlsFiles } from './security-fixtures.js';
+import { makeClientCert, makeJwtSetup, makeNkeyUser, makeTlsFiles, type JwtSetup, type NkeyUser, type TlsFiles } from './security-fixtures.js';
 
 /**
  * Every way a production deployment authenticates, against real servers configured for it:
@@ -34,6 +34,8 @@ let jwt: JwtSetup;
 let tlsServer: NatsServerProcess;
 let tokenServer: NatsServerProcess;
 let jwtServer: NatsServerProcess;
+let mtlsServer: NatsServerProcess;
+let client: { certFile: string; keyFile: string };
 const apps = new AppTracker();
 
 beforeAll(async () => {
@@ -41,7 +43,8 @@ beforeAll(async () => {
   tls = makeTlsFiles(dir);
   nkey = makeNkeyUser();
   jwt = await makeJwtSetup(dir);
-  [tlsServer, tokenServer, jwtServer] = await Promise.all([
+  client = makeClientCert(dir);
+  [tlsServer, tokenServer, jwtServer, mtlsServer] = await Promise.all([
     NatsServerProcess.start({
       config: [
         'tls {',
@@ -65,12 +68,16 @@ beforeAll(async () => {
     }),
     NatsServerProcess.start({ config: `authorization { token: "${TOKEN}" }\n` }),
     NatsServerProcess.start({ config: `${jwt.serverConfig}\n` }),
+    // Mutual TLS: the server requires a client certificate signed by the CA.
+    NatsServerProcess.start({
+      config: ['tls {', `  cert_file: "${tls.certFile}"`, `  key_file: "${tls.keyFile}"`, `  ca_file: "${tls.caFile}"`, '  verify: true', '}'].join('\n'),
+    }),
   ]);
 });
 
 afterAll(async () => {
   await apps.closeAll();
-  await Promise.all([tlsServer?.stop(), tokenServer?.stop(), jwtServer?.stop()]);
+  await Promise.all([tlsServer?.stop(), tokenServer?.stop(), jwtServer?.stop(), mtlsServer?.stop()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
@@ -111,6 +118,7 @@ describe('authentication methods', () => {
     ['tls-nkey', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, authenticator: nkeyAuthenticator(nkey.seed) } })],
     ['token', () => ({ server: tokenServer, connection: { token: TOKEN } })],
     ['creds-jwt', () => ({ server: jwtServer, connection: { authenticator: credsAuthenticator(jwt.creds) } })],
+    ['mutual-tls', () => ({ server: mtlsServer, connection: { tls: { caFile: tls.caFile, ...client } } })],
   ] as Array<[string, () => { server: NatsServerProcess; connection: NatsConnectionOptions }]>)(
     '%s: connects, provisions, publishes and handles',
     async (name, setup) => {
@@ -132,6 +140,8 @@ describe('wrong credentials', () => {
     ['unknown nkey', () => ({ server: tlsServer, connection: { tls: { caFile: tls.caFile }, authenticator: nkeyAuthenticator(stranger.getSeed()) } }), /Authorization Violation/i],
     ['no credentials', () => ({ server: jwtServer, connection: {} }), /Authorization Violation/i],
     ['untrusted server certificate', () => ({ server: tlsServer, connection: { tls: {}, user: 'alice', pass: PASSWORDS.alice } }), /certificate/i],
+    // The server drops the client after the handshake, so this one can only end by the connect timeout (shortened here).
+    ['mutual TLS without a client certificate', () => ({ server: mtlsServer, connection: { tls: { caFile: tls.caFile }, timeout: 2_000 } }), /timeout \(with TLS but no client certificate: .*tls verify.*certFile/],
   ] as Array<[string, () => { server: NatsServerProcess; url?: string; connection: NatsConnectionOptions }, RegExp]>)(
     '%s: startup fails naming the cause, with no secret logged',
     async (name, setup, cause) => {
