@@ -66,8 +66,10 @@ export type {
   AsyncApiInfo,
   AsyncApiMessage,
   AsyncApiOperation,
+  AsyncApiOperationReply,
   AsyncApiServer,
 } from './asyncapi/asyncapi-document.js';
+export type { AsyncApiTransportOptions } from './asyncapi/handler-inventory.js';
 export type { JsonSchema } from './asyncapi/json-schema.js';
 
 export {

@@ -26,31 +26,49 @@ export interface AsyncApiParameter {
 }
 
 export interface AsyncApiChannel {
-  /** The subject, NATS wildcards written as `{parameters}`. */
-  address: string;
+  /**
+   * The subject, NATS wildcards written as `{parameters}`. `null` (unknown upfront) for a
+   * request's reply inbox, and for an object pattern, whose braces would read as parameters.
+   */
+  address: string | null;
   description?: string;
   messages: Record<string, AsyncApiReference>;
   parameters?: Record<string, AsyncApiParameter>;
-  /** The subject exactly as in `@OnEvent`, wildcards included. */
-  'x-jetstream-subject': string;
+  /** The subject exactly as in the decorator, wildcards included; absent for a reply inbox. */
+  'x-jetstream-subject'?: string;
   /** Stream capturing the subject, when the module's options tell. */
   'x-jetstream-stream'?: string;
 }
 
+/** Where a request's answer goes: a channel and its messages. */
+export interface AsyncApiOperationReply {
+  channel: AsyncApiReference;
+  messages: AsyncApiReference[];
+}
+
+/**
+ * A handler. `@OnEvent` and `@EventPattern` handlers consume a stream and carry the consumer
+ * fields (delivery, concurrency, retry...); a `@MessagePattern` handler answers core NATS
+ * requests and carries a `reply` instead.
+ */
 export interface AsyncApiOperation {
   action: 'receive' | 'send';
   channel: AsyncApiReference;
   messages: AsyncApiReference[];
   summary?: string;
+  reply?: AsyncApiOperationReply;
+  /** The decorator that declared the handler. */
+  'x-jetstream-source': '@OnEvent' | '@EventPattern' | '@MessagePattern';
   /** `Class.method` of the handler. */
   'x-jetstream-handler': string;
-  'x-jetstream-connection': string;
+  /** Named connection of an `@OnEvent` handler; pattern handlers use JetStreamServer's. */
+  'x-jetstream-connection'?: string;
   'x-jetstream-stream'?: string;
   /** Absent for ephemeral consumers (one per instance, new messages only). */
   'x-jetstream-durable'?: string;
-  'x-jetstream-delivery': DeliveryMode;
-  'x-jetstream-concurrency': number;
-  'x-jetstream-retry': { maxAttempts: number; backoff: 'exponential' | 'fixed' | readonly number[] } | false;
+  'x-jetstream-delivery'?: DeliveryMode;
+  'x-jetstream-concurrency'?: number;
+  'x-jetstream-retry'?: { maxAttempts: number; backoff: 'exponential' | 'fixed' | readonly number[] } | false;
   /** Where exhausted messages go; the subject is only known once the stream is. */
   'x-jetstream-dead-letter'?: { stream: string; subject?: string } | false;
 }

@@ -13,18 +13,32 @@ import type {
   AsyncApiStream,
 } from './asyncapi-document.js';
 import { ClassSchemaRegistry } from './class-schema.js';
-import { inventoryHandlers, type DeclaredHandler, type HandlerInventory } from './handler-inventory.js';
+import type { JsonSchema } from './json-schema.js';
+import {
+  inventoryHandlers,
+  type DeclaredHandler,
+  type DeclaredRequestHandler,
+  type HandlerInventory,
+  type AsyncApiTransportOptions,
+} from './handler-inventory.js';
 
 export interface AsyncApiOptions extends AsyncApiInfo {
   /** Servers to list, e.g. `{ production: { host: 'nats.example.com:4222', protocol: 'nats' } }`. */
   servers?: Record<string, AsyncApiServer>;
+  /**
+   * The `streams` and `defaults` the application gives `JetStreamServer`, so that its
+   * `@EventPattern` handlers get their stream and options as the server resolves them. The
+   * server's options are not part of the module tree, so the document cannot find them itself.
+   */
+  transport?: AsyncApiTransportOptions;
 }
 
 /**
- * An AsyncAPI 3.0 document of the application's `@OnEvent` handlers: a channel per subject, a
- * `receive` operation per handler (durable, delivery mode, retry and dead letters as
- * `x-jetstream-*` fields), and message payload schemas built from the payload classes'
- * class-validator decorators.
+ * An AsyncAPI 3.0 document of the application's `@OnEvent` handlers, and of the
+ * `@EventPattern`/`@MessagePattern` handlers JetStreamServer would serve: a channel per subject,
+ * a `receive` operation per handler (durable, delivery mode, retry and dead letters as
+ * `x-jetstream-*` fields; a `reply` for request handlers), and message payload schemas built from
+ * the payload classes' class-validator decorators.
  *
  * Pass a running application (`app`), or the root module: it is then scanned in Nest's preview
  * mode, which instantiates no provider and opens no connection.
@@ -34,10 +48,10 @@ export async function createAsyncApiDocument(
   options: AsyncApiOptions,
 ): Promise<AsyncApiDocument> {
   checkInfo(options);
-  if (isApplicationContext(source)) return buildDocument(inventoryHandlers(source), options);
+  if (isApplicationContext(source)) return buildDocument(inventoryHandlers(source, options.transport), options);
   const app = await NestFactory.createApplicationContext(source, { preview: true, logger: false, abortOnError: false });
   try {
-    return buildDocument(inventoryHandlers(app), options);
+    return buildDocument(inventoryHandlers(app, options.transport), options);
   } finally {
     await app.close();
   }
@@ -64,21 +78,64 @@ export function buildDocument(inventory: HandlerInventory, options: AsyncApiOpti
   const operations: Record<string, AsyncApiOperation> = {};
   const messages: Record<string, AsyncApiMessage> = {};
 
-  for (const handler of inventory.handlers) {
-    let channelId = channelIds.get(handler.subject);
+  const channelOf = (subject: string): string => {
+    let channelId = channelIds.get(subject);
     if (!channelId) {
-      channelId = uniqueKey(channels, keyOf(handler.subject));
-      channelIds.set(handler.subject, channelId);
-      channels[channelId] = channelFor(handler);
+      channelId = uniqueKey(channels, keyOf(subject));
+      channelIds.set(subject, channelId);
+      channels[channelId] = channelFor(subject);
     }
+    return channelId;
+  };
+  const addMessage = (channelId: string, messageId: string): void => {
+    channels[channelId].messages[messageId] ??= { $ref: `#/components/messages/${messageId}` };
+  };
+
+  for (const handler of inventory.handlers) {
+    const channelId = channelOf(handler.subject);
     const channel = channels[channelId];
     if (handler.stream && !channel['x-jetstream-stream']) channel['x-jetstream-stream'] = handler.stream;
 
-    const messageId = messageFor(handler, channelId, registry, messages);
-    channel.messages[messageId] ??= { $ref: `#/components/messages/${messageId}` };
+    const messageId = messageFor(handler.payloadType, channelId, registry, messages);
+    addMessage(channelId, messageId);
 
     const operationId = uniqueKey(operations, keyOf(handler.handlerId));
     operations[operationId] = operationFor(handler, channelId, messageId);
+  }
+
+  for (const handler of inventory.requestHandlers) {
+    const channelId = channelOf(handler.subject);
+    const messageId = messageFor(handler.payloadType, channelId, registry, messages);
+    addMessage(channelId, messageId);
+
+    const operationId = uniqueKey(operations, keyOf(handler.handlerId));
+    // Each request handler answers in its own reply message, on the requester's inbox.
+    const replyId = uniqueKey(channels, `${operationId}_reply`);
+    channels[replyId] = {
+      address: null,
+      description: `The requester's inbox: the reply subject of a NATS request to ${handler.subject}`,
+      messages: {},
+    };
+    const replyMessageId = uniqueKey(messages, replyId);
+    messages[replyMessageId] = {
+      name: replyMessageId,
+      title: `Reply of ${handler.handlerId}`,
+      contentType: 'application/json',
+      payload: replyEnvelope(handler, registry),
+    };
+    addMessage(replyId, replyMessageId);
+    operations[operationId] = {
+      action: 'receive',
+      channel: { $ref: `#/channels/${channelId}` },
+      messages: [{ $ref: `#/channels/${channelId}/messages/${messageId}` }],
+      summary: `${handler.handlerId} answers requests on ${handler.subject}`,
+      reply: {
+        channel: { $ref: `#/channels/${replyId}` },
+        messages: [{ $ref: `#/channels/${replyId}/messages/${replyMessageId}` }],
+      },
+      'x-jetstream-source': '@MessagePattern',
+      'x-jetstream-handler': handler.handlerId,
+    };
   }
 
   const info: AsyncApiInfo = { title: options.title, version: options.version };
@@ -97,9 +154,13 @@ export function buildDocument(inventory: HandlerInventory, options: AsyncApiOpti
   return document;
 }
 
-function channelFor(handler: DeclaredHandler): AsyncApiChannel {
+function channelFor(subject: string): AsyncApiChannel {
+  // An object pattern's route is JSON: its braces would read as address parameters.
+  if (/[{}]/.test(subject)) {
+    return { address: null, description: `Nest object pattern, subscribed to as the subject ${subject}`, messages: {}, 'x-jetstream-subject': subject };
+  }
   const parameters: Record<string, AsyncApiParameter> = {};
-  const tokens = handler.subject.split('.').map((token, i) => {
+  const tokens = subject.split('.').map((token, i) => {
     if (token === '*') {
       parameters[`token${i + 1}`] = { description: `Any single subject token (NATS "*" at position ${i + 1})` };
       return `{token${i + 1}}`;
@@ -114,17 +175,16 @@ function channelFor(handler: DeclaredHandler): AsyncApiChannel {
     address: tokens.join('.'),
     messages: {},
     ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
-    'x-jetstream-subject': handler.subject,
+    'x-jetstream-subject': subject,
   };
 }
 
 function messageFor(
-  handler: DeclaredHandler,
+  type: unknown,
   channelId: string,
   registry: ClassSchemaRegistry,
   messages: Record<string, AsyncApiMessage>,
 ): string {
-  const type = handler.payloadType;
   if (ClassSchemaRegistry.isPayloadClass(type)) {
     const name = registry.register(type);
     messages[name] ??= { name, title: type.name, contentType: 'application/json', payload: registry.schemaFor(type) };
@@ -136,6 +196,34 @@ function messageFor(
   return id;
 }
 
+/** JetStreamServer's reply body (`ReplyEnvelope`): the handler's result, or what it threw. */
+function replyEnvelope(handler: DeclaredRequestHandler, registry: ClassSchemaRegistry): JsonSchema {
+  return {
+    oneOf: [
+      {
+        type: 'object',
+        description: 'The handler returned: its result (absent when it returned nothing)',
+        properties: { response: isDeferred(handler.returnType) ? {} : registry.schemaFor(handler.returnType) },
+        additionalProperties: false,
+      },
+      {
+        type: 'object',
+        description: "The handler threw: { name, message } of an Error, or an RpcException's payload",
+        properties: { err: {} },
+        required: ['err'],
+        additionalProperties: false,
+      },
+    ],
+  };
+}
+
+/** A Promise or Observable return type erases what it resolves to. */
+function isDeferred(type: unknown): boolean {
+  if (typeof type !== 'function') return false;
+  const prototype = (type as { prototype?: Record<string, unknown> }).prototype;
+  return typeof prototype?.then === 'function' || typeof prototype?.subscribe === 'function';
+}
+
 function operationFor(handler: DeclaredHandler, channelId: string, messageId: string): AsyncApiOperation {
   const { options } = handler;
   const operation: AsyncApiOperation = {
@@ -143,8 +231,9 @@ function operationFor(handler: DeclaredHandler, channelId: string, messageId: st
     channel: { $ref: `#/channels/${channelId}` },
     messages: [{ $ref: `#/channels/${channelId}/messages/${messageId}` }],
     summary: `${handler.handlerId} handles ${handler.subject}`,
+    'x-jetstream-source': handler.source,
     'x-jetstream-handler': handler.handlerId,
-    'x-jetstream-connection': handler.connection,
+    ...(handler.connection ? { 'x-jetstream-connection': handler.connection } : {}),
     'x-jetstream-delivery': options.delivery,
     'x-jetstream-concurrency': options.concurrency,
     'x-jetstream-retry': options.retry.enabled ? { maxAttempts: options.retry.maxAttempts, backoff: options.retry.backoff } : false,
@@ -159,7 +248,7 @@ function deadLetterOf(handler: DeclaredHandler): AsyncApiOperation['x-jetstream-
   const { dlq, durable } = handler.options;
   if (dlq === false) return false;
   if (handler.stream) {
-    const target = resolveDeadLetterTarget(dlq, handler.stream, durable ?? handler.handlerId.replace(/[^\w-]/g, '_'));
+    const target = resolveDeadLetterTarget(dlq, handler.stream, durable ?? handler.engineId.replace(/[^\w-]/g, '_'));
     return target ? { stream: target.stream, subject: target.subject } : false;
   }
   if (typeof dlq === 'string') return { stream: DEFAULT_DEAD_LETTER_STREAM, subject: dlq };

@@ -8,17 +8,41 @@ import type { JetStreamModuleOptions, StreamDefinition } from '../module/jetstre
 import { JETSTREAM_MODULE_OPTIONS } from '../module/jetstream-module-definition.js';
 import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME } from '../module/jetstream.tokens.js';
 import { assertFilterSubject, subjectCovers } from '../producer/subject-validation.js';
+import { payloadParameterIndex, readPatternMetadata } from './pattern-metadata.js';
 
-/** An `@OnEvent` handler as the application declares it, found without running anything. */
+/**
+ * A handler consuming from JetStream as the application declares it, found without running
+ * anything: an `@OnEvent`, or an `@EventPattern` that JetStreamServer would serve.
+ */
 export interface DeclaredHandler {
+  readonly source: '@OnEvent' | '@EventPattern';
+  /** `Class.method`. */
   readonly handlerId: string;
+  /** The name the consumer engine gives the handler; default dead-letter subjects derive from it. */
+  readonly engineId: string;
   readonly subject: string;
-  readonly connection: string;
+  /** The named connection of an `@OnEvent`; undefined for JetStreamServer's handlers. */
+  readonly connection: string | undefined;
   readonly options: ResolvedHandlerOptions;
   /** Declared type of the first parameter, from `design:paramtypes`. */
   readonly payloadType: unknown;
   /** From the `stream` option, or the one stream of the module's options capturing the subject. */
   readonly stream: string | undefined;
+}
+
+/** A `@MessagePattern` handler: it answers core NATS requests, it does not consume a stream. */
+export interface DeclaredRequestHandler {
+  readonly handlerId: string;
+  readonly subject: string;
+  readonly payloadType: unknown;
+  /** `design:returntype`; a Promise or Observable says nothing about what it resolves to. */
+  readonly returnType: unknown;
+}
+
+/** What the application gives JetStreamServer, which the inspected modules cannot tell. */
+export interface AsyncApiTransportOptions {
+  readonly streams?: readonly StreamDefinition[];
+  readonly defaults?: JetStreamModuleOptions['defaults'];
 }
 
 export interface DeclaredConnection {
@@ -29,6 +53,7 @@ export interface DeclaredConnection {
 
 export interface HandlerInventory {
   readonly handlers: DeclaredHandler[];
+  readonly requestHandlers: DeclaredRequestHandler[];
   readonly connections: DeclaredConnection[];
 }
 
@@ -48,23 +73,28 @@ interface WrapperLike {
 /**
  * Reads every `@OnEvent` of an application context from its classes' metadata (wrappers'
  * metatypes, not instances), so it also works on a context created with `preview: true`, where
- * no provider was instantiated and nothing connected.
+ * no provider was instantiated and nothing connected. Controllers' `@EventPattern` and
+ * `@MessagePattern` handlers are read too (Nest binds pattern handlers on controllers only).
  */
-export function inventoryHandlers(app: INestApplicationContext): HandlerInventory {
+export function inventoryHandlers(app: INestApplicationContext, transport: AsyncApiTransportOptions = {}): HandlerInventory {
   const modules = [...(app.get(ModulesContainer, { strict: false }).values() as Iterable<ModuleLike>)];
   const connections = findConnections(modules);
   const optionsOf = new Map(connections.map((c) => [c.name, c.options]));
   const scanner = new MetadataScanner();
   const seen = new Set<unknown>();
   const handlers: DeclaredHandler[] = [];
+  const requestHandlers: DeclaredRequestHandler[] = [];
   for (const module of modules) {
-    for (const wrapper of [...module.providers.values(), ...module.controllers.values()]) {
+    const controllers = new Set([...module.controllers.values()]);
+    for (const wrapper of [...module.providers.values(), ...controllers]) {
       const cls = classOf(wrapper);
       if (!cls || seen.has(cls)) continue;
       seen.add(cls);
       const prototype = cls.prototype as object;
       for (const methodName of scanner.getAllMethodNames(prototype)) {
-        const metadata = getOnEventMetadata((prototype as Record<string, unknown>)[methodName]);
+        const method = (prototype as Record<string, unknown>)[methodName];
+        if (controllers.has(wrapper)) collectPatterns(cls, methodName, method, transport, handlers, requestHandlers);
+        const metadata = getOnEventMetadata(method);
         if (!metadata?.length) continue;
         const handlerId = `${cls.name}.${methodName}`;
         const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
@@ -78,7 +108,9 @@ export function inventoryHandlers(app: INestApplicationContext): HandlerInventor
           const moduleOptions = optionsOf.get(connection);
           const resolved = resolveHandlerOptions(handlerId, moduleOptions?.defaults ?? {}, options);
           handlers.push({
+            source: '@OnEvent',
             handlerId,
+            engineId: handlerId,
             subject,
             connection,
             options: resolved,
@@ -89,7 +121,49 @@ export function inventoryHandlers(app: INestApplicationContext): HandlerInventor
       }
     }
   }
-  return { handlers, connections };
+  return { handlers, requestHandlers, connections };
+}
+
+function collectPatterns(
+  cls: abstract new (...args: never[]) => unknown,
+  methodName: string,
+  method: unknown,
+  transport: AsyncApiTransportOptions,
+  handlers: DeclaredHandler[],
+  requestHandlers: DeclaredRequestHandler[],
+): void {
+  const pattern = readPatternMetadata(method);
+  if (!pattern) return;
+  const handlerId = `${cls.name}.${methodName}`;
+  const decorator = pattern.kind === 'event' ? '@EventPattern' : '@MessagePattern';
+  const prototype = cls.prototype as object;
+  const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
+  const payloadType = paramTypes[payloadParameterIndex(cls, methodName)];
+  for (const subject of pattern.subjects) {
+    // JetStreamServer checks every pattern as a subject filter before it starts.
+    try {
+      assertFilterSubject(subject);
+    } catch (err) {
+      throw new InvalidOptionsError(`${decorator} on ${handlerId}: ${(err as Error).message}`);
+    }
+    if (pattern.kind === 'message') {
+      requestHandlers.push({ handlerId, subject, payloadType, returnType: Reflect.getMetadata('design:returntype', prototype, methodName) });
+      continue;
+    }
+    // The server's own handler id: its consumer, logs and default dead-letter subject use it.
+    const engineId = `@EventPattern(${subject})`;
+    const options = resolveHandlerOptions(`${handlerId} (${engineId})`, transport.defaults ?? {}, pattern.extras as OnEventOptions);
+    handlers.push({
+      source: '@EventPattern',
+      handlerId,
+      engineId,
+      subject,
+      connection: undefined,
+      options,
+      payloadType,
+      stream: options.stream ?? streamFor(subject, transport.streams ?? []),
+    });
+  }
 }
 
 // Named connections are an option some handlers carry; read it without depending on its type.

@@ -21,6 +21,7 @@ export interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   required?: string[];
   additionalProperties?: boolean | JsonSchema;
+  oneOf?: JsonSchema[];
   $ref?: string;
   /** class-validator constraints with no JSON Schema equivalent, named so readers know they apply. */
   'x-class-validator'?: string[];

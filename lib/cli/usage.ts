@@ -29,7 +29,7 @@ const COMMANDS: Record<string, string> = {
   messages again (exactly-once handlers skip those they already handled).
   --recreate deletes and recreates the durable instead (older servers, or deliver policy new/last):
   stop the apps first, and set deliverPolicy: { startSequence } on the handler, or it will refuse to start.`,
-  asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent handlers (nothing connects):
+  asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent, @EventPattern and @MessagePattern handlers (nothing connects):
   nestjs-jetstream asyncapi <compiled module file> [--export AppModule] [--out <file>]
                    [--title <title>] [--api-version <version>] [--description <text>]
   The file is JavaScript (e.g. dist/app.module.js); --export names the module class (default AppModule).`,

@@ -4,13 +4,15 @@ import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../module/jetstream-module-options.js';
 import { resolveModuleOptions } from '../module/resolve-module-options.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher, type PublishResult } from '../producer/jetstream-publisher.js';
 import { assertPublishSubject } from '../producer/subject-validation.js';
 import { decodeJson, encodePayload } from '../serialization/codec.js';
 import { JetStreamRecord } from './jetstream-record.js';
 import type { ReplyEnvelope } from './reply-envelope.js';
 
-export interface JetStreamClientOptions extends Pick<JetStreamModuleOptions, 'servers' | 'connection' | 'publishTimeoutMs' | 'publishRetries'> {
+export interface JetStreamClientOptions
+  extends Pick<JetStreamModuleOptions, 'servers' | 'connection' | 'publishTimeoutMs' | 'publishRetries' | 'metrics' | 'tracing'> {
   /** How long `send()` waits for a reply; default 5 000 ms. */
   requestTimeoutMs?: number;
 }
@@ -44,6 +46,8 @@ export class JetStreamClient extends ClientProxy {
       connection: options.connection,
       publishTimeoutMs: options.publishTimeoutMs,
       publishRetries: options.publishRetries,
+      metrics: options.metrics,
+      tracing: options.tracing,
     });
     const timeout = options.requestTimeoutMs ?? 5_000;
     if (!Number.isInteger(timeout) || timeout < 1) {
@@ -54,9 +58,9 @@ export class JetStreamClient extends ClientProxy {
 
   connect(): Promise<JetStreamConnection> {
     // Every concurrent first call awaits the same promise: one connection, not one per call.
-    this.connecting ??= JetStreamConnection.open(this.resolved).then(
-      (connection) => {
-        this.publisher = new JetStreamPublisher(connection, this.resolved);
+    this.connecting ??= this.open().then(
+      ({ connection, observability }) => {
+        this.publisher = new JetStreamPublisher(connection, this.resolved, observability);
         return connection;
       },
       (err: unknown) => {
@@ -65,6 +69,12 @@ export class JetStreamClient extends ClientProxy {
       },
     );
     return this.connecting;
+  }
+
+  private async open(): Promise<{ connection: JetStreamConnection; observability: JetStreamObservability }> {
+    // Before connecting, as the module does: a missing optional peer leaves no connection open.
+    const observability = await JetStreamObservability.create(this.resolved);
+    return { connection: await JetStreamConnection.open(this.resolved), observability };
   }
 
   async close(): Promise<void> {

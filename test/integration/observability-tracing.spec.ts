@@ -4,9 +4,13 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 // A dependency of sdk-trace-base; registered by hand because BasicTracerProvider 2.x no longer does.
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Injectable, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import type { Observable } from 'rxjs';
+import { Controller, Injectable, Module, UseInterceptors, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Ctx, EventPattern, Payload } from '@nestjs/microservices';
+import { Registry, register as defaultRegistry } from 'prom-client';
+import { lastValueFrom, type Observable } from 'rxjs';
 import { OnEvent, TerminalError } from '../../lib/index.js';
+import { JetStreamClient, JetStreamContext, JetStreamServer } from '../../lib/transport/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, type RawClient } from './kit.js';
 
@@ -231,5 +235,101 @@ describe('tracing', () => {
     await app.close();
     expect(seen.traceparent).toBeUndefined();
     expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
+  });
+});
+
+/** A counter's value for the given labels in a registry, 0 when never incremented. */
+async function counter(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const match = values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want));
+  return match?.value ?? 0;
+}
+
+describe('the microservices transport', () => {
+  it('traces and counts JetStreamClient.emit through to an @EventPattern handler on JetStreamServer', async () => {
+    const stream = uniqueName('TRMS');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const subject = `${stream}.orders.created`;
+    const filter = `${stream}.orders.*`;
+    const registry = new Registry();
+    const seen: Seen = {};
+    const done = deferred();
+    @Controller()
+    class TransportEvents {
+      @EventPattern<string>(filter, { durable: 'ms-traced' })
+      created(@Payload() _data: unknown, @Ctx() ctx: JetStreamContext): void {
+        seen.traceparent = ctx.header('traceparent');
+        const active = trace.getActiveSpan()?.spanContext();
+        seen.activeTraceId = active?.traceId;
+        seen.activeSpanId = active?.spanId;
+        done.resolve();
+      }
+    }
+    @Module({ controllers: [TransportEvents] })
+    class TransportModule {}
+
+    const server = await NestFactory.createMicroservice(TransportModule, {
+      strategy: new JetStreamServer({ servers: testNatsUrl(), tracing: true, metrics: { registry } }),
+      logger: false,
+    });
+    const emitter = new JetStreamClient({ servers: testNatsUrl(), tracing: true, metrics: { registry } });
+    try {
+      await server.listen();
+      const ack = await tracer.startActiveSpan('checkout', async (span) => {
+        try {
+          return await lastValueFrom(emitter.emit<{ seq: number }>(subject, { id: 'o-1' }));
+        } finally {
+          span.end();
+        }
+      });
+      await done.promise;
+
+      const checkout = await oneFinished('checkout');
+      const publish = await oneFinished(`publish ${subject}`);
+      const process = await oneFinished(`process ${filter}`);
+      const traceId = checkout.spanContext().traceId;
+      expect(publish.kind).toBe(SpanKind.PRODUCER);
+      expect(publish.spanContext().traceId).toBe(traceId);
+      expect(publish.parentSpanContext?.spanId).toBe(checkout.spanContext().spanId);
+      expect(publish.attributes).toMatchObject({ 'messaging.nats.stream': stream, 'messaging.nats.stream_sequence': ack.seq });
+      expect(seen.traceparent).toBe(`00-${traceId}-${publish.spanContext().spanId}-01`);
+      expect(process.kind).toBe(SpanKind.CONSUMER);
+      expect(process.spanContext().traceId).toBe(traceId);
+      expect(process.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);
+      expect(seen.activeTraceId).toBe(traceId);
+      expect(seen.activeSpanId).toBe(process.spanContext().spanId);
+
+      expect(await counter(registry, 'nats_publish_total', { subject, status: 'success' })).toBe(1);
+      // Counted once settled, which follows the handler's return.
+      await waitFor(async () => (await counter(registry, 'nats_consume_total', { subject: filter, durable: 'ms-traced', status: 'success' })) === 1, {
+        timeoutMs: 10_000,
+        message: 'nats_consume_total counted the delivery',
+      });
+    } finally {
+      await emitter.close();
+      await server.close();
+    }
+  });
+
+  it('leaves JetStreamClient.emit untraced and uncounted with both off; rejects bad options up front', async () => {
+    expect(() => new JetStreamClient({ servers: testNatsUrl(), tracing: 'on' as never })).toThrow(/tracing must be true, false or an options object/);
+    expect(() => new JetStreamClient({ servers: testNatsUrl(), metrics: { prefix: 'bad prefix' } })).toThrow(/metrics.prefix must be a valid Prometheus name prefix/);
+    const stream = uniqueName('TRMSOFF');
+    await createStream(client.jsm, stream, [`${stream}.>`]);
+    const emitter = new JetStreamClient({ servers: testNatsUrl() });
+    try {
+      await tracer.startActiveSpan('caller', async (span) => {
+        await lastValueFrom(emitter.emit(`${stream}.x`, { n: 1 }));
+        span.end();
+      });
+      const stored = await client.jsm.streams.getMessage(stream, { last_by_subj: `${stream}.x` });
+      expect(stored?.header?.get('traceparent') ?? '').toBe('');
+      expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
+      expect((await defaultRegistry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.includes('nats_'))).toEqual([]);
+    } finally {
+      await emitter.close();
+    }
   });
 });

@@ -1,5 +1,8 @@
 import 'reflect-metadata';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Controller, Injectable, Module } from '@nestjs/common';
+import { Ctx, EventPattern, MessagePattern, Payload, Transport } from '@nestjs/microservices';
 import { Type } from 'class-transformer';
 import {
   ArrayMinSize,
@@ -26,6 +29,7 @@ import {
 } from 'class-validator';
 import { ClassSchemaRegistry } from '../../lib/asyncapi/class-schema.js';
 import { createAsyncApiDocument, EventContext, JetStreamModule, OnEvent, type AsyncApiDocument } from '../../lib/index.js';
+import { JETSTREAM_TRANSPORT, JetStreamRequestContext } from '../../lib/transport/index.js';
 import { asyncApiSchemaErrors } from '../support/asyncapi-validator.js';
 
 enum Priority {
@@ -103,9 +107,10 @@ function expectValidAsyncApi3(doc: AsyncApiDocument): void {
   const key = /^[A-Za-z0-9_.-]+$/;
   for (const [id, channel] of Object.entries(doc.channels)) {
     expect(id).toMatch(key);
-    expect(typeof channel.address).toBe('string');
+    // null: unknown upfront (a reply inbox, an object pattern).
+    expect(channel.address === null || typeof channel.address === 'string').toBe(true);
     // Every {parameter} in an address is declared, and only those.
-    const used = [...channel.address.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
+    const used = [...(channel.address ?? '').matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
     expect(Object.keys(channel.parameters ?? {}).sort()).toEqual(used);
   }
   for (const [id, op] of Object.entries(doc.operations)) {
@@ -114,6 +119,8 @@ function expectValidAsyncApi3(doc: AsyncApiDocument): void {
     expect(op.channel.$ref).toMatch(/^#\/channels\/[^/]+$/);
     // AsyncAPI 3.0: an operation's messages must be messages of its channel.
     for (const m of op.messages) expect(m.$ref.startsWith(`${op.channel.$ref}/messages/`)).toBe(true);
+    // Likewise a reply's messages are messages of the reply's channel.
+    if (op.reply) for (const m of op.reply.messages) expect(m.$ref.startsWith(`${op.reply.channel.$ref}/messages/`)).toBe(true);
   }
   for (const id of [...Object.keys(doc.components.messages), ...Object.keys(doc.components.schemas)]) expect(id).toMatch(key);
   for (const ref of allRefs(doc)) {
@@ -267,6 +274,7 @@ describe('createAsyncApiDocument', () => {
       channel: { $ref: '#/channels/orders_placed' },
       messages: [{ $ref: '#/channels/orders_placed/messages/OrderPlaced' }],
       summary: 'Billing.charge handles orders.placed',
+      'x-jetstream-source': '@OnEvent',
       'x-jetstream-handler': 'Billing.charge',
       'x-jetstream-connection': 'default',
       'x-jetstream-stream': 'ORDERS',
@@ -303,6 +311,7 @@ describe('createAsyncApiDocument', () => {
       servers: { production: { host: 'nats.example.com:4222', protocol: 'nats' } },
     });
     expect(doc.servers).toEqual({ production: { host: 'nats.example.com:4222', protocol: 'nats' } });
+    expectValidAsyncApi3(doc);
     await expect(createAsyncApiDocument(AppModule, { title: '', version: '1' })).rejects.toThrow(/title must be a non-empty string/);
     await expect(createAsyncApiDocument(AppModule, { title: 'x' } as never)).rejects.toThrow(/version must be a non-empty string/);
   });
@@ -315,5 +324,214 @@ describe('createAsyncApiDocument', () => {
     @Module({ providers: [Bad] })
     class BadModule {}
     await expect(createAsyncApiDocument(BadModule, { title: 'x', version: '1' })).rejects.toThrow(/Bad\.handle: durable must match/);
+  });
+});
+
+describe('AsyncAPI 3.0.0 JSON Schema validation', () => {
+  it('is not vacuous: the official schema rejects broken documents', async () => {
+    const doc = await createAsyncApiDocument(AppModule, { title: 'Orders', version: '1' });
+    expect(asyncApiSchemaErrors(doc)).toEqual([]);
+    const broken = (mutate: (d: Record<string, any>) => void): string[] => {
+      const copy = JSON.parse(JSON.stringify(doc)) as Record<string, any>;
+      mutate(copy);
+      return asyncApiSchemaErrors(copy);
+    };
+    expect(broken((d) => (d.asyncapi = '2.6.0')).join('\n')).toMatch(/asyncapi/);
+    expect(broken((d) => (d.operations.Billing_charge.action = 'publish')).join('\n')).toMatch(/operations\/Billing_charge\/action/);
+    expect(broken((d) => delete d.operations.Billing_charge.channel).join('\n')).toMatch(/channel/);
+    expect(broken((d) => (d.components.messages.OrderPlaced.contentType = 42)).join('\n')).toMatch(/components\/messages\/OrderPlaced/);
+    expect(broken((d) => (d.components.schemas.Line.type = 'strnig')).join('\n')).toMatch(/components\/schemas\/Line/);
+    expect(broken((d) => (d.operations.Billing_charge.reply = { address: { location: 'inbox' } })).join('\n')).toMatch(/reply/);
+  });
+
+  it('accepts documents with self-referencing payloads, untyped payloads and servers', async () => {
+    @Injectable()
+    class Trees {
+      @OnEvent('trees.>', { durable: 'trees' })
+      grow(_node: TreeNode): void {}
+
+      @OnEvent('trees.*.pruned')
+      pruned(_anything: unknown): void {}
+
+      @OnEvent('trees.*.pruned', { durable: 'pruned-audit' })
+      audit(_anything: unknown): void {}
+    }
+    @Module({ providers: [Trees] })
+    class TreeModule {}
+    const doc = await createAsyncApiDocument(TreeModule, {
+      title: 'Trees',
+      version: '0.1.0',
+      servers: { local: { host: '127.0.0.1:4222', protocol: 'nats', description: 'dev' } },
+    });
+    expectValidAsyncApi3(doc);
+    expect(Object.keys(doc.components.schemas)).toEqual(['TreeNode']);
+    // Two handlers of one subject share its channel and its one message.
+    expect(Object.keys(doc.channels)).toEqual(['trees_all', 'trees_star_pruned']);
+    expect(Object.keys(doc.channels.trees_star_pruned.messages)).toEqual(['trees_star_pruned_payload']);
+    expect(doc.operations.Trees_pruned.channel).toEqual(doc.operations.Trees_audit.channel);
+  });
+});
+
+class SumRequest {
+  @IsInt({ each: true }) @ArrayMinSize(1) terms!: number[];
+}
+class SumResult {
+  @IsInt() total!: number;
+}
+class InventoryChanged {
+  @IsString() sku!: string;
+  @IsInt() delta!: number;
+}
+
+@Controller()
+class InventoryController {
+  @EventPattern('inventory.*.changed', { durable: 'inventory', retry: { maxAttempts: 2 } })
+  changed(@Payload() _event: InventoryChanged): void {}
+
+  // Bound to this transport, and a second handler of the same subject.
+  @EventPattern('inventory.*.changed', JETSTREAM_TRANSPORT)
+  mirror(_event: InventoryChanged): void {}
+
+  // Another transport serves this one; JetStreamServer never sees it.
+  @EventPattern('inventory.tcp', Transport.TCP)
+  overTcp(_event: unknown): void {}
+
+  // The payload is not the first parameter: @Payload() says which one.
+  @MessagePattern('math.sum')
+  sum(@Ctx() _ctx: JetStreamRequestContext, @Payload() _request: SumRequest): SumResult {
+    return { total: 0 };
+  }
+
+  @MessagePattern({ cmd: 'ping', v: 1 })
+  async ping(): Promise<string> {
+    return 'pong';
+  }
+
+  @OnEvent('inventory.*.changed', { durable: 'inventory-on-event' })
+  onEvent(_event: InventoryChanged): void {}
+}
+
+@Injectable()
+class NotAController {
+  // Nest binds pattern handlers on controllers only.
+  @EventPattern('ignored.subject')
+  ignored(_data: unknown): void {}
+}
+
+@Module({ controllers: [InventoryController], providers: [NotAController] })
+class MicroserviceModule {}
+
+describe('@EventPattern and @MessagePattern of the microservices transport', () => {
+  it('documents event patterns as receive operations with their consumer options', async () => {
+    const doc = await createAsyncApiDocument(MicroserviceModule, {
+      title: 'Inventory',
+      version: '1',
+      transport: { streams: [{ name: 'INVENTORY', subjects: ['inventory.>'] }], defaults: { concurrency: 3 } },
+    });
+    expectValidAsyncApi3(doc);
+
+    expect(Object.keys(doc.operations).sort()).toEqual([
+      'InventoryController_changed',
+      'InventoryController_mirror',
+      'InventoryController_onEvent',
+      'InventoryController_ping',
+      'InventoryController_sum',
+    ]);
+    // One channel for the subject, shared by @EventPattern and @OnEvent handlers alike.
+    const channel = doc.channels.inventory_star_changed;
+    expect(channel).toMatchObject({
+      address: 'inventory.{token2}.changed',
+      messages: { InventoryChanged: { $ref: '#/components/messages/InventoryChanged' } },
+      'x-jetstream-subject': 'inventory.*.changed',
+      'x-jetstream-stream': 'INVENTORY',
+    });
+    expect(doc.operations.InventoryController_changed).toEqual({
+      action: 'receive',
+      channel: { $ref: '#/channels/inventory_star_changed' },
+      messages: [{ $ref: '#/channels/inventory_star_changed/messages/InventoryChanged' }],
+      summary: 'InventoryController.changed handles inventory.*.changed',
+      'x-jetstream-source': '@EventPattern',
+      'x-jetstream-handler': 'InventoryController.changed',
+      'x-jetstream-stream': 'INVENTORY',
+      'x-jetstream-durable': 'inventory',
+      'x-jetstream-delivery': 'at-least-once',
+      'x-jetstream-concurrency': 3,
+      'x-jetstream-retry': { maxAttempts: 2, backoff: 'exponential' },
+      'x-jetstream-dead-letter': { stream: 'DLQ', subject: 'dlq.INVENTORY.inventory' },
+    });
+    // An ephemeral pattern consumer: named after the server's handler id, as the engine names it.
+    expect(doc.operations.InventoryController_mirror['x-jetstream-durable']).toBeUndefined();
+    expect(doc.operations.InventoryController_mirror['x-jetstream-source']).toBe('@EventPattern');
+    // @OnEvent handlers are not given the transport's defaults: they use their module's.
+    expect(doc.operations.InventoryController_onEvent['x-jetstream-concurrency']).toBe(1);
+    expect(doc.operations.InventoryController_onEvent['x-jetstream-connection']).toBe('default');
+    expect(doc.operations.InventoryController_changed['x-jetstream-connection']).toBeUndefined();
+
+    const addresses = Object.values(doc.channels).map((c) => c['x-jetstream-subject']);
+    expect(addresses).not.toContain('inventory.tcp');
+    expect(addresses).not.toContain('ignored.subject');
+  });
+
+  it('documents message patterns as receive operations with a reply on the requester\'s inbox', async () => {
+    const doc = await createAsyncApiDocument(MicroserviceModule, { title: 'Inventory', version: '1' });
+    expectValidAsyncApi3(doc);
+    const sum = doc.operations.InventoryController_sum;
+    expect(sum).toEqual({
+      action: 'receive',
+      channel: { $ref: '#/channels/math_sum' },
+      messages: [{ $ref: '#/channels/math_sum/messages/SumRequest' }],
+      summary: 'InventoryController.sum answers requests on math.sum',
+      reply: {
+        channel: { $ref: '#/channels/InventoryController_sum_reply' },
+        messages: [{ $ref: '#/channels/InventoryController_sum_reply/messages/InventoryController_sum_reply' }],
+      },
+      'x-jetstream-source': '@MessagePattern',
+      'x-jetstream-handler': 'InventoryController.sum',
+    });
+    expect(doc.channels.math_sum).toEqual({
+      address: 'math.sum',
+      messages: { SumRequest: { $ref: '#/components/messages/SumRequest' } },
+      'x-jetstream-subject': 'math.sum',
+    });
+    expect(doc.channels.InventoryController_sum_reply).toMatchObject({ address: null, messages: { InventoryController_sum_reply: expect.anything() } });
+    expect(doc.components.schemas.SumRequest.properties).toEqual({ terms: { type: 'array', minItems: 1, items: { type: 'integer' } } });
+    // The reply is JetStreamServer's envelope: the typed result, or the error.
+    const reply = doc.components.messages.InventoryController_sum_reply.payload;
+    expect(reply).toEqual({
+      oneOf: [
+        expect.objectContaining({ properties: { response: { $ref: '#/components/schemas/SumResult' } }, additionalProperties: false }),
+        expect.objectContaining({ properties: { err: {} }, required: ['err'], additionalProperties: false }),
+      ],
+    });
+    expect(doc.components.schemas.SumResult.required).toEqual(['total']);
+
+    // An object pattern is subscribed to as Nest's route string; its braces are no address.
+    const ping = doc.operations.InventoryController_ping;
+    const pingChannel = doc.channels[ping.channel.$ref.split('/').pop()!];
+    expect(pingChannel).toMatchObject({ address: null, 'x-jetstream-subject': '{"cmd":"ping","v":1}' });
+    // A Promise says nothing about what it resolves to.
+    const pingReply = doc.components.messages[ping.reply!.messages[0].$ref.split('/').pop()!].payload as { oneOf: Array<{ properties: object }> };
+    expect(pingReply.oneOf[0].properties).toEqual({ response: {} });
+    expect(Object.keys(doc.components.schemas)).not.toContain('Promise');
+  });
+
+  it('fails like JetStreamServer would on a pattern that is no valid subject', async () => {
+    @Controller()
+    class BadPatterns {
+      @EventPattern('orders..placed')
+      handle(_data: unknown): void {}
+    }
+    @Module({ controllers: [BadPatterns] })
+    class BadPatternModule {}
+    await expect(createAsyncApiDocument(BadPatternModule, { title: 'x', version: '1' })).rejects.toThrow(
+      /@EventPattern on BadPatterns\.handle: .*empty tokens/,
+    );
+  });
+
+  it('reads the microservices metadata without importing the optional @nestjs/microservices peer', () => {
+    const dir = join(process.cwd(), 'lib/asyncapi');
+    for (const file of readdirSync(dir)) {
+      expect({ file, imports: /from '@nestjs\/microservices/.test(readFileSync(join(dir, file), 'utf8')) }).toEqual({ file, imports: false });
+    }
   });
 });
