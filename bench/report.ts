@@ -39,6 +39,11 @@ export function ratio(a: number | undefined, b: number | undefined): number | un
   return a === undefined || b === undefined || b === 0 ? undefined : a / b;
 }
 
+/** A difference with its sign, e.g. `+0.42 ms`, `-28.0 MB`. */
+export function signed(v: number, unit: 'ms' | 'MB'): string {
+  return `${v >= 0 ? '+' : ''}${v.toFixed(unit === 'MB' ? 1 : 2)} ${unit}`;
+}
+
 export const times = (r: number | undefined): string | undefined => (r === undefined ? undefined : `${r.toFixed(2)}x`);
 
 function figure(v: number | undefined, unit: string): string {

@@ -1,6 +1,6 @@
 import { moduleConsumer } from '../contenders/module.js';
 import { rawSubscriber } from '../contenders/raw.js';
-import { addRow } from '../report.js';
+import { addRow, signed } from '../report.js';
 import { LATENCY_N, LATENCY_RATE, ROUNDS, deferred, encoder, enabled, percentile, sleep, uniqueName, type BenchContext } from '../support.js';
 
 const decoder = new TextDecoder();
@@ -52,7 +52,7 @@ export async function latencyWorkload(ctx: BenchContext): Promise<void> {
       unit: 'ms',
       raw,
       module,
-      vsRaw: delta === undefined ? undefined : `${delta >= 0 ? '+' : ''}${delta.toFixed(2)} ms`,
+      vsRaw: delta === undefined ? undefined : signed(delta, 'ms'),
       target: q === 99 ? '<= raw + 1 ms' : undefined,
       met: q === 99 && delta !== undefined ? delta <= 1 : undefined,
     });

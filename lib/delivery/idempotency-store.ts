@@ -20,6 +20,8 @@ export type LeaseResult =
 
 const KEY_SAFE = /^[\w=-]{1,200}$/;
 const MAX_UNRECORDED = 10_000;
+// About 1 MB of keys: covers the redeliveries that follow a broker restart at thousands of msg/s.
+const MAX_RECENTLY_DONE = 10_000;
 
 /**
  * One record per (consumer, message) in a KV bucket: taken as a lease before the handler runs,
@@ -34,6 +36,14 @@ export class IdempotencyStore {
    * broker's last writes), would let the handler run twice once the lease ran out.
    */
   private readonly unrecorded = new Map<string, number>();
+
+  /**
+   * Keys this process recorded as done, most recent last. A broker killed with -9 can lose its
+   * last acknowledged writes (file storage flushes asynchronously), the done mark and the ack
+   * among them; the redelivery then finds no record. When it comes back to this instance, which
+   * is the usual case, this memory still knows, and the mark is written again.
+   */
+  private readonly recentlyDone = new Set<string>();
 
   private constructor(
     private readonly kv: KV,
@@ -57,6 +67,10 @@ export class IdempotencyStore {
     const unrecordedRevision = this.unrecorded.get(key);
     if (unrecordedRevision !== undefined) {
       await this.complete(key, unrecordedRevision);
+      return { kind: 'done' };
+    }
+    if (this.recentlyDone.has(key)) {
+      await this.kv.put(key, JSON.stringify({ s: 'd', u: 0, o: this.owner } satisfies IdempotencyRecord));
       return { kind: 'done' };
     }
     const record = (until: number): string => JSON.stringify({ s: 'p', u: until, o: this.owner } satisfies IdempotencyRecord);
@@ -94,6 +108,8 @@ export class IdempotencyStore {
       throw err;
     }
     this.unrecorded.delete(key);
+    this.recentlyDone.add(key);
+    if (this.recentlyDone.size > MAX_RECENTLY_DONE) this.recentlyDone.delete(this.recentlyDone.values().next().value!);
     return completed;
   }
 
