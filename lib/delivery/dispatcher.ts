@@ -148,7 +148,9 @@ export class Dispatcher {
       }
       // The done record, not a confirmed ack, keeps a redelivery from running the handler again:
       // a lost ack costs one redelivery, acked as a duplicate. Waiting for the server's
-      // confirmation held the concurrency slot one more round trip (+30-40% msg/s at c=64).
+      // confirmation held the concurrency slot one more round trip (+30-40% msg/s at c=64), and
+      // would not have made the ack durable either: a broker killed with -9 can lose writes it
+      // already confirmed. That case is the store's recently-done memory (IdempotencyStore).
       this.settlement.succeed(msg, ctx);
       return;
     }

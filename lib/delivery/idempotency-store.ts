@@ -45,6 +45,13 @@ export class IdempotencyStore {
    */
   private readonly recentlyDone = new Set<string>();
 
+  /**
+   * Keys whose handler this process is running or recording right now. After a broker restart
+   * that lost the lease, the message can be redelivered while the first call is still waiting
+   * to record its completion; the KV record cannot tell, this set can.
+   */
+  private readonly active = new Set<string>();
+
   private constructor(
     private readonly kv: KV,
     private readonly owner: string,
@@ -69,13 +76,14 @@ export class IdempotencyStore {
       await this.complete(key, unrecordedRevision);
       return { kind: 'done' };
     }
+    if (this.active.has(key)) return { kind: 'busy', retryInMs: 250 };
     if (this.recentlyDone.has(key)) {
       await this.kv.put(key, JSON.stringify({ s: 'd', u: 0, o: this.owner } satisfies IdempotencyRecord));
       return { kind: 'done' };
     }
     const record = (until: number): string => JSON.stringify({ s: 'p', u: until, o: this.owner } satisfies IdempotencyRecord);
     try {
-      return { kind: 'acquired', revision: await this.kv.create(key, record(Date.now() + leaseMs)) };
+      return this.acquired(key, await this.kv.create(key, record(Date.now() + leaseMs)));
     } catch (err) {
       if (!isWrongSequence(err)) throw err;
     }
@@ -90,11 +98,16 @@ export class IdempotencyStore {
     if (remaining > 0) return { kind: 'busy', retryInMs: remaining };
     // The lease holder died mid-handler: take over, unless another instance just did.
     try {
-      return { kind: 'acquired', revision: await this.kv.update(key, record(Date.now() + leaseMs), entry.revision) };
+      return this.acquired(key, await this.kv.update(key, record(Date.now() + leaseMs), entry.revision));
     } catch (err) {
       if (!isWrongSequence(err)) throw err;
       return { kind: 'busy', retryInMs: 100 };
     }
+  }
+
+  private acquired(key: string, revision: number): LeaseResult {
+    this.active.add(key);
+    return { kind: 'acquired', revision };
   }
 
   /** Marks the message handled. False when our lease was taken over meanwhile. */
@@ -105,11 +118,13 @@ export class IdempotencyStore {
       completed = await this.markDone(key, done, revision);
     } catch (err) {
       this.remember(key, revision);
+      this.active.delete(key);
       throw err;
     }
     this.unrecorded.delete(key);
     this.recentlyDone.add(key);
     if (this.recentlyDone.size > MAX_RECENTLY_DONE) this.recentlyDone.delete(this.recentlyDone.values().next().value!);
+    this.active.delete(key);
     return completed;
   }
 
@@ -133,6 +148,7 @@ export class IdempotencyStore {
 
   /** Gives the lease up after a failure, so the retry (or a redrive) can run the handler. */
   async release(key: string): Promise<void> {
+    this.active.delete(key);
     await this.kv.delete(key);
   }
 }

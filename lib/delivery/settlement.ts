@@ -8,8 +8,8 @@ import type { HandlerRuntime } from './handler-runtime.js';
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
- * done". A message is acked only by `succeed`, `confirmAck` (after success, or before the
- * handler in at-most-once mode) and `skipDuplicate` (already handled, per the idempotency record).
+ * done". A message is acked only by `succeed` (after success), `confirmAck` (before the handler
+ * in at-most-once mode) and `skipDuplicate` (already handled, per the idempotency record).
  */
 export class Settlement {
   constructor(
