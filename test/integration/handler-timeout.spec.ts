@@ -12,21 +12,10 @@ import {
 } from '../../lib/index.js';
 import { resolveHandlerOptions } from '../../lib/discovery/resolve-handler-options.js';
 import { deferred, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
-import { AppTracker, createStream, deleteCreatedStreams, openClient, type RawClient } from './kit.js';
+import { createStream, sharedServerHooks } from './kit.js';
 
-const apps = new AppTracker();
-let client: RawClient;
-
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
-afterAll(async () => {
-  await deleteCreatedStreams(client.jsm);
-  await client.close();
-});
-afterEach(async () => {
-  await apps.closeAll();
-});
+const shared = sharedServerHooks();
+const apps = shared.apps;
 
 /** A user interceptor: makes the handler run through the full Nest pipeline with the built-ins. */
 @Injectable()
@@ -52,7 +41,7 @@ describe('handler timeoutMs', () => {
   it('fails a call that runs too long, retries it, and ignores the abandoned call when it ends late', async () => {
     const stream = uniqueName('TMO');
     const dlqStream = uniqueName('TMO_DLQ');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.work`;
     const lateThrow = deferred<void>();
     const calls: number[] = [];
@@ -90,7 +79,7 @@ describe('handler timeoutMs', () => {
     expect((firstFailure.error as HandlerTimeoutError).message).toMatch(/Worker\.handle did not settle within 300 ms/);
     // The retry came after the timeout, not after the slow call's 900 ms.
     expect(performance.now() - started).toBeLessThan(900);
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'tmo')).num_ack_pending === 0, {
+    await waitFor(async () => (await shared.client.jsm.consumers.info(stream, 'tmo')).num_ack_pending === 0, {
       timeoutMs: 5_000,
       message: 'message acked',
     });
@@ -105,13 +94,13 @@ describe('handler timeoutMs', () => {
     expect(calls).toEqual([1, 2]);
     expect(events.filter((e) => e.outcome === 'succeeded')).toHaveLength(1);
     expect(app.logger.find(/Worker\.handle failed .*HandlerTimeoutError: Worker\.handle did not settle within 300 ms/, 'warn')).toHaveLength(1);
-    await client.jsm.streams.delete(dlqStream);
+    await shared.client.jsm.streams.delete(dlqStream);
   });
 
   it('dead-letters a call that never settles once the attempts are used up', async () => {
     const stream = uniqueName('TMO2');
     const dlqStream = uniqueName('TMO2_DLQ');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.work`;
     let calls = 0;
     let done = false;
@@ -148,10 +137,10 @@ describe('handler timeoutMs', () => {
     // The stuck calls hold no concurrency slot (concurrency is 1): the next message is handled.
     await app.publisher.publish(subject, { n: 2 });
     await waitFor(() => done, { timeoutMs: 5_000, message: 'the next message handled' });
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'stuck')).num_ack_pending === 0, {
+    await waitFor(async () => (await shared.client.jsm.consumers.info(stream, 'stuck')).num_ack_pending === 0, {
       timeoutMs: 5_000,
       message: 'both settled',
     });
-    await client.jsm.streams.delete(dlqStream);
+    await shared.client.jsm.streams.delete(dlqStream);
   });
 });

@@ -20,7 +20,7 @@ import {
   type JetStreamModuleOptions,
   type OnEventOptions,
 } from '../../lib/index.js';
-import { waitFor } from '../harness/index.js';
+import { testNatsUrl, waitFor } from '../harness/index.js';
 import { CapturingLogger, startApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -234,4 +234,31 @@ export async function waitUntil(
     if (typeof message !== 'function') throw err;
     throw new Error(`${(err as Error).message}: ${message()}`);
   }
+}
+
+/**
+ * The hooks of a spec on the shared server: a raw client of its own (the streams it created are
+ * deleted after the spec) and every app closed after each test, whatever failed. `client` is
+ * only there once beforeAll has run.
+ */
+export function sharedServerHooks(): { readonly apps: AppTracker; readonly client: RawClient } {
+  const apps = new AppTracker();
+  let client: RawClient | undefined;
+  beforeAll(async () => {
+    client = await openClient(testNatsUrl());
+  });
+  afterEach(async () => {
+    await apps.closeAll();
+  });
+  afterAll(async () => {
+    if (client) await deleteCreatedStreams(client.jsm);
+    await client?.close();
+  });
+  return {
+    apps,
+    get client(): RawClient {
+      if (!client) throw new Error('sharedServerHooks: client used before beforeAll ran');
+      return client;
+    },
+  };
 }

@@ -2,26 +2,15 @@ import 'reflect-metadata';
 import { Registry, register as defaultRegistry } from 'prom-client';
 import { PublishRejectedError, TerminalError } from '../../lib/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
-import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, waitUntil, type RawClient } from './kit.js';
+import { createStream, handlerClass, sharedServerHooks, waitUntil } from './kit.js';
 
 /**
  * Metrics against a real server: known traffic gives exact counter values, the lag gauge
  * follows the server's consumer info, and with metrics off nothing is registered.
  */
 
-const apps = new AppTracker();
-let client: RawClient;
-
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
-afterAll(async () => {
-  await deleteCreatedStreams(client.jsm);
-  await client.close();
-});
-afterEach(async () => {
-  await apps.closeAll();
-});
+const shared = sharedServerHooks();
+const apps = shared.apps;
 
 class FlakyDownstreamError extends Error {}
 
@@ -46,7 +35,7 @@ async function natsMetricNames(registry: Registry): Promise<string[]> {
 describe('metrics off', () => {
   it('registers nothing in prom-client\'s default registry while handling and publishing', async () => {
     const stream = uniqueName('MOFF');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const handled = deferred();
     const Handler = handlerClass('OffHandler', `${stream}.x`, { durable: 'off' }, () => handled.resolve());
     const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
@@ -60,7 +49,7 @@ describe('metrics', () => {
   it('counts known traffic exactly: successes, retries, dead letters, errors, latency, publishes', async () => {
     const stream = uniqueName('MET');
     const dlqStream = uniqueName('MDL');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const registry = new Registry();
     const ok = `${stream}.ok`;
     const flaky = `${stream}.flaky`;
@@ -100,7 +89,7 @@ describe('metrics', () => {
       );
       // Everything settled on the server: nothing more can be counted after this.
       await waitFor(async () => {
-        const [a, b] = await Promise.all([client.jsm.consumers.info(stream, 'ok'), client.jsm.consumers.info(stream, 'flaky')]);
+        const [a, b] = await Promise.all([shared.client.jsm.consumers.info(stream, 'ok'), shared.client.jsm.consumers.info(stream, 'flaky')]);
         return a.num_pending + a.num_ack_pending + b.num_pending + b.num_ack_pending === 0;
       }, { timeoutMs: 10_000, message: 'both consumers idle' });
 
@@ -131,13 +120,13 @@ describe('metrics', () => {
       expect(await sample(registry, 'nats_publish_total', { subject: `${dlqStream}.letters`, status: 'success' })).toBe(1);
     } finally {
       await app.close();
-      await client.jsm.streams.delete(dlqStream).catch(() => undefined);
+      await shared.client.jsm.streams.delete(dlqStream).catch(() => undefined);
     }
   });
 
   it('counts at-most-once, exactly-once and terminated deliveries by how they ended', async () => {
     const stream = uniqueName('MSEM');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const registry = new Registry();
     const calls: string[] = [];
     const AtMostOnce = handlerClass('AmoHandler', `${stream}.amo`, { durable: 'amo', delivery: 'at-most-once', dlq: false }, (payload) => {
@@ -173,8 +162,8 @@ describe('metrics', () => {
 
   it('samples consumer lag and ack pending from the server, and drops the series on shutdown', async () => {
     const stream = uniqueName('MLAG');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
-    for (let i = 0; i < 10; i++) await client.js.publish(`${stream}.work`, JSON.stringify({ i }));
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
+    for (let i = 0; i < 10; i++) await shared.client.js.publish(`${stream}.work`, JSON.stringify({ i }));
     const registry = new Registry();
     const release = deferred();
     const Slow = handlerClass('SlowHandler', `${stream}.work`, { durable: 'slow', concurrency: 1, prefetch: 1 }, () => release.promise);
@@ -183,11 +172,11 @@ describe('metrics', () => {
     const ackPending = () => sample(registry, 'nats_consumer_ack_pending', { stream, durable: 'slow' });
 
     // The handler holds its message, so the consumer's numbers stay put once the pulls are in.
-    let info = await client.jsm.consumers.info(stream, 'slow');
+    let info = await shared.client.jsm.consumers.info(stream, 'slow');
     await waitUntil(
       async () => {
         const before = info;
-        info = await client.jsm.consumers.info(stream, 'slow');
+        info = await shared.client.jsm.consumers.info(stream, 'slow');
         return info.num_ack_pending >= 1 && info.num_pending === before.num_pending && info.num_pending + info.num_ack_pending === 10;
       },
       { timeoutMs: 10_000, intervalMs: 200, message: () => `stable consumer, last ${info.num_pending} pending / ${info.num_ack_pending} ack pending` },
@@ -207,7 +196,7 @@ describe('metrics', () => {
 
   it('uses the prefix, and prom-client\'s default registry with metrics: true', async () => {
     const stream = uniqueName('MDEF');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     const handled = deferred();
     const Handler = handlerClass('DefaultRegistryHandler', `${stream}.x`, { durable: 'def' }, () => handled.resolve());
     const app = await apps.start({ servers: testNatsUrl(), metrics: true }, [Handler]);

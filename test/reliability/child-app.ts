@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deferred, testNatsUrl, withDeadline } from '../harness/index.js';
-import { AppTracker, deleteCreatedStreams, openClient, type RawClient } from '../integration/kit.js';
+import { deferred, withDeadline } from '../harness/index.js';
+import { sharedServerHooks, type AppTracker, type RawClient } from '../integration/kit.js';
 import type { Tally } from './tally.js';
 
 const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/worker.mjs');
@@ -133,28 +133,12 @@ export class WorkerProcess {
  * setup, and every worker and in-process app disposed after each test whatever failed.
  */
 export function workerScenario(): { apps: AppTracker; workers: WorkerProcess[]; client(): RawClient } {
-  const apps = new AppTracker();
+  const shared = sharedServerHooks();
   const workers: WorkerProcess[] = [];
-  let client: RawClient | undefined;
-  beforeAll(async () => {
-    client = await openClient(testNatsUrl());
-  });
   afterEach(async () => {
     await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
-    await apps.closeAll();
   });
-  afterAll(async () => {
-    if (client) await deleteCreatedStreams(client.jsm);
-    await client?.close();
-  });
-  return {
-    apps,
-    workers,
-    client: () => {
-      if (!client) throw new Error('workerScenario: client used before beforeAll ran');
-      return client;
-    },
-  };
+  return { apps: shared.apps, workers, client: () => shared.client };
 }
 
 /** Publishes one message per id (msg-id = id) in pipelined chunks, and counts each as published. */
