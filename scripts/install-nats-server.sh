@@ -6,7 +6,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# `--floor`: the oldest supported line instead (Debian trixie's 2.10.x) into its own folder, for
+# `npm run test:floor`, which runs the suite against it.
+SUITES="sid forky trixie"
 DIR="$ROOT/.cache/nats-server"
+if [ "${1:-}" = "--floor" ]; then
+  SUITES="trixie"
+  DIR="$ROOT/.cache/nats-server-floor"
+fi
 BIN="$DIR/bin/nats-server"
 MIN_MINOR=10
 
@@ -24,7 +31,7 @@ if [ -x "$BIN" ] && supported "$BIN"; then
 fi
 
 mkdir -p "$DIR/bin" "$DIR/apt/lists/partial" "$DIR/deb"
-for suite in sid forky trixie; do
+for suite in $SUITES; do
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" > "$DIR/apt/sources.list"
   APT_OPTS=(-o "Dir::Etc::sourcelist=$DIR/apt/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$DIR/apt/lists" -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1")
