@@ -8,7 +8,7 @@ import { JETSTREAM_RESOLVED_OPTIONS } from '../module/jetstream.tokens.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import type { PublishInstrumentation } from '../observability/instrumentation.js';
 import { encodePayload } from '../serialization/codec.js';
-import { explainNoResponders, toMaxPayloadError, toPublishError } from './publish-errors.js';
+import { toPublishError } from './publish-errors.js';
 import { assertPublishSubject } from './subject-validation.js';
 
 export interface PublishExpectations {
@@ -107,11 +107,14 @@ export class JetStreamPublisher {
       const ack = await this.connection.js.publish(subject, data, clientOptions);
       return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
-      throw (
-        toMaxPayloadError(err, subject, data.length, this.connection.nc.info?.max_payload) ??
-        (await explainNoResponders(err, subject, this.connection.jsm)) ??
-        toPublishError(err, subject, timeoutMs, this.options.publishRetries + 1)
-      );
+      throw await toPublishError(err, {
+        subject,
+        timeoutMs,
+        attempts: this.options.publishRetries + 1,
+        bytes: data.length,
+        maxPayload: this.connection.nc.info?.max_payload,
+        jsm: this.connection.jsm,
+      });
     }
   }
 

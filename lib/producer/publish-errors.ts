@@ -11,14 +11,29 @@ import {
   StreamUnavailableError,
 } from '../errors/jetstream-errors.js';
 
+/** What a failed publish was: enough to name the cause precisely. */
+export interface FailedPublish {
+  readonly subject: string;
+  readonly timeoutMs: number;
+  /** Sends made, the resends with the same msg-id included. */
+  readonly attempts: number;
+  /** Encoded payload size, for the max_payload message. */
+  readonly bytes: number;
+  readonly maxPayload: number | undefined;
+  /** Tells "no stream captures the subject" from "its stream cannot answer now". */
+  readonly jsm: JetStreamManager;
+}
+
 /** Turns the client's errors into the module's typed ones, each naming the subject. */
-export function toPublishError(err: unknown, subject: string, timeoutMs: number, attempts = 1): Error {
+export async function toPublishError(err: unknown, publish: FailedPublish): Promise<Error> {
+  const { subject } = publish;
   if (err instanceof JetStreamModuleError) return err;
-  // The client reports "no responders" (no stream listens on the subject) as JetStream missing.
-  if (isNoResponders(err)) {
-    return new NoStreamForSubjectError(subject, err);
+  if (isNoResponders(err)) return explainNoResponders(err, subject, publish.jsm);
+  // The client refuses an oversized message before sending it, naming neither sizes nor subject.
+  if (err instanceof natsErrors.InvalidArgumentError && err.message.includes('max_payload')) {
+    return new PayloadTooLargeError(subject, publish.bytes, publish.maxPayload, err);
   }
-  if (err instanceof natsErrors.TimeoutError) return new PublishTimeoutError(subject, timeoutMs, err, attempts);
+  if (err instanceof natsErrors.TimeoutError) return new PublishTimeoutError(subject, publish.timeoutMs, err, publish.attempts);
   if (err instanceof natsErrors.ClosedConnectionError || err instanceof natsErrors.DrainingConnectionError) {
     return new ConnectionClosedError(`publish to "${subject}"`, err);
   }
@@ -32,22 +47,12 @@ export function toPublishError(err: unknown, subject: string, timeoutMs: number,
 }
 
 /**
- * The client refuses a message larger than the server's max_payload before sending it, with an
- * InvalidArgumentError that names neither the sizes nor the subject: say both.
- */
-export function toMaxPayloadError(err: unknown, subject: string, bytes: number, maxPayload: number | undefined): Error | undefined {
-  if (!(err instanceof natsErrors.InvalidArgumentError) || !err.message.includes('max_payload')) return undefined;
-  return new PayloadTooLargeError(subject, bytes, maxPayload, err);
-}
-
-/**
  * "No responders" means no stream captures the subject, or its stream cannot answer right now
  * (leader election, JetStream starting after a restart): telling a caller the first during the
  * second would make a transient fault look like a configuration error. One stream lookup, on
  * the failure path only, tells them apart.
  */
-export async function explainNoResponders(err: unknown, subject: string, jsm: JetStreamManager): Promise<Error | undefined> {
-  if (!isNoResponders(err)) return undefined;
+async function explainNoResponders(err: unknown, subject: string, jsm: JetStreamManager): Promise<Error> {
   try {
     return new StreamUnavailableError(subject, await jsm.streams.find(subject), err);
   } catch (lookupError) {

@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deferred, withDeadline } from '../harness/index.js';
-import { sharedServerHooks, type AppTracker, type RawClient } from '../integration/kit.js';
-import type { Tally } from './tally.js';
+import { deferred, uniqueName, withDeadline } from '../harness/index.js';
+import { createStream, sharedServerHooks, type AppTracker, type RawClient } from '../integration/kit.js';
+import { Tally } from './tally.js';
 
 const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/worker.mjs');
 
@@ -141,10 +141,23 @@ export function workerScenario(): { apps: AppTracker; workers: WorkerProcess[]; 
   return { apps: shared.apps, workers, client: () => shared.client };
 }
 
-/** Publishes one message per id (msg-id = id) in pipelined chunks, and counts each as published. */
-export async function prefill(client: RawClient, subject: string, ids: readonly string[], tally: Tally): Promise<void> {
+/**
+ * A fresh stream filled with `count` messages, one per id (msg-id = id), each counted as
+ * published, and a durable name for the scenario's workers.
+ */
+export async function prefilledStream(
+  client: RawClient,
+  prefix: string,
+  count: number,
+): Promise<{ stream: string; subject: string; durable: string; ids: string[]; tally: Tally }> {
+  const stream = uniqueName(prefix.toUpperCase());
+  const subject = `${stream}.evt`;
+  await createStream(client.jsm, stream, [`${stream}.>`]);
+  const tally = new Tally();
+  const ids = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
   for (let i = 0; i < ids.length; i += 100) {
     await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
   }
   for (const id of ids) tally.confirmPublished(id);
+  return { stream, subject, durable: uniqueName(prefix), ids, tally };
 }

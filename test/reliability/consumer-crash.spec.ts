@@ -1,9 +1,8 @@
 import 'reflect-metadata';
-import { testNatsUrl, uniqueName } from '../harness/index.js';
-import { createStream, handlerClass, waitUntil } from '../integration/kit.js';
-import { prefill, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
+import { testNatsUrl } from '../harness/index.js';
+import { handlerClass, waitUntil } from '../integration/kit.js';
+import { prefilledStream, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
-import { Tally } from './tally.js';
 
 const COUNT = scale(600, 10_000);
 const TEST_TIMEOUT_MS = scale(90_000, 600_000);
@@ -18,13 +17,7 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
   const { apps, workers, client } = workerScenario();
 
   it('a second instance on the same durable gets the crashed instance\'s messages after the ack wait; nothing is lost', async () => {
-    const stream = uniqueName('CCRASH');
-    const subject = `${stream}.evt`;
-    const durable = uniqueName('ccrash');
-    await createStream(client().jsm, stream, [`${stream}.>`]);
-    const tally = new Tally();
-    const ids = Array.from({ length: COUNT }, (_, i) => `k-${i}`);
-    await prefill(client(), subject, ids, tally);
+    const { stream, subject, durable, tally } = await prefilledStream(client(), 'ccrash', COUNT);
 
     const config: WorkerConfig = {
       servers: testNatsUrl(),

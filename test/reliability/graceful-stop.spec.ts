@@ -1,9 +1,8 @@
 import 'reflect-metadata';
-import { testNatsUrl, uniqueName, withDeadline } from '../harness/index.js';
-import { createStream, handlerClass, waitUntil } from '../integration/kit.js';
-import { prefill, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
+import { testNatsUrl, withDeadline } from '../harness/index.js';
+import { handlerClass, waitUntil } from '../integration/kit.js';
+import { prefilledStream, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
-import { Tally } from './tally.js';
 
 const COUNT = scale(300, 3_000);
 const TEST_TIMEOUT_MS = scale(90_000, 600_000);
@@ -22,13 +21,7 @@ describe('reliability: graceful stop (SIGTERM under load)', () => {
   const { apps, workers, client } = workerScenario();
 
   it('in-flight handlers finish, nothing is acked unprocessed, the process exits in time and the next instance drains the rest', async () => {
-    const stream = uniqueName('GSTOP');
-    const subject = `${stream}.evt`;
-    const durable = uniqueName('gstop');
-    await createStream(client().jsm, stream, [`${stream}.>`]);
-    const tally = new Tally();
-    const ids = Array.from({ length: COUNT }, (_, i) => `g-${i}`);
-    await prefill(client(), subject, ids, tally);
+    const { stream, subject, durable, tally } = await prefilledStream(client(), 'gstop', COUNT);
 
     const config: WorkerConfig = {
       servers: testNatsUrl(),
