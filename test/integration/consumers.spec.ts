@@ -1,18 +1,6 @@
 import 'reflect-metadata';
 import { testNatsUrl, uniqueName } from '../harness/index.js';
-import {
-  AppTracker,
-  consumerInfoOrUndefined,
-  createStream,
-  deleteCreatedStreams,
-  handlerClass,
-  openClient,
-  timestampNanos,
-  toDelivery,
-  type Delivery,
-  type RawClient,
-  waitUntil,
-} from './kit.js';
+import { consumerInfoOrUndefined, createStream, type Delivery, handlerClass, sharedServerHooks, timestampNanos, toDelivery, waitUntil } from './kit.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -21,33 +9,20 @@ const TEST_TIMEOUT_MS = 60_000;
  * they run at once, all against a real nats-server.
  */
 describe('consumers (real nats-server)', () => {
-  const apps = new AppTracker();
-  let client: RawClient;
-
-  beforeAll(async () => {
-    client = await openClient(testNatsUrl());
-  });
-
-  afterEach(async () => {
-    await apps.closeAll();
-  });
-
-  afterAll(async () => {
-    if (client) await deleteCreatedStreams(client.jsm);
-    await client?.close();
-  });
+  const shared = sharedServerHooks();
+  const apps = shared.apps;
 
   /** A stream of its own for one test, with `${name}.>` as its subjects. */
   async function freshStream(prefix = 'CONS'): Promise<{ stream: string; subject: (suffix?: string) => string }> {
     const stream = uniqueName(prefix);
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
     return { stream, subject: (suffix = 'evt') => `${stream}.${suffix}` };
   }
 
   async function publishRaw(subject: string, payloads: unknown[]): Promise<number[]> {
     const seqs: number[] = [];
     for (const p of payloads) {
-      const ack = await client.js.publish(subject, JSON.stringify(p));
+      const ack = await shared.client.js.publish(subject, JSON.stringify(p));
       seqs.push(ack.seq);
     }
     return seqs;
@@ -88,7 +63,7 @@ describe('consumers (real nats-server)', () => {
       expect(received.map((d) => d.seq)).toEqual([6, 7, 8, 9]);
       expect(app.consumerName()).toBe(received[0].consumer);
       // Ephemeral: the consumer has a server-generated name and no durable name.
-      const info = await client.jsm.consumers.info(stream, app.consumerName());
+      const info = await shared.client.jsm.consumers.info(stream, app.consumerName());
       expect(info.config.durable_name).toBeUndefined();
     }, TEST_TIMEOUT_MS);
 
@@ -103,12 +78,12 @@ describe('consumers (real nats-server)', () => {
       await app.publisher.publish(subject(), { kind: 'sentinel' });
       await waitForSentinel(received);
 
-      expect(await consumerInfoOrUndefined(client.jsm, stream, name)).toBeDefined();
+      expect(await consumerInfoOrUndefined(shared.client.jsm, stream, name)).toBeDefined();
       await app.close();
 
-      expect(await consumerInfoOrUndefined(client.jsm, stream, name)).toBeUndefined();
+      expect(await consumerInfoOrUndefined(shared.client.jsm, stream, name)).toBeUndefined();
       const names: string[] = [];
-      for await (const c of client.jsm.consumers.list(stream)) names.push(c.name);
+      for await (const c of shared.client.jsm.consumers.list(stream)) names.push(c.name);
       expect(names).toEqual([]);
     }, TEST_TIMEOUT_MS);
   });
@@ -129,21 +104,21 @@ describe('consumers (real nats-server)', () => {
 
       expect(received.map((d) => d.seq)).toEqual([6, 7, 8, 9, 10, 11]);
       expect(received.slice(0, 5).map((d) => d.payload)).toEqual(range(6, 10).map((n) => ({ n })));
-      const info = await client.jsm.consumers.info(stream, durable);
+      const info = await shared.client.jsm.consumers.info(stream, durable);
       expect(info.config.opt_start_seq).toBe(6);
     }, TEST_TIMEOUT_MS);
 
     it('startTime: replays only messages stored at or after that time', async () => {
       const { stream, subject } = await freshStream();
       const before = await publishRaw(subject(), range(1, 3).map((n) => ({ phase: 'before', n })));
-      const lastBefore = await client.jsm.streams.getMessage(stream, { seq: before[2] });
+      const lastBefore = await shared.client.jsm.streams.getMessage(stream, { seq: before[2] });
       const lastBeforeNs = timestampNanos(lastBefore!.timestamp);
       // The boundary: the first millisecond strictly after the last "before" message was stored.
       const boundaryMs = Number(lastBeforeNs / 1_000_000n) + 1;
       // Same host, same clock: once the clock is past the boundary, later messages are stamped after it.
       await waitUntil(() => Date.now() > boundaryMs, { timeoutMs: 1_000, message: 'clock did not advance' });
       const after = await publishRaw(subject(), range(1, 3).map((n) => ({ phase: 'after', n })));
-      const firstAfter = await client.jsm.streams.getMessage(stream, { seq: after[0] });
+      const firstAfter = await shared.client.jsm.streams.getMessage(stream, { seq: after[0] });
       // Precondition of the test itself, from the stored timestamps.
       expect(timestampNanos(firstAfter!.timestamp)).toBeGreaterThanOrEqual(BigInt(boundaryMs) * 1_000_000n);
       expect(lastBeforeNs).toBeLessThan(BigInt(boundaryMs) * 1_000_000n);
@@ -244,10 +219,10 @@ describe('consumers (real nats-server)', () => {
 
     // And the server agrees: every message acked once, nothing waiting for an ack-wait redelivery.
     await waitUntil(
-      async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
+      async () => (await shared.client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
       { timeoutMs: 10_000, message: 'acks of the second instance never reached the server' },
     );
-    const info = await client.jsm.consumers.info(stream, durable);
+    const info = await shared.client.jsm.consumers.info(stream, durable);
     expect(info.ack_floor.stream_seq).toBe(9);
     expect(info.num_redelivered).toBe(0);
     expect(info.delivered.consumer_seq).toBe(9);
@@ -302,10 +277,10 @@ describe('consumers (real nats-server)', () => {
       expect(completed).toBe(total);
       expect(maxInFlight).toBe(5);
       await waitUntil(
-        async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
+        async () => (await shared.client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
         { timeoutMs: 10_000, message: 'not every message was acked' },
       );
-      expect((await client.jsm.consumers.info(stream, durable)).ack_floor.stream_seq).toBe(total);
+      expect((await shared.client.jsm.consumers.info(stream, durable)).ack_floor.stream_seq).toBe(total);
     }, TEST_TIMEOUT_MS);
 
     it('concurrency 1 handles messages one at a time in stream order', async () => {

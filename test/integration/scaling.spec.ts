@@ -1,15 +1,6 @@
 import 'reflect-metadata';
 import { testNatsUrl, uniqueName } from '../harness/index.js';
-import {
-  AppTracker,
-  createStream,
-  deleteCreatedStreams,
-  handlerClass,
-  openClient,
-  type JetStreamTestApp,
-  type RawClient,
-  waitUntil,
-} from './kit.js';
+import { createStream, handlerClass, type JetStreamTestApp, sharedServerHooks, waitUntil } from './kit.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -19,21 +10,8 @@ const TEST_TIMEOUT_MS = 60_000;
  * with its own NATS connection, exactly like two processes.
  */
 describe('scaling out on one durable (real nats-server)', () => {
-  const apps = new AppTracker();
-  let client: RawClient;
-
-  beforeAll(async () => {
-    client = await openClient(testNatsUrl());
-  });
-
-  afterEach(async () => {
-    await apps.closeAll();
-  });
-
-  afterAll(async () => {
-    if (client) await deleteCreatedStreams(client.jsm);
-    await client?.close();
-  });
+  const shared = sharedServerHooks();
+  const apps = shared.apps;
 
   /** Payload ids handled, per instance label. */
   function recorder(labels: string[]): Map<string, number[]> {
@@ -44,7 +22,7 @@ describe('scaling out on one durable (real nats-server)', () => {
     const stream = uniqueName('SCALE');
     const subject = `${stream}.orders.created`;
     const durable = uniqueName('workers');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
 
     const handled = recorder(['a', 'b']);
     const deliveryCounts: number[] = [];
@@ -78,12 +56,12 @@ describe('scaling out on one durable (real nats-server)', () => {
     // Nothing is left to deliver, pending ack or waiting for redelivery: no further call can come.
     await waitUntil(
       async () => {
-        const info = await client.jsm.consumers.info(stream, durable);
+        const info = await shared.client.jsm.consumers.info(stream, durable);
         return info.num_ack_pending === 0 && info.num_pending === 0;
       },
       { timeoutMs: 10_000, message: 'consumer still has pending or unacked messages' },
     );
-    const info = await client.jsm.consumers.info(stream, durable);
+    const info = await shared.client.jsm.consumers.info(stream, durable);
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_pending).toBe(0);
     expect(info.num_redelivered).toBe(0);
@@ -110,7 +88,7 @@ describe('scaling out on one durable (real nats-server)', () => {
     const stream = uniqueName('SCALE');
     const subject = `${stream}.jobs`;
     const durable = uniqueName('workers');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
 
     const handled = recorder(['a', 'b']);
     const handlerFor = (label: string) =>
@@ -139,7 +117,7 @@ describe('scaling out on one durable (real nats-server)', () => {
     });
     await waitUntil(
       async () => {
-        const info = await client.jsm.consumers.info(stream, durable);
+        const info = await shared.client.jsm.consumers.info(stream, durable);
         return info.num_ack_pending === 0 && info.num_pending === 0;
       },
       { timeoutMs: 10_000, message: 'consumer still has pending or unacked messages' },
@@ -150,7 +128,7 @@ describe('scaling out on one durable (real nats-server)', () => {
     const all = [...handled.get('a')!, ...handled.get('b')!];
     expect(all).toHaveLength(total);
     expect(new Set(all).size).toBe(total);
-    const info = await client.jsm.consumers.info(stream, durable);
+    const info = await shared.client.jsm.consumers.info(stream, durable);
     expect(info.ack_floor.stream_seq).toBe(total);
   }, TEST_TIMEOUT_MS);
 });
