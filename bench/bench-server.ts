@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A throwaway nats-server for one benchmark run: loopback, random port, temp store. */
-export async function startBenchServer(binary: string): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startBenchServer(binary: string): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'nats-bench-'));
   const child: ChildProcess = spawn(binary, ['-a', '127.0.0.1', '-p', '-1', '-js', '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const url = await new Promise<string>((resolve, reject) => {
@@ -26,6 +26,7 @@ export async function startBenchServer(binary: string): Promise<{ url: string; s
   });
   return {
     url,
+    pid: child.pid,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { startBenchServer } from './bench-server.js';
+import { meterServer } from './support.js';
 import { environment, publish } from './report.js';
 import { ROUNDS, wanted, type BenchContext } from './support.js';
 import { consumeWorkload } from './workloads/consume.js';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     process.env.NATS_SERVER_BIN ?? (existsSync('.cache/nats-server/bin/nats-server') ? '.cache/nats-server/bin/nats-server' : 'nats-server');
   const server = process.env.NATS_URL ? undefined : await startBenchServer(binary);
   const url = process.env.NATS_URL ?? server!.url;
+  meterServer(server?.pid);
   const nc = await connect({ servers: url });
   const ctx: BenchContext = { url, nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
   try {

@@ -1,5 +1,5 @@
 import { Session } from 'node:inspector';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
@@ -69,6 +69,41 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** The slow workload's handler body: an awaited 5 ms timer, like a database round trip. */
 export const fiveMs = (): Promise<void> => sleep(5);
 
+let serverPid: number | undefined;
+/** The bench's own nats-server, whose CPU time the sections count (none with NATS_URL). */
+export function meterServer(pid: number | undefined): void {
+  serverPid = pid;
+}
+
+/** CPU time spent by this process and by the server over one measured section, in µs. */
+export interface CpuSpent {
+  readonly clientUs: number;
+  /** Undefined when the server is not ours or /proc cannot be read. */
+  readonly serverUs?: number;
+}
+
+class CpuMeter {
+  private readonly client = process.cpuUsage();
+  private readonly server = serverCpuUs();
+
+  stop(): CpuSpent {
+    const c = process.cpuUsage(this.client);
+    const s = serverCpuUs();
+    return { clientUs: c.user + c.system, serverUs: s === undefined || this.server === undefined ? undefined : s - this.server };
+  }
+}
+
+function serverCpuUs(): number | undefined {
+  if (!serverPid) return undefined;
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat (after the command in parentheses): utime, stime in ticks.
+    const fields = readFileSync(`/proc/${serverPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Counts handled messages: the clock starts at the first call and stops at the `n`th, so
  * connection setup and the consumer's first pull stay out of the figure.
@@ -77,6 +112,9 @@ export class Finish {
   private count = 0;
   private first = 0;
   private readonly done = deferred<number>();
+  private meter?: CpuMeter;
+  /** CPU spent between the first call and the `n`th, known once `elapsed` resolves. */
+  cpu?: CpuSpent;
 
   constructor(private readonly n: number) {}
 
@@ -94,6 +132,7 @@ export class Finish {
   tick(): void {
     if (this.first === 0) this.start();
     if (++this.count === this.n) {
+      this.cpu = this.meter?.stop();
       this.done.resolve(performance.now() - this.first);
       profiler.stop();
     }
@@ -101,6 +140,7 @@ export class Finish {
 
   private start(): void {
     this.first = performance.now();
+    this.meter = new CpuMeter();
     profiler.start();
   }
 }

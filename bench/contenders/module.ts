@@ -1,7 +1,7 @@
 import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { JetStreamModule, JetStreamPublisher, OnEvent, type EventContext, type OnEventOptions } from '../../lib/index.js';
-import { Finish, MODULE_OPTIONS } from '../support.js';
+import { Finish, MODULE_OPTIONS, type CpuSpent } from '../support.js';
 
 /** nestjs-jetstream as an application uses it: `@OnEvent` handlers and the injected publisher. */
 
@@ -9,6 +9,8 @@ export interface ModuleConsumer {
   readonly app: INestApplicationContext;
   /** Milliseconds from the first handled message to the `n`th. */
   readonly elapsed: Promise<number>;
+  /** CPU spent over that section, once `elapsed` resolved. */
+  readonly cpu: () => CpuSpent | undefined;
 }
 
 /** A Nest app with one `@OnEvent` handler that runs `body` and counts. */
@@ -32,7 +34,7 @@ export async function moduleConsumer(
   @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [Counter] })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
-  return { app, elapsed: finish.elapsed };
+  return { app, elapsed: finish.elapsed, cpu: () => finish.cpu };
 }
 
 /** An app context holding only the module, for its publisher. */

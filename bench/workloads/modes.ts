@@ -1,19 +1,24 @@
 import { moduleConsumer } from '../contenders/module.js';
-import { addRow, ratio, times } from '../report.js';
-import { N_MODES, enabled, msgPerSec, prefill, rounds, uniqueName, type BenchContext } from '../support.js';
+import { addNote, addRow, ratio, times } from '../report.js';
+import { N_MODES, enabled, median, msgPerSec, prefill, rounds, uniqueName, type BenchContext, type CpuSpent } from '../support.js';
 
 /** What exactly-once (idempotency record per message, confirmed ack) costs over at-least-once. */
 export async function modesWorkload(ctx: BenchContext): Promise<void> {
   if (!enabled('module')) return;
   const n = N_MODES;
   const contenders: Record<string, () => Promise<number>> = {};
+  // Per-message CPU of each round: the client's and the server's share of what a mode costs.
+  const cpu: Record<string, CpuSpent[]> = { 'at-least-once': [], 'exactly-once': [] };
   for (const delivery of ['at-least-once', 'exactly-once'] as const) {
     contenders[delivery] = async () => {
       const stream = uniqueName('E');
       const subject = `${stream}.x`;
       await prefill(ctx, stream, subject, n);
-      const { app, elapsed } = await moduleConsumer(ctx.url, subject, n, { durable: 'bench', concurrency: 64, delivery, dlq: false });
-      const ms = await elapsed;
+      const consumer = await moduleConsumer(ctx.url, subject, n, { durable: 'bench', concurrency: 64, delivery, dlq: false });
+      const { app } = consumer;
+      const ms = await consumer.elapsed;
+      const spent = consumer.cpu();
+      if (spent) cpu[delivery].push(spent);
       await app.close();
       await ctx.jsm.streams.delete(stream);
       return msgPerSec(n, ms);
@@ -31,4 +36,12 @@ export async function modesWorkload(ctx: BenchContext): Promise<void> {
     met: r === undefined ? undefined : r >= 0.5,
     note: 'the raw column holds at-least-once, the module column exactly-once',
   });
+  const perMessage = (mode: string): string | undefined => {
+    if (cpu[mode].length === 0) return undefined;
+    const client = median(cpu[mode].map((c) => c.clientUs / n));
+    const servers = cpu[mode].flatMap((c) => (c.serverUs === undefined ? [] : [c.serverUs / n]));
+    return `${mode} ${client.toFixed(0)} µs client + ${servers.length ? `${median(servers).toFixed(0)} µs server` : 'server not measured'}`;
+  };
+  const lines = ['at-least-once', 'exactly-once'].map(perMessage).filter((l) => l !== undefined);
+  if (lines.length) addNote(`CPU per message, median of the rounds: ${lines.join('; ')}`);
 }

@@ -8,6 +8,7 @@ import { Dispatcher, NOT_DECODED, type HandledEvent } from '../delivery/dispatch
 import { HandledObservers } from './handled-observers.js';
 import { FailurePolicy } from '../delivery/failure-policy.js';
 import { IdempotencyStore } from '../delivery/idempotency-store.js';
+import { ReplyInbox } from '../connection/reply-inbox.js';
 import { Settlement } from '../delivery/settlement.js';
 import type { HandlerPlan, HandlerRegistration } from '../discovery/handler-plan.js';
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
@@ -50,6 +51,7 @@ export class ConsumerEngine {
   private stopped?: Promise<void>;
   private readonly observer = new HandledObservers();
   private lag?: ConsumerLagSampler;
+  private inbox?: ReplyInbox;
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -79,10 +81,13 @@ export class ConsumerEngine {
     const plans = await this.plan(registrations);
     const provisioner = new ConsumerProvisioner(this.connection);
     const streams = new StreamProvisioner(this.connection);
-    const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), this.options.publishTimeoutMs);
+    // Confirmed acks (at-most-once, exactly-once) and idempotency records share one reply inbox.
+    const inbox = (this.inbox = new ReplyInbox(this.connection.nc, this.options.publishTimeoutMs));
+    const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), inbox);
     const store = plans.some((p) => p.options.delivery === 'exactly-once')
       ? await IdempotencyStore.open(
           this.connection.nc,
+          inbox,
           this.options.idempotency.bucket,
           this.options.idempotency.ttlMs,
           `${hostname()}:${process.pid}`,
@@ -172,6 +177,7 @@ export class ConsumerEngine {
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
       );
+      this.inbox?.close();
     })();
     return this.stopped;
   }

@@ -67,7 +67,9 @@ export class Dispatcher {
   async dispatch(msg: JsMsg, decoded: unknown = NOT_DECODED): Promise<void> {
     const ctx = new EventContext(msg, this.descriptor);
     if (this.runtime.policy.exhaustedBeforeRun(ctx.attempt)) {
-      // An earlier dead-letter publish failed after the last attempt: do not run the handler again.
+      // An earlier dead-letter publish failed after the last attempt, or the attempts ended in
+      // crashes: do not run the handler again.
+      if (this.options.delivery === 'exactly-once' && !(await this.releaseOwnLease(msg, ctx))) return;
       await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted');
       return;
     }
@@ -115,11 +117,10 @@ export class Dispatcher {
 
   private async exactlyOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const idem = this.options.idempotency!;
-    const messageKey = ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`;
-    const key = IdempotencyStore.key(ctx.stream, ctx.consumer, messageKey);
+    const key = this.idempotencyKey(ctx);
     let lease;
     try {
-      lease = await idem.store.acquire(key, idem.leaseMs);
+      lease = await idem.store.acquire(key, msg.seq, ctx.attempt, idem.leaseMs);
     } catch (err) {
       this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
       return;
@@ -134,28 +135,57 @@ export class Dispatcher {
       return;
     }
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome === SUCCESS) {
-      let completed = true;
+    if (outcome !== SUCCESS) {
       try {
-        completed = await idem.store.complete(key, lease.revision);
+        await idem.store.release(key);
       } catch (err) {
-        // Not recorded: a redelivery would run the handler again, so do not ack either.
-        this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
+        // A record left behind would make a later copy of this message (a redrive, a repeated
+        // publish) look like a duplicate of a success. The redelivery releases it.
+        this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
         return;
       }
-      if (!completed) {
-        this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
-      }
-      // The done record, not a confirmed ack, keeps a redelivery from running the handler again:
-      // a lost ack costs one redelivery, acked as a duplicate. Waiting for the server's
-      // confirmation held the concurrency slot one more round trip (+30-40% msg/s at c=64), and
-      // would not have made the ack durable either: a broker killed with -9 can lose writes it
-      // already confirmed. That case is the store's recently-done memory (IdempotencyStore).
-      this.settlement.succeed(msg, ctx);
+      await this.settleFailure(msg, ctx, outcome);
       return;
     }
-    await idem.store.release(key).catch(() => undefined);
-    await this.settleFailure(msg, ctx, outcome);
+    // The confirmed ack is the success record: the server never redelivers this sequence, and
+    // a later message with the same key finds our lease on an acked sequence. One write per
+    // message (the lease) instead of two.
+    if (await this.settlement.confirmSuccess(msg, ctx)) {
+      idem.store.settled(key);
+      return;
+    }
+    // Unconfirmed: the ack may or may not have landed. The done mark keeps a redelivery (here
+    // or on another instance) from running the handler again.
+    let completed: boolean;
+    try {
+      completed = await idem.store.complete(key, lease.revision);
+    } catch (err) {
+      // Not recorded either: the store remembers the key, and the redelivery records it.
+      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
+      return;
+    }
+    if (!completed) {
+      this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
+    }
+    this.settlement.succeed(msg, ctx);
+  }
+
+  /**
+   * A message given up without running may still hold its key's lease from an attempt that
+   * crashed; left there, it would make the redrive of its dead letter look like a duplicate.
+   */
+  private async releaseOwnLease(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+    try {
+      await this.options.idempotency!.store.releaseIfHeld(this.idempotencyKey(ctx), msg.seq);
+      return true;
+    } catch (err) {
+      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+      return false;
+    }
+  }
+
+  private idempotencyKey(ctx: EventContext): string {
+    return IdempotencyStore.key(ctx.stream, ctx.consumer, ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`);
   }
 
   /** Decodes and invokes the pipeline (which binds and validates); never throws. */

@@ -2,21 +2,25 @@ import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
 import { EventContext } from '../consumer/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
+import type { ReplyInbox } from '../connection/reply-inbox.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { DeadLetterReason } from './failure-policy.js';
 import type { HandlerRuntime } from './handler-runtime.js';
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
- * done". A message is acked only by `succeed` (after success), `confirmAck` (before the handler
- * in at-most-once mode) and `skipDuplicate` (already handled, per the idempotency record).
+ * done". A message is acked only by `succeed` (after success), `confirmSuccess` (after success,
+ * exactly-once), `confirmAck` (before the handler in at-most-once mode) and `skipDuplicate`
+ * (already handled, per the idempotency record).
  */
+const ACK = new TextEncoder().encode('+ACK');
+
 export class Settlement {
   constructor(
     private readonly logger: Logger,
     // Servers before 2.10.4 ignore `+TERM <reason>` entirely and redeliver the message.
     private readonly termReasonSupported: boolean,
-    private readonly confirmTimeoutMs: number,
+    private readonly inbox: ReplyInbox,
   ) {}
 
   /** Plain acks waiting for the end of this event-loop turn, sent together. */
@@ -51,15 +55,40 @@ export class Settlement {
    */
   async confirmAck(msg: JsMsg, ctx: EventContext): Promise<boolean> {
     try {
-      const confirmed = await msg.ackAck({ timeout: this.confirmTimeoutMs });
-      if (!confirmed) {
-        this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} was not confirmed (already settled)`);
-      }
-      return confirmed;
+      await this.ackConfirmed(msg);
+      return true;
     } catch (err) {
       this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} not confirmed (${describeCause(err)}); the server will redeliver it`);
       return false;
     }
+  }
+
+  /**
+   * The handler resolved (exactly-once): acks and waits for the confirmation, which then stands
+   * for the success record. False when unconfirmed; the message is not settled yet.
+   */
+  async confirmSuccess(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+    try {
+      await this.ackConfirmed(msg);
+    } catch (err) {
+      this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} not confirmed (${describeCause(err)}); recording its completion instead`);
+      return false;
+    }
+    observed(ctx)?.settled('success');
+    return true;
+  }
+
+  /**
+   * JetStream's double ack through the shared reply inbox (the client's `ackAck()` costs a
+   * request object and a timer per message). The message is then marked acked in the client,
+   * as `ackAck()` does, so a late `working()` or a nak on shutdown is not sent for it.
+   */
+  private async ackConfirmed(msg: JsMsg): Promise<void> {
+    // The ack subject ($JS.ACK…) is on every JetStream delivery; the JsMsg interface omits it.
+    const reply = (msg as unknown as { reply?: string }).reply;
+    if (!reply) throw new Error('the message has no reply subject to ack');
+    await this.inbox.request(reply, ACK);
+    (msg as unknown as { didAck?: boolean }).didAck = true;
   }
 
   /** Handled before (its idempotency record says done): ack without running the handler. */

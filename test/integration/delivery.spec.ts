@@ -25,8 +25,10 @@ import {
   OnEvent,
   TerminalError,
   isJetStreamContext,
+  IDEMPOTENCY_KEY_HEADER,
 } from '../../lib/index.js';
 import { IdempotencyStore } from '../../lib/delivery/idempotency-store.js';
+import { replayConsumer } from '../../lib/provisioning/consumer-replay.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { AppTracker, createStream, openClient, type RawClient } from './kit.js';
 
@@ -303,7 +305,7 @@ describe('exactly-once', () => {
     await kv.put(IdempotencyStore.key(stream, 'eorec', 'crashed-1'), JSON.stringify({ s: 'p', u: Date.now() - 1, o: 'old' }));
     const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
     await app.publisher.publish(subject('k'), { id: 'done', qty: 1 }, { msgId: 'done-1' });
-    await app.publisher.publish(subject('k'), { id: 'crashed', qty: 1 }, { msgId: 'crashed-1' });
+    const crashed = await app.publisher.publish(subject('k'), { id: 'crashed', qty: 1 }, { msgId: 'crashed-1' });
     await app.publisher.publish(subject('k'), { id: 'fresh', qty: 1 }, { msgId: 'fresh-1' });
     await waitFor(() => handled.includes('fresh'), { timeoutMs: 10_000, message: 'sentinel handled' });
     expect(handled).toEqual(['crashed', 'fresh']);
@@ -311,8 +313,109 @@ describe('exactly-once', () => {
       timeoutMs: 5_000,
       message: 'all three acked',
     });
+    // The record now names the sequence that took it over, whose ack the server confirmed.
     const record = await kv.get(IdempotencyStore.key(stream, 'eorec', 'crashed-1'));
-    expect(record?.json<{ s: string }>().s).toBe('d');
+    expect(record?.json<{ s: string; q: number }>()).toMatchObject({ s: 'p', q: crashed.seq });
+    // So a later copy of it (here a publish repeated with another msg-id) is a duplicate.
+    await app.publisher.publish(subject('k'), { id: 'crashed-copy', qty: 1 }, { msgId: 'copy-1', headers: { [IDEMPOTENCY_KEY_HEADER]: 'crashed-1' } });
+    await app.publisher.publish(subject('k'), { id: 'fresh-2', qty: 1 }, { msgId: 'fresh-2' });
+    await waitFor(() => handled.includes('fresh-2'), { timeoutMs: 10_000, message: 'second sentinel handled' });
+    expect(handled).toEqual(['crashed', 'fresh', 'fresh-2']);
+  });
+
+  it('writes one record per message: the confirmed ack stands for success', async () => {
+    const { stream, subject } = await setup('EOONE');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('w'), { durable: 'eoone', delivery: 'exactly-once', concurrency: 8 })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    // A bucket of its own, so its stream's last sequence counts exactly this test's writes.
+    const bucket = uniqueName('eo_one');
+    const app = await apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [Handler]);
+    await app.publisher.publishBatch(Array.from({ length: 50 }, (_, i) => ({ subject: subject('w'), payload: { id: `w${i}`, qty: 1 }, options: { msgId: `w-${i}` } })));
+    await waitFor(() => handled.length === 50, { timeoutMs: 10_000, message: '50 handled' });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoone')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'all 50 acked' });
+    const kvState = (await client.jsm.streams.info(`KV_${bucket}`)).state;
+    expect(kvState.last_seq).toBe(50);
+    expect(kvState.messages).toBe(50);
+    expect(handled.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `w${i}`).sort());
+    await client.jsm.streams.delete(`KV_${bucket}`);
+  });
+
+  it('treats a copy that arrives while the first is running as a duplicate; a failing first still carries the message', async () => {
+    const { stream, subject } = await setup('EOCOPY');
+    const calls: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let failOnce = true;
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('c'), { durable: 'eocopy', delivery: 'exactly-once', concurrency: 4, retry: { maxAttempts: 3, initialDelayMs: 200, jitter: false } })
+      async handle(order: Order) {
+        calls.push(order.id);
+        if (order.id === 'first') {
+          await gate;
+          if (failOnce) {
+            failOnce = false;
+            throw new Error('transient');
+          }
+        }
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const key = { [IDEMPOTENCY_KEY_HEADER]: 'order-7' };
+    await app.publisher.publish(subject('c'), { id: 'first', qty: 1 }, { msgId: 'c-1', headers: key });
+    await waitFor(() => calls.includes('first'), { timeoutMs: 10_000, message: 'first running' });
+    await app.publisher.publish(subject('c'), { id: 'copy', qty: 1 }, { msgId: 'c-2', headers: key });
+    // The copy (consumer sequence 2) is acked while the first (1) is still running.
+    await waitFor(
+      async () => {
+        const info = await client.jsm.consumers.info(stream, 'eocopy');
+        return info.delivered.consumer_seq === 2 && info.num_ack_pending === 1;
+      },
+      { timeoutMs: 10_000, message: 'copy acked while first runs' },
+    );
+    expect(calls).toEqual(['first']);
+    release();
+    await waitFor(() => calls.length === 2, { timeoutMs: 10_000, message: 'first retried' });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eocopy')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'all acked' });
+    expect(calls).toEqual(['first', 'first']);
+  });
+
+  it('skips handled messages when the consumer is replayed from the start', async () => {
+    const { stream, subject } = await setup('EOREPLAY');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('r'), { durable: 'eoreplay', delivery: 'exactly-once' })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    let app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (const id of ['a', 'b', 'c']) await app.publisher.publish(subject('r'), { id, qty: 1 }, { msgId: `r-${id}` });
+    await waitFor(() => handled.length === 3, { timeoutMs: 10_000, message: 'three handled' });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'acked' });
+    await app.close();
+    // What `nestjs-jetstream replay --recreate` does: the durable starts over from the first message.
+    await client.jsm.consumers.delete(stream, 'eoreplay');
+    app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('r'), { id: 'd', qty: 1 }, { msgId: 'r-d' });
+    await waitFor(() => handled.includes('d'), { timeoutMs: 10_000, message: 'new message handled' });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'replay acked' });
+    expect(handled).toEqual(['a', 'b', 'c', 'd']);
+    // The CLI's replay while the app runs: an in-place reset (2.14+; below that, replay is the
+    // delete-and-recreate done above).
+    if (!app.connection.serverAtLeast(2, 14, 0)) return;
+    expect((await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 })).pending).toBe(4);
+    await app.publisher.publish(subject('r'), { id: 'e', qty: 1 }, { msgId: 'r-e' });
+    await waitFor(() => handled.includes('e'), { timeoutMs: 10_000, message: 'message after the replay handled' });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).ack_floor.stream_seq === 5, { timeoutMs: 5_000, message: 'replayed messages acked' });
+    expect(handled).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
   it('waits for a live lease held by another instance instead of running twice', async () => {
