@@ -48,7 +48,7 @@ export const times = (r: number | undefined): string | undefined => (r === undef
 
 function figure(v: number | undefined, unit: string): string {
   if (v === undefined) return '-';
-  if (unit === 'msg/s') return Math.round(v).toLocaleString('en');
+  if (unit.endsWith('/s')) return Math.round(v).toLocaleString('en');
   return v.toFixed(unit === 'MB' ? 1 : 2);
 }
 

@@ -11,6 +11,7 @@ import { latencyWorkload } from './workloads/latency.js';
 import { memoryWorkload } from './workloads/memory.js';
 import { modesWorkload } from './workloads/modes.js';
 import { publishWorkload } from './workloads/publish.js';
+import { recordsWorkload } from './workloads/records.js';
 import { slowWorkload } from './workloads/slow.js';
 
 /**
@@ -30,6 +31,7 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['publish', publishWorkload],
   ['latency', latencyWorkload],
   ['modes', modesWorkload],
+  ['records', recordsWorkload],
   ['memory', memoryWorkload],
 ];
 

@@ -14,6 +14,7 @@ export const N_SLOW_SEQUENTIAL = Number(process.env.BENCH_SLOW_SEQUENTIAL ?? 400
 // At tens of thousands of msg/s, 10k messages last ~150 ms: too short to measure a mode by.
 export const N_MODES = Number(process.env.BENCH_MODES ?? 30_000);
 export const N_MEMORY = Number(process.env.BENCH_MEMORY ?? 200_000);
+export const N_RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
 export const LATENCY_RATE = Number(process.env.BENCH_RATE ?? 2_000);
 export const LATENCY_N = Number(process.env.BENCH_LATENCY_N ?? 6_000);
 /** Publishes awaiting their ack at once, for every pipelined contender. */
@@ -81,6 +82,11 @@ export interface CpuSpent {
   readonly clientUs: number;
   /** Undefined when the server is not ours or /proc cannot be read. */
   readonly serverUs?: number;
+}
+
+/** Starts counting CPU time of this process and of the bench's server. */
+export function startCpuMeter(): { stop(): CpuSpent } {
+  return new CpuMeter();
 }
 
 class CpuMeter {
