@@ -7,14 +7,14 @@ import { describeCause } from '../errors/jetstream-errors.js';
 import type { DeadLetterReason } from './failure-policy.js';
 import type { HandlerRuntime } from './handler-runtime.js';
 
+const ACK = new TextEncoder().encode('+ACK');
+
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
  * done". A message is acked only by `succeed` (after success), `confirmSuccess` (after success,
  * exactly-once), `confirmAck` (before the handler in at-most-once mode) and `skipDuplicate`
  * (already handled, per the idempotency record).
  */
-const ACK = new TextEncoder().encode('+ACK');
-
 export class Settlement {
   constructor(
     private readonly logger: Logger,
@@ -91,9 +91,9 @@ export class Settlement {
     (msg as unknown as { didAck?: boolean }).didAck = true;
   }
 
-  /** Handled before (its idempotency record says done): ack without running the handler. */
+  /** A duplicate per the idempotency record (handled before, or a copy): ack without running. */
   skipDuplicate(msg: JsMsg, ctx: EventContext): void {
-    this.logger.debug?.(`${ctx.handler}: seq ${msg.seq} was already handled; acking the redelivery`);
+    this.logger.debug?.(`${ctx.handler}: seq ${msg.seq} is a duplicate (its key was handled, or is being handled); acking it`);
     observed(ctx)?.settled('duplicate');
     this.send(msg, 'ack', () => msg.ack());
   }

@@ -335,17 +335,24 @@ export async function startCluster(size = 3): Promise<{ servers: NatsServerProce
   const { connect } = await import('@nats-io/transport-node');
   const nc = await connect({ servers: urls });
   try {
+    // Ready means a stream replicated on every node can be placed: a meta leader alone is not
+    // enough, since peers join its view one by one ("no suitable peers for placement", seen on 2.10).
+    const probe = `CLUSTER_READY_${name}`;
+    const create = JSON.stringify({ name: probe, subjects: [`${probe}.>`], num_replicas: size, storage: 'memory' });
     const deadline = Date.now() + 30_000;
+    let last = 'no meta leader yet';
     for (;;) {
       try {
-        const info = (await nc.request('$JS.API.INFO', undefined, { timeout: 1_000 })).json<{ error?: unknown }>();
-        if (!info.error) break;
-      } catch {
-        // no meta leader yet
+        const reply = (await nc.request(`$JS.API.STREAM.CREATE.${probe}`, create, { timeout: 2_000 })).json<{ error?: { description?: string } }>();
+        if (!reply.error) break;
+        last = reply.error.description ?? JSON.stringify(reply.error);
+      } catch (err) {
+        last = (err as Error).message;
       }
-      if (Date.now() > deadline) throw new Error('JetStream cluster did not elect a meta leader within 30 s');
+      if (Date.now() > deadline) throw new Error(`JetStream cluster of ${size} not ready within 30 s: ${last}`);
       await new Promise((r) => setTimeout(r, 250));
     }
+    await nc.request(`$JS.API.STREAM.DELETE.${probe}`, undefined, { timeout: 5_000 });
   } finally {
     await nc.close();
   }
