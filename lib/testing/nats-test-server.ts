@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -306,21 +306,23 @@ async function startContainer(note: string): Promise<NatsTestServer> {
  * once the servers answer JetStream API requests, i.e. a meta leader exists.
  */
 export async function startCluster(size = 3): Promise<{ servers: NatsServerProcess[]; urls: string[]; stop(): Promise<void> }> {
-  const freePort = () =>
-    new Promise<number>((res, rej) => {
-      const srv = createServer();
-      srv.once('error', rej);
-      srv.listen(0, '127.0.0.1', () => {
-        const port = (srv.address() as { port: number }).port;
-        srv.close(() => res(port));
-      });
-    });
-  const clusterPorts: number[] = [];
-  const clientPorts: number[] = [];
-  for (let i = 0; i < size; i++) {
-    clusterPorts.push(await freePort());
-    clientPorts.push(await freePort());
-  }
+  // All ports are held open until every one is chosen: closing each before asking for the next
+  // lets the OS hand the same port out twice, and two listeners of one cluster then collide.
+  const held = await Promise.all(
+    Array.from(
+      { length: size * 2 },
+      () =>
+        new Promise<Server>((res, rej) => {
+          const srv = createServer();
+          srv.once('error', rej);
+          srv.listen(0, '127.0.0.1', () => res(srv));
+        }),
+    ),
+  );
+  const ports = held.map((srv) => (srv.address() as { port: number }).port);
+  await Promise.all(held.map((srv) => new Promise<void>((res) => srv.close(() => res()))));
+  const clusterPorts = ports.slice(0, size);
+  const clientPorts = ports.slice(size);
   const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
   const name = `c${process.pid}${Date.now() % 100000}`;
   const servers = await Promise.all(
@@ -349,7 +351,10 @@ export async function startCluster(size = 3): Promise<{ servers: NatsServerProce
       } catch (err) {
         last = (err as Error).message;
       }
-      if (Date.now() > deadline) throw new Error(`JetStream cluster of ${size} not ready within 30 s: ${last}`);
+      if (Date.now() > deadline) {
+        const logs = servers.map((server, i) => `--- n${i} ---\n${server.logs().split('\n').slice(-15).join('\n')}`).join('\n');
+        throw new Error(`JetStream cluster of ${size} not ready within 30 s: ${last}\n${logs}`);
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
     await nc.request(`$JS.API.STREAM.DELETE.${probe}`, undefined, { timeout: 5_000 });
