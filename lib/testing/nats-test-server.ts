@@ -303,9 +303,9 @@ async function startContainer(note: string): Promise<NatsTestServer> {
 
 /**
  * A JetStream cluster (3 nodes by default) on loopback, for replica and failover tests. Resolves
- * once the servers answer JetStream API requests, i.e. a meta leader exists.
+ * once a stream replicated on every node can be placed (a meta leader alone is not enough).
  */
-export async function startCluster(size = 3): Promise<{ servers: NatsServerProcess[]; urls: string[]; stop(): Promise<void> }> {
+export async function startCluster(size = 3, readyTimeoutMs = 90_000): Promise<{ servers: NatsServerProcess[]; urls: string[]; stop(): Promise<void> }> {
   // All ports are held open until every one is chosen: closing each before asking for the next
   // lets the OS hand the same port out twice, and two listeners of one cluster then collide.
   const held = await Promise.all(
@@ -341,7 +341,9 @@ export async function startCluster(size = 3): Promise<{ servers: NatsServerProce
     // enough, since peers join its view one by one ("no suitable peers for placement", seen on 2.10).
     const probe = `CLUSTER_READY_${name}`;
     const create = JSON.stringify({ name: probe, subjects: [`${probe}.>`], num_replicas: size, storage: 'memory' });
-    const deadline = Date.now() + 30_000;
+    // nats-server 2.10 can take a stats interval (about 30 s) to count a peer that joined
+    // during the meta election as placeable; later servers place at once.
+    const deadline = Date.now() + readyTimeoutMs;
     let last = 'no meta leader yet';
     for (;;) {
       try {
@@ -353,7 +355,7 @@ export async function startCluster(size = 3): Promise<{ servers: NatsServerProce
       }
       if (Date.now() > deadline) {
         const logs = servers.map((server, i) => `--- n${i} ---\n${server.logs().split('\n').slice(-15).join('\n')}`).join('\n');
-        throw new Error(`JetStream cluster of ${size} not ready within 30 s: ${last}\n${logs}`);
+        throw new Error(`JetStream cluster of ${size} not ready within ${readyTimeoutMs} ms: ${last}\n${logs}`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }

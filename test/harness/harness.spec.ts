@@ -75,7 +75,7 @@ describe('NatsServerProcess', () => {
     } finally {
       await cluster.stop();
     }
-  });
+  }, 150_000);
 
   it('the shared server of this run answers', async () => {
     const nc = await connect({ servers: testNatsUrl() });
