@@ -47,7 +47,7 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
       const rate = await measured('module', n, () =>
         inParallel(n, IN_FLIGHT, async (i) => {
           const key = `k${i}`;
-          await store.acquire(key, i + 1, 1, 30_000);
+          await store.acquire(key, i + 1, 30_000);
           store.settled(key);
         }),
       );

@@ -7,6 +7,7 @@ export const REPLAY_OPTIONS = {
   'from-seq': { type: 'string' },
   'from-time': { type: 'string' },
   recreate: { type: 'boolean' },
+  'idempotency-bucket': { type: 'string' },
   yes: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
@@ -15,6 +16,7 @@ export interface ReplayCommand {
   readonly durable: string;
   readonly from: ReplayStart;
   readonly recreate: boolean;
+  readonly idempotencyBucket?: string;
 }
 
 // RFC 3339 / ISO 8601 with a date and a time: a bare date or a locale string is too easy to misread.
@@ -39,11 +41,14 @@ export function parseReplayCommand(positionals: readonly string[], flags: Flags)
   if (flags.yes !== true) {
     throw new UsageError(`replay re-delivers messages to the handlers of "${durable}"; add --yes to confirm`, 'replay');
   }
-  return { stream, durable, from, recreate: flags.recreate === true };
+  return { stream, durable, from, recreate: flags.recreate === true, idempotencyBucket: stringFlag(flags, 'idempotency-bucket') };
 }
 
 export async function runReplayCommand(command: ReplayCommand, session: CliSession, io: CliIo, json: boolean): Promise<void> {
-  const result = await replayConsumer(session.connection, command.stream, command.durable, command.from, { recreate: command.recreate });
+  const result = await replayConsumer(session.connection, command.stream, command.durable, command.from, {
+    recreate: command.recreate,
+    idempotencyBucket: command.idempotencyBucket,
+  });
   if (json) return printJson(io, result);
   const how =
     result.method === 'reset'

@@ -25,8 +25,10 @@ const COMMANDS: Record<string, string> = {
   PENDING: messages of the filter not delivered yet; ACK PENDING: delivered, not acknowledged yet.`,
   replay: `Replay a durable from a stream sequence or a time:
   nestjs-jetstream replay <stream> <durable> (--from-seq <n> | --from-time <ISO 8601>) --yes [--recreate]
+                          [--idempotency-bucket <name>]
   On nats-server 2.14+ the durable is reset in place: safe while apps consume; they receive the
-  messages again (exactly-once handlers skip those they already handled).
+  messages again. Exactly-once handlers skip those acknowledged before the replay, which the
+  replay notes in their idempotency bucket (--idempotency-bucket if the app sets another).
   --recreate deletes and recreates the durable instead (older servers, or deliver policy new/last):
   stop the apps first, and set deliverPolicy: { startSequence } on the handler, or it will refuse to start.`,
   asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent, @EventPattern and @MessagePattern handlers (nothing connects):

@@ -120,7 +120,7 @@ export class Dispatcher {
     const key = this.idempotencyKey(ctx);
     let lease;
     try {
-      lease = await idem.store.acquire(key, msg.seq, ctx.attempt, idem.leaseMs);
+      lease = await idem.store.acquire(key, msg.seq, idem.leaseMs);
     } catch (err) {
       this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
       return;

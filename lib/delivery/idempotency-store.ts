@@ -26,6 +26,15 @@ const MAX_UNRECORDED = 10_000;
 // About 1 MB of keys: covers the redeliveries that follow a broker restart at thousands of msg/s.
 const MAX_RECENTLY_DONE = 10_000;
 const EXPECTED_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
+/** Message key of a consumer's replay marker; `=` keeps it apart from sequences and hashes. */
+const REPLAY_MARKER = '=replay';
+const REPLAY_MARKER_CACHE_MS = 1_000;
+
+/** Written by `replayConsumer`: every sequence up to `upTo` was acked before `at` (epoch ms). */
+interface ReplayMarker {
+  readonly upTo: number;
+  readonly at: number;
+}
 const WRONG_SEQUENCE = new Set([10071, 10164]);
 
 /**
@@ -65,6 +74,8 @@ export class IdempotencyStore {
   private readonly active = new Map<string, number>();
 
   private readonly encoder = new TextEncoder();
+  /** Replay markers per (stream, consumer), read at most once a second during a replay. */
+  private readonly replayMarkers = new Map<string, { readonly marker?: ReplayMarker; readonly readAt: number }>();
 
   private constructor(
     private readonly kv: KV,
@@ -87,11 +98,11 @@ export class IdempotencyStore {
   }
 
   /**
-   * Takes the lease on `key` for the message at stream sequence `seq` (delivered for the
-   * `deliveryCount`th time), or says why not: `done` (a duplicate, or handled before: ack it
-   * without running), `busy` (someone may be running it: look again later).
+   * Takes the lease on `key` for the message at stream sequence `seq`, or says why not: `done`
+   * (a duplicate, or handled before: ack it without running), `busy` (someone may be running
+   * it: look again later).
    */
-  async acquire(key: string, seq: number, deliveryCount: number, leaseMs: number): Promise<LeaseResult> {
+  async acquire(key: string, seq: number, leaseMs: number): Promise<LeaseResult> {
     const unrecordedRevision = this.unrecorded.get(key);
     if (unrecordedRevision !== undefined) {
       await this.complete(key, unrecordedRevision);
@@ -124,12 +135,14 @@ export class IdempotencyStore {
     // holds the record: it either succeeded, or is still in the hands of its own deliveries,
     // since a failed handler releases the record before its message is given up.
     if (current.q !== undefined && current.q !== seq) return { kind: 'done' };
-    // Our own sequence, delivered afresh: the consumer was reset or recreated since the lease
-    // was taken (a redelivery counts up), and replays skip what was handled.
-    if (current.q === seq && deliveryCount === 1) return { kind: 'done' };
+    // Our own sequence again: its holder may still run it, may have died before its ack was
+    // confirmed, or its ack was confirmed and the consumer has since been replayed. Only a
+    // replay marker tells the last case apart; without one, never skip (a broker that lost its
+    // consumer state redelivers the same way, and skipping there would lose the message).
+    if (current.q === seq && (await this.ackedBeforeReplay(key, seq, current.u - leaseMs))) return { kind: 'done' };
     const remaining = current.u - Date.now();
     if (remaining > 0) return { kind: 'busy', retryInMs: remaining };
-    // Redelivered with its lease lapsed: the holder died before its ack was confirmed.
+    // Lapsed: the holder died mid-handler.
     return this.takeOver(key, seq, leaseMs, entry.revision);
   }
 
@@ -174,6 +187,35 @@ export class IdempotencyStore {
       // Changed since we read it: someone else holds it now, so it is not ours to release.
       if (!isWrongSequence(err)) throw err;
     }
+  }
+
+  /**
+   * Notes, before a consumer is replayed, how far its acks reached: a replayed message at or
+   * below that sequence whose lease predates the note was acked, hence handled. False when
+   * there is no idempotency bucket (no exactly-once handler ever ran).
+   */
+  static async markReplay(nc: NatsConnection, bucket: string, stream: string, consumer: string, ackedUpTo: number): Promise<boolean> {
+    let kv: KV;
+    try {
+      kv = await new Kvm(nc).open(bucket);
+      await kv.status();
+    } catch {
+      return false;
+    }
+    await kv.put(IdempotencyStore.key(stream, consumer, REPLAY_MARKER), JSON.stringify({ upTo: ackedUpTo, at: Date.now() } satisfies ReplayMarker));
+    return true;
+  }
+
+  private async ackedBeforeReplay(key: string, seq: number, leaseTakenAt: number): Promise<boolean> {
+    const markerKey = `${key.slice(0, key.lastIndexOf('.'))}.${REPLAY_MARKER}`;
+    let cached = this.replayMarkers.get(markerKey);
+    if (!cached || Date.now() - cached.readAt > REPLAY_MARKER_CACHE_MS) {
+      const entry = await this.kv.get(markerKey);
+      cached = { marker: entry?.operation === 'PUT' ? entry.json<ReplayMarker>() : undefined, readAt: Date.now() };
+      this.replayMarkers.set(markerKey, cached);
+    }
+    const marker = cached.marker;
+    return marker !== undefined && seq <= marker.upTo && leaseTakenAt < marker.at;
   }
 
   private async takeOver(key: string, seq: number, leaseMs: number, revision: number): Promise<LeaseResult> {

@@ -1,5 +1,6 @@
 import { DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { DEFAULT_IDEMPOTENCY_BUCKET, IdempotencyStore } from '../delivery/idempotency-store.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { streamInfoOrUndefined } from './stream-info.js';
 
@@ -12,6 +13,12 @@ export interface ReplayOptions {
    * changes the durable's deliver policy, so the app must be stopped and told the new start.
    */
   readonly recreate?: boolean;
+  /**
+   * Idempotency bucket of the app's exactly-once handlers (module option `idempotency.bucket`):
+   * the replay notes there how far the durable's acks reached, so those handlers skip what they
+   * handled before. Default: the module's default bucket.
+   */
+  readonly idempotencyBucket?: string;
 }
 
 export interface ReplayResult {
@@ -53,6 +60,17 @@ export async function replayConsumer(
   const startSeq = 'seq' in from ? checkSeq(from.seq) : await firstSeqAtOrAfter(connection, stream, from.time, streamInfo.state.last_seq);
   const previousAckFloor = info.ack_floor.stream_seq;
   const policy = info.config.deliver_policy;
+  // Noted before the durable moves: its replayed messages may reach a handler right after.
+  const markReplay = async (): Promise<void> => {
+    const bucket = options.idempotencyBucket ?? DEFAULT_IDEMPOTENCY_BUCKET;
+    try {
+      await IdempotencyStore.markReplay(connection.nc, bucket, stream, durable, previousAckFloor);
+    } catch (err) {
+      throw new InvalidOptionsError(
+        `Could not note the replay in idempotency bucket "${bucket}" (${err instanceof Error ? err.message : String(err)}); exactly-once handlers would run what they handled again. Nothing was replayed`,
+      );
+    }
+  };
 
   if (!options.recreate) {
     if (!connection.serverAtLeast(2, 14, 0)) {
@@ -65,6 +83,7 @@ export async function replayConsumer(
         `Durable "${durable}" has deliver policy "${policy}", which the server cannot reset to a sequence; stop the apps using it and replay with --recreate`,
       );
     }
+    await markReplay();
     try {
       const reset = await jsm.consumers.reset(stream, durable, startSeq);
       return { method: 'reset', stream, durable, startSeq: reset.reset_seq || startSeq, previousAckFloor, pending: reset.num_pending };
@@ -78,6 +97,7 @@ export async function replayConsumer(
 
   const config: Partial<ConsumerConfig> = { ...info.config, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq };
   delete config.opt_start_time;
+  await markReplay();
   await jsm.consumers.delete(stream, durable);
   try {
     const created = await jsm.consumers.add(stream, config);

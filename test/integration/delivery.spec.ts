@@ -386,7 +386,7 @@ describe('exactly-once', () => {
     expect(calls).toEqual(['first', 'first']);
   });
 
-  it('skips handled messages when the consumer is replayed from the start', async () => {
+  it('skips handled messages when the consumer is replayed', async () => {
     const { stream, subject } = await setup('EOREPLAY');
     const handled: string[] = [];
     @Injectable()
@@ -396,26 +396,51 @@ describe('exactly-once', () => {
         handled.push(order.id);
       }
     }
+    const settled = (ackFloor: number, message: string) =>
+      waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).ack_floor.stream_seq === ackFloor, { timeoutMs: 10_000, message });
     let app = await apps.start({ servers: testNatsUrl() }, [Handler]);
     for (const id of ['a', 'b', 'c']) await app.publisher.publish(subject('r'), { id, qty: 1 }, { msgId: `r-${id}` });
-    await waitFor(() => handled.length === 3, { timeoutMs: 10_000, message: 'three handled' });
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'acked' });
+    await settled(3, 'three handled and acked');
     await app.close();
-    // What `nestjs-jetstream replay --recreate` does: the durable starts over from the first message.
+    // `nestjs-jetstream replay --recreate` with the app stopped, then the durable deleted again so
+    // the app creates it with its own config: the procedure the CLI prints.
+    const tool = await apps.start({ servers: testNatsUrl() }, []);
+    expect((await replayConsumer(tool.connection, stream, 'eoreplay', { seq: 1 }, { recreate: true })).previousAckFloor).toBe(3);
     await client.jsm.consumers.delete(stream, 'eoreplay');
     app = await apps.start({ servers: testNatsUrl() }, [Handler]);
     await app.publisher.publish(subject('r'), { id: 'd', qty: 1 }, { msgId: 'r-d' });
-    await waitFor(() => handled.includes('d'), { timeoutMs: 10_000, message: 'new message handled' });
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'replay acked' });
+    await settled(4, 'replayed messages skipped, the new one handled');
     expect(handled).toEqual(['a', 'b', 'c', 'd']);
-    // The CLI's replay while the app runs: an in-place reset (2.14+; below that, replay is the
-    // delete-and-recreate done above).
-    if (!app.connection.serverAtLeast(2, 14, 0)) return;
-    expect((await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 })).pending).toBe(4);
-    await app.publisher.publish(subject('r'), { id: 'e', qty: 1 }, { msgId: 'r-e' });
-    await waitFor(() => handled.includes('e'), { timeoutMs: 10_000, message: 'message after the replay handled' });
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eoreplay')).ack_floor.stream_seq === 5, { timeoutMs: 5_000, message: 'replayed messages acked' });
-    expect(handled).toEqual(['a', 'b', 'c', 'd', 'e']);
+    if (app.connection.serverAtLeast(2, 14, 0)) {
+      // The CLI's in-place reset, while the app runs.
+      expect((await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 })).pending).toBe(4);
+      await app.publisher.publish(subject('r'), { id: 'e', qty: 1 }, { msgId: 'r-e' });
+      await settled(5, 'replayed messages skipped again, the new one handled');
+      expect(handled).toEqual(['a', 'b', 'c', 'd', 'e']);
+    }
+  });
+
+  it('runs handled messages again when the durable starts over without a replay note, rather than risk losing one', async () => {
+    const { stream, subject } = await setup('EOLOST');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      // A short ack wait is a short lease: the leases of the first run must lapse first.
+      @OnEvent(subject('s'), { durable: 'eolost', delivery: 'exactly-once', ackWaitMs: 1_000 })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    let app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (const id of ['a', 'b']) await app.publisher.publish(subject('s'), { id, qty: 1 }, { msgId: `s-${id}` });
+    await waitFor(async () => (await client.jsm.consumers.info(stream, 'eolost')).ack_floor.stream_seq === 2, { timeoutMs: 10_000, message: 'acked' });
+    await app.close();
+    // As after a broker lost its consumer state: a handled message looks like one whose holder
+    // died mid-handler, and skipping that one would lose it.
+    await client.jsm.consumers.delete(stream, 'eolost');
+    app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    await waitFor(() => handled.length === 4, { timeoutMs: 10_000, message: 'both handled again' });
+    expect(handled).toEqual(['a', 'b', 'a', 'b']);
   });
 
   it('waits for a live lease held by another instance instead of running twice', async () => {
