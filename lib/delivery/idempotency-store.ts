@@ -12,7 +12,7 @@ interface IdempotencyRecord {
   /** Lease end, epoch ms. */
   readonly u: number;
   readonly o: string;
-  /** Stream sequence of the message that took the lease (absent in records before 0.2). */
+  /** Stream sequence of the message that took the lease (absent in records of earlier versions). */
   readonly q?: number;
 }
 
@@ -26,16 +26,15 @@ const MAX_UNRECORDED = 10_000;
 // About 1 MB of keys: covers the redeliveries that follow a broker restart at thousands of msg/s.
 const MAX_RECENTLY_DONE = 10_000;
 const EXPECTED_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
+const WRONG_SEQUENCE = new Set([10071, 10164]);
 /** Message key of a consumer's replay marker; `=` keeps it apart from sequences and hashes. */
 const REPLAY_MARKER = '=replay';
-const REPLAY_MARKER_CACHE_MS = 1_000;
 
 /** Written by `replayConsumer`: every sequence up to `upTo` was acked before `at` (epoch ms). */
 interface ReplayMarker {
   readonly upTo: number;
   readonly at: number;
 }
-const WRONG_SEQUENCE = new Set([10071, 10164]);
 
 /**
  * One record per (consumer, message key) in a KV bucket, written once on the common path: a
@@ -74,8 +73,6 @@ export class IdempotencyStore {
   private readonly active = new Map<string, number>();
 
   private readonly encoder = new TextEncoder();
-  /** Replay markers per (stream, consumer), read at most once a second during a replay. */
-  private readonly replayMarkers = new Map<string, { readonly marker?: ReplayMarker; readonly readAt: number }>();
 
   private constructor(
     private readonly kv: KV,
@@ -206,16 +203,15 @@ export class IdempotencyStore {
     return true;
   }
 
+  /**
+   * Read on each ask, not cached: asked only for a message meeting its own sequence's lease
+   * (replays, crash redeliveries), and a cached marker could be one replay behind.
+   */
   private async ackedBeforeReplay(key: string, seq: number, leaseTakenAt: number): Promise<boolean> {
-    const markerKey = `${key.slice(0, key.lastIndexOf('.'))}.${REPLAY_MARKER}`;
-    let cached = this.replayMarkers.get(markerKey);
-    if (!cached || Date.now() - cached.readAt > REPLAY_MARKER_CACHE_MS) {
-      const entry = await this.kv.get(markerKey);
-      cached = { marker: entry?.operation === 'PUT' ? entry.json<ReplayMarker>() : undefined, readAt: Date.now() };
-      this.replayMarkers.set(markerKey, cached);
-    }
-    const marker = cached.marker;
-    return marker !== undefined && seq <= marker.upTo && leaseTakenAt < marker.at;
+    const entry = await this.kv.get(`${key.slice(0, key.lastIndexOf('.'))}.${REPLAY_MARKER}`);
+    if (entry?.operation !== 'PUT') return false;
+    const marker = entry.json<ReplayMarker>();
+    return seq <= marker.upTo && leaseTakenAt < marker.at;
   }
 
   private async takeOver(key: string, seq: number, leaseMs: number, revision: number): Promise<LeaseResult> {

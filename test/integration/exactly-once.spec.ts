@@ -4,6 +4,7 @@ import { Kvm } from '@nats-io/kv';
 import { DeadLetterService, IDEMPOTENCY_KEY_HEADER, OnEvent, type EventContext } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { createStream, sharedServerHooks } from './kit.js';
+import { replayConsumer } from '../../lib/provisioning/consumer-replay.js';
 
 /**
  * Exactly-once across instances and through store failures. The record of a message is one
@@ -130,5 +131,31 @@ describe('exactly-once', () => {
     } finally {
       unblock();
     }
+  });
+
+  it('refuses a replay it cannot note in the idempotency bucket, and leaves the durable where it was', async () => {
+    const { stream, subject, bucket } = await setup('EONOTE');
+    const handled: number[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject, { durable: 'eonote', delivery: 'exactly-once' })
+      async handle(payload: { n: number }) {
+        handled.push(payload.n);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [Handler]);
+    for (const n of [1, 2]) await app.publisher.publish(subject, { n }, { msgId: `note-${n}` });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eonote')).ack_floor.stream_seq === 2, { timeoutMs: 10_000, message: 'acked' });
+    // A sealed stream takes no more writes: the note cannot be written.
+    const kvStream = `KV_${bucket}`;
+    const sealed = { ...(await hooks.client.jsm.streams.info(kvStream)).config, sealed: true };
+    await hooks.client.jsm.streams.update(kvStream, sealed);
+    await expect(replayConsumer(app.connection, stream, 'eonote', { seq: 1 }, { recreate: true, idempotencyBucket: bucket })).rejects.toThrow(
+      /Could not note the replay in idempotency bucket .*Nothing was replayed/,
+    );
+    const info = await hooks.client.jsm.consumers.info(stream, 'eonote');
+    expect(info.ack_floor.stream_seq).toBe(2);
+    expect(info.num_pending).toBe(0);
+    expect(handled).toEqual([1, 2]);
   });
 });
