@@ -305,7 +305,7 @@ async function startContainer(note: string): Promise<NatsTestServer> {
  * A JetStream cluster (3 nodes by default) on loopback, for replica and failover tests. Resolves
  * once a stream replicated on every node can be placed (a meta leader alone is not enough).
  */
-export async function startCluster(size = 3, readyTimeoutMs = 90_000): Promise<{ servers: NatsServerProcess[]; urls: string[]; stop(): Promise<void> }> {
+export async function startCluster(size = 3, readyTimeoutMs = 60_000): Promise<{ servers: NatsServerProcess[]; urls: string[]; stop(): Promise<void> }> {
   // All ports are held open until every one is chosen: closing each before asking for the next
   // lets the OS hand the same port out twice, and two listeners of one cluster then collide.
   const held = await Promise.all(
@@ -323,27 +323,40 @@ export async function startCluster(size = 3, readyTimeoutMs = 90_000): Promise<{
   await Promise.all(held.map((srv) => new Promise<void>((res) => srv.close(() => res()))));
   const clusterPorts = ports.slice(0, size);
   const clientPorts = ports.slice(size);
-  const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
+  // Nodes start one after another and route to the first (the seed); the others find each
+  // other through it. Started all at once with routes to every node, 2.10.27 sometimes formed a
+  // cluster whose meta layer never placed a stream again ("no suitable peers for placement"
+  // for 45 minutes and counting, R1 creates timing out), seen in CI runs.
+  const seed = `nats-route://127.0.0.1:${clusterPorts[0]}`;
   const name = `c${process.pid}${Date.now() % 100000}`;
-  const servers = await Promise.all(
-    clusterPorts.map((clusterPort, i) =>
-      NatsServerProcess.start({
-        port: clientPorts[i],
-        args: ['--name', `${name}-n${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${clusterPort}`, '--routes', routes],
-      }),
-    ),
-  );
-  const urls = servers.map((s) => s.url);
-  const { connect } = await import('@nats-io/transport-node');
-  const nc = await connect({ servers: urls });
+  const servers: NatsServerProcess[] = [];
   try {
-    // Ready means a stream replicated on every node can be placed: a meta leader alone is not
-    // enough, since peers join its view one by one ("no suitable peers for placement", seen on 2.10).
+    for (let i = 0; i < size; i++) {
+      servers.push(
+        await NatsServerProcess.start({
+          port: clientPorts[i],
+          args: ['--name', `${name}-n${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${clusterPorts[i]}`, '--routes', seed],
+        }),
+      );
+    }
+    await waitUntilPlaceable(servers, name, size, readyTimeoutMs);
+  } catch (err) {
+    // Nobody else holds these processes: a failed start must not leave them running.
+    await Promise.all(servers.map((server) => server.stop()));
+    throw err;
+  }
+  const urls = servers.map((s) => s.url);
+  return { servers, urls, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
+}
+
+/** Ready means a stream replicated on every node can be placed: a meta leader alone is not. */
+async function waitUntilPlaceable(servers: readonly NatsServerProcess[], name: string, size: number, timeoutMs: number): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const nc = await connect({ servers: servers.map((s) => s.url) });
+  try {
     const probe = `CLUSTER_READY_${name}`;
     const create = JSON.stringify({ name: probe, subjects: [`${probe}.>`], num_replicas: size, storage: 'memory' });
-    // nats-server 2.10 can take a stats interval (about 30 s) to count a peer that joined
-    // during the meta election as placeable; later servers place at once.
-    const deadline = Date.now() + readyTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
     let last = 'no meta leader yet';
     for (;;) {
       try {
@@ -355,7 +368,7 @@ export async function startCluster(size = 3, readyTimeoutMs = 90_000): Promise<{
       }
       if (Date.now() > deadline) {
         const logs = servers.map((server, i) => `--- n${i} ---\n${server.logs().split('\n').slice(-15).join('\n')}`).join('\n');
-        throw new Error(`JetStream cluster of ${size} not ready within ${readyTimeoutMs} ms: ${last}\n${logs}`);
+        throw new Error(`JetStream cluster of ${size} not ready within ${timeoutMs} ms: ${last}\n${logs}`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -363,5 +376,4 @@ export async function startCluster(size = 3, readyTimeoutMs = 90_000): Promise<{
   } finally {
     await nc.close();
   }
-  return { servers, urls, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
 }

@@ -9,7 +9,7 @@ import { scale } from './report.js';
 import { Tally } from './tally.js';
 
 const COUNT = scale(1_500, 20_000);
-// The cluster may need up to 90 s to accept an R3 stream on nats-server 2.10 (see startCluster).
+// startCluster may wait up to 60 s for the cluster to accept an R3 stream (see there).
 const TEST_TIMEOUT_MS = scale(180_000, 600_000);
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
