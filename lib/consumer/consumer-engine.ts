@@ -81,13 +81,16 @@ export class ConsumerEngine {
     const plans = await this.plan(registrations);
     const provisioner = new ConsumerProvisioner(this.connection);
     const streams = new StreamProvisioner(this.connection);
-    // Confirmed acks (at-most-once, exactly-once) and idempotency records share one reply inbox.
-    const inbox = (this.inbox = new ReplyInbox(this.connection.nc, this.options.publishTimeoutMs));
+    // Confirmed acks (at-most-once, exactly-once) and idempotency records share one reply
+    // inbox; at-least-once alone never waits for a reply, so it gets none.
+    const inbox = plans.some((p) => p.options.delivery !== 'at-least-once')
+      ? (this.inbox = new ReplyInbox(this.connection.nc, this.options.publishTimeoutMs))
+      : undefined;
     const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), inbox);
     const store = plans.some((p) => p.options.delivery === 'exactly-once')
       ? await IdempotencyStore.open(
           this.connection.nc,
-          inbox,
+          inbox!,
           this.options.idempotency.bucket,
           this.options.idempotency.ttlMs,
           `${hostname()}:${process.pid}`,

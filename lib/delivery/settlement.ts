@@ -20,7 +20,8 @@ export class Settlement {
     private readonly logger: Logger,
     // Servers before 2.10.4 ignore `+TERM <reason>` entirely and redeliver the message.
     private readonly termReasonSupported: boolean,
-    private readonly inbox: ReplyInbox,
+    /** Undefined when no handler confirms acks (at-least-once only). */
+    private readonly inbox: ReplyInbox | undefined,
   ) {}
 
   /** Plain acks waiting for the end of this event-loop turn, sent together. */
@@ -87,6 +88,7 @@ export class Settlement {
     // The ack subject ($JS.ACK…) is on every JetStream delivery; the JsMsg interface omits it.
     const reply = (msg as unknown as { reply?: string }).reply;
     if (!reply) throw new Error('the message has no reply subject to ack');
+    if (!this.inbox) throw new Error('confirmed acks need the reply inbox (bug: engine built none)');
     await this.inbox.request(reply, ACK);
     (msg as unknown as { didAck?: boolean }).didAck = true;
   }
