@@ -100,6 +100,17 @@ class CpuMeter {
   }
 }
 
+/**
+ * `name` client + server µs per unit (message, write), median over the rounds: `spent` holds a
+ * round's totals, `units` how many units each round handled. Undefined when nothing was measured.
+ */
+export function cpuSummary(name: string, spent: readonly CpuSpent[], units: number): string | undefined {
+  if (spent.length === 0) return undefined;
+  const client = median(spent.map((c) => c.clientUs / units));
+  const servers = spent.flatMap((c) => (c.serverUs === undefined ? [] : [c.serverUs / units]));
+  return `${name} ${client.toFixed(0)} µs client + ${servers.length ? `${median(servers).toFixed(0)} µs server` : 'server not measured'}`;
+}
+
 function serverCpuUs(): number | undefined {
   if (!serverPid) return undefined;
   try {

@@ -1,6 +1,6 @@
 import { moduleConsumer } from '../contenders/module.js';
 import { addNote, addRow, ratio, times } from '../report.js';
-import { N_MODES, enabled, median, msgPerSec, prefill, rounds, uniqueName, type BenchContext, type CpuSpent } from '../support.js';
+import { N_MODES, cpuSummary, enabled, msgPerSec, prefill, rounds, uniqueName, type BenchContext, type CpuSpent } from '../support.js';
 
 /** What exactly-once (idempotency record per message, confirmed ack) costs over at-least-once. */
 export async function modesWorkload(ctx: BenchContext): Promise<void> {
@@ -36,12 +36,6 @@ export async function modesWorkload(ctx: BenchContext): Promise<void> {
     met: r === undefined ? undefined : r >= 0.5,
     note: 'the raw column holds at-least-once, the module column exactly-once',
   });
-  const perMessage = (mode: string): string | undefined => {
-    if (cpu[mode].length === 0) return undefined;
-    const client = median(cpu[mode].map((c) => c.clientUs / n));
-    const servers = cpu[mode].flatMap((c) => (c.serverUs === undefined ? [] : [c.serverUs / n]));
-    return `${mode} ${client.toFixed(0)} µs client + ${servers.length ? `${median(servers).toFixed(0)} µs server` : 'server not measured'}`;
-  };
-  const lines = ['at-least-once', 'exactly-once'].map(perMessage).filter((l) => l !== undefined);
+  const lines = ['at-least-once', 'exactly-once'].map((mode) => cpuSummary(mode, cpu[mode], n)).filter((l) => l !== undefined);
   if (lines.length) addNote(`CPU per message, median of the rounds: ${lines.join('; ')}`);
 }

@@ -3,7 +3,7 @@ import { Kvm } from '@nats-io/kv';
 import { ReplyInbox } from '../../lib/connection/reply-inbox.js';
 import { IdempotencyStore } from '../../lib/delivery/idempotency-store.js';
 import { addNote, addRow, ratio, times } from '../report.js';
-import { N_RECORDS, median, msgPerSec, rounds, startCpuMeter, uniqueName, type BenchContext, type CpuSpent } from '../support.js';
+import { N_RECORDS, cpuSummary, msgPerSec, rounds, startCpuMeter, uniqueName, type BenchContext, type CpuSpent } from '../support.js';
 
 const IN_FLIGHT = 256;
 const BATCH = 64;
@@ -24,6 +24,7 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
     await run();
     const ms = performance.now() - started;
     const spent = meter.stop();
+    // Stored per write, since atomic batches round the count down to whole batches.
     (cpu[name] ??= []).push({ clientUs: spent.clientUs / writes, serverUs: spent.serverUs === undefined ? undefined : spent.serverUs / writes });
     return msgPerSec(writes, ms);
   };
@@ -90,12 +91,7 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
     vsRaw: times(r),
     note: `the raw column holds the KV client's create(); the module column the store's acquire()${atomic ? `; atomic batches of ${BATCH}: ${Math.round(m[`atomic batch of ${BATCH}`])} writes/s` : ''}`,
   });
-  const perWrite = (name: string): string => {
-    const client = median(cpu[name].map((c) => c.clientUs));
-    const servers = cpu[name].flatMap((c) => (c.serverUs === undefined ? [] : [c.serverUs]));
-    return `${name} ${client.toFixed(0)} µs client + ${servers.length ? `${median(servers).toFixed(0)} µs server` : 'server not measured'}`;
-  };
-  addNote(`CPU per idempotency record write, median of the rounds: ${Object.keys(cpu).map(perWrite).join('; ')}`);
+  addNote(`CPU per idempotency record write, median of the rounds: ${Object.keys(cpu).map((name) => cpuSummary(name, cpu[name], 1)).join('; ')}`);
 }
 
 function batchHeaders(id: string, seq: number, commit: boolean) {
