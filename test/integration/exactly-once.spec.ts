@@ -4,6 +4,7 @@ import { Kvm } from '@nats-io/kv';
 import { DeadLetterService, IDEMPOTENCY_KEY_HEADER, OnEvent, type EventContext } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { createStream, sharedServerHooks } from './kit.js';
+import { IdempotencyStore } from '../../lib/delivery/idempotency-store.js';
 import { replayConsumer } from '../../lib/provisioning/consumer-replay.js';
 
 /**
@@ -157,5 +158,38 @@ describe('exactly-once', () => {
     expect(info.ack_floor.stream_seq).toBe(2);
     expect(info.num_pending).toBe(0);
     expect(handled).toEqual([1, 2]);
+  });
+
+  it('marks the record done when the ack cannot be confirmed, so a later delivery skips the message', async () => {
+    const { stream, subject, bucket } = await setup('EOUNCONF');
+    const calls: number[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject, { durable: 'eounconf', delivery: 'exactly-once' })
+      async handle(payload: { n: number }) {
+        calls.push(payload.n);
+        // The consumer goes away under the running handler: nothing can confirm its ack.
+        if (calls.length === 1) await hooks.client.jsm.consumers.delete(stream, 'eounconf');
+      }
+    }
+    let app = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [Handler]);
+    const sent = await app.publisher.publish(subject, { n: 1 }, { msgId: 'unconf-1' });
+    await waitFor(() => app.logger.lines.some((l) => l.message.includes('recording its completion instead')), {
+      timeoutMs: 10_000,
+      message: 'unconfirmed ack reported',
+    });
+    const kv = await new Kvm(hooks.client.nc).open(bucket);
+    await waitFor(async () => (await kv.get(IdempotencyStore.key(stream, 'eounconf', 'unconf-1')))?.json<{ s: string }>().s === 'd', {
+      timeoutMs: 5_000,
+      message: 'done mark written',
+    });
+    // The app creates the durable again from the first message: seq 1 comes back and is skipped.
+    await app.close();
+    app = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [Handler]);
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eounconf')).ack_floor.stream_seq === sent.seq, {
+      timeoutMs: 10_000,
+      message: 'redelivery acked',
+    });
+    expect(calls).toEqual([1]);
   });
 });

@@ -62,6 +62,8 @@ describe('ReplyInbox', () => {
     await nc.flush();
     await nc.close();
     await closedToo;
+    // Asked after the connection closed: the publish itself fails, and says so.
+    await expect(second.request(subject, 'z')).rejects.toThrow(/closed/);
     second.close();
   });
 });
