@@ -24,6 +24,8 @@ export interface BuiltIns {
 // ValidationPipe validates it as it would a request body.
 const PAYLOAD_ARGS_METADATA = 'nestjs-jetstream:payload-args';
 const BODY = 3;
+const PIPES_KEY_SUFFIX = '#jetstream-payload';
+const PARAMTYPES = 'design:paramtypes';
 const payloadParams = { exchangeKeyForValue: (_type: number, _data: unknown, args: unknown[]) => args[0] };
 
 /**
@@ -122,14 +124,22 @@ function createPipes(
     return payload;
   };
   Reflect.defineMetadata(PIPES_METADATA, [...listed(original, PIPES_METADATA), ...(payloadPipe ? [payloadPipe] : [])], capture);
-  const host = paramsHost(instance, methodName);
-  if (!Reflect.hasOwnMetadata(PAYLOAD_ARGS_METADATA, host, methodName)) {
-    Reflect.defineMetadata(PAYLOAD_ARGS_METADATA, { [`${BODY}:0`]: { index: 0, data: undefined, pipes: [] } }, host, methodName);
+  // Nest 11's ExternalContextCreator caches parameter metadata per class and method name only
+  // (Nest 12 adds the context type and metadata key). Under the method's own name, the handler's
+  // context would then reuse this one-parameter entry and call the handler without its context.
+  // A name of its own keeps the two apart on both versions; the payload's type is declared
+  // under that name too, so pipes still see the class (a ValidationPipe needs it).
+  const pipesKey = `${methodName}${PIPES_KEY_SUFFIX}`;
+  const host = paramsHost(instance, methodName) as { prototype?: object };
+  const proto = host.prototype ?? instance;
+  if (!Reflect.hasOwnMetadata(PAYLOAD_ARGS_METADATA, host, pipesKey)) {
+    Reflect.defineMetadata(PAYLOAD_ARGS_METADATA, { [`${BODY}:0`]: { index: 0, data: undefined, pipes: [] } }, host, pipesKey);
+    Reflect.defineMetadata(PARAMTYPES, [paramType(instance, methodName)], proto, pipesKey);
   }
   return contextCreator.create(
     instance,
     capture,
-    methodName,
+    pipesKey,
     PAYLOAD_ARGS_METADATA,
     payloadParams,
     undefined,
