@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { DeliverPolicy, JetStreamApiError, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type StoredMsg } from '@nats-io/jetstream';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { JetStreamPublisher, type PublishResult } from '../producer/jetstream-publisher.js';
 import { DeadLetterHeaders as H, IDEMPOTENCY_KEY_HEADER, isCopiedHeader } from './dead-letter-headers.js';
 import { DEFAULT_DEAD_LETTER_STREAM } from './dead-letter-target.js';
+import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 export interface DeadLetter {
   /** Sequence in the dead-letter stream: the handle for peek, redrive and delete. */
@@ -124,7 +125,7 @@ export class DeadLetterService {
     try {
       original = await this.connection.jsm.streams.getMessage(letter.originalStream, { seq: letter.originalSequence });
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && (err.code === 10037 || err.code === 10059))) throw err;
+      if (!hasApiCode(err, ApiCode.NoMessageFound, ApiCode.StreamNotFound)) throw err;
     }
     if (!original) {
       throw new InvalidOptionsError(
@@ -145,7 +146,7 @@ export class DeadLetterService {
     try {
       return await this.connection.jsm.streams.deleteMessage(stream, seq, false);
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10037) return false;
+      if (hasApiCode(err, ApiCode.NoMessageFound)) return false;
       throw err;
     }
   }
@@ -167,7 +168,7 @@ export class DeadLetterService {
     try {
       return (await this.connection.jsm.streams.getMessage(stream, { seq })) ?? undefined;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === 10037) return undefined;
+      if (hasApiCode(err, ApiCode.NoMessageFound)) return undefined;
       throw err;
     }
   }

@@ -3,6 +3,7 @@ import { JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { ReplyInbox } from '../connection/reply-inbox.js';
+import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 export const DEFAULT_IDEMPOTENCY_BUCKET = 'nestjs_jetstream_idempotency';
 
@@ -26,7 +27,7 @@ const MAX_UNRECORDED = 10_000;
 // About 1 MB of keys: covers the redeliveries that follow a broker restart at thousands of msg/s.
 const MAX_RECENTLY_DONE = 10_000;
 const EXPECTED_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
-const WRONG_SEQUENCE = new Set([10071, 10164]);
+const WRONG_SEQUENCE: readonly ApiCode[] = [ApiCode.StreamWrongLastSequence, ApiCode.StreamWrongLastSequenceUnknown];
 /** Message key of a consumer's replay marker; `=` keeps it apart from sequences and hashes. */
 const REPLAY_MARKER = '=replay';
 
@@ -278,5 +279,5 @@ export class IdempotencyStore {
 }
 
 function isWrongSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && WRONG_SEQUENCE.has(err.code);
+  return hasApiCode(err, ...WRONG_SEQUENCE);
 }

@@ -10,6 +10,7 @@ import {
   PublishTimeoutError,
   StreamUnavailableError,
 } from '../errors/jetstream-errors.js';
+import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 /** What a failed publish was: enough to name the cause precisely. */
 export interface FailedPublish {
@@ -56,12 +57,10 @@ async function explainNoResponders(err: unknown, subject: string, jsm: JetStream
   try {
     return new StreamUnavailableError(subject, await jsm.streams.find(subject), err);
   } catch (lookupError) {
-    if (lookupError instanceof JetStreamApiError && lookupError.code === STREAM_NOT_FOUND) return new NoStreamForSubjectError(subject, err);
+    if (hasApiCode(lookupError, ApiCode.StreamNotFound)) return new NoStreamForSubjectError(subject, err);
     return new StreamUnavailableError(subject, undefined, err);
   }
 }
-
-const STREAM_NOT_FOUND = 10059;
 
 // The client wraps "no responders" in an error class it does not export; match its name and cause.
 function isNoResponders(err: unknown): boolean {

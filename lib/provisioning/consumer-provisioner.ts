@@ -3,7 +3,6 @@ import { nanos } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
-  JetStreamApiError,
   type Consumer,
   type ConsumerConfig,
   type ConsumerInfo,
@@ -13,6 +12,7 @@ import type { DeliverPolicyOption } from '../decorators/on-event-options.js';
 import type { HandlerPlan } from '../discovery/handler-plan.js';
 import { ConsumerConfigDriftError, describeCause, HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import { diffConfig } from './config-diff.js';
+import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 // The server cannot change these on an existing durable; recreating it would reset its
 // position and replay or skip messages, so a mismatch stops the startup instead.
@@ -61,7 +61,7 @@ export class ConsumerProvisioner {
     try {
       existing = await jsm.consumers.info(plan.stream, durable);
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === 10014)) throw err;
+      if (!hasApiCode(err, ApiCode.ConsumerNotFound)) throw err;
     }
     if (!existing) {
       try {
@@ -70,7 +70,7 @@ export class ConsumerProvisioner {
         return created;
       } catch (err) {
         // Another instance starting at the same moment may have won the race.
-        if (err instanceof JetStreamApiError && err.code === 10148) {
+        if (hasApiCode(err, ApiCode.ConsumerAlreadyExists)) {
           existing = await jsm.consumers.info(plan.stream, durable);
         } else {
           throw new HandlerConfigurationError(

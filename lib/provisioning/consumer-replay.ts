@@ -3,6 +3,7 @@ import type { JetStreamConnection } from '../connection/jetstream-connection.js'
 import { DEFAULT_IDEMPOTENCY_BUCKET, IdempotencyStore } from '../delivery/idempotency-store.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { streamInfoOrUndefined } from './stream-info.js';
+import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 export type ReplayStart = { readonly seq: number } | { readonly time: Date };
 
@@ -114,7 +115,7 @@ async function consumerInfo(connection: JetStreamConnection, stream: string, dur
   try {
     return await connection.jsm.consumers.info(stream, durable);
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === 10014) {
+    if (hasApiCode(err, ApiCode.ConsumerNotFound)) {
       throw new InvalidOptionsError(`Consumer "${durable}" does not exist on stream "${stream}"`);
     }
     throw err;
