@@ -248,7 +248,7 @@ function deadLetterOf(handler: DeclaredHandler): AsyncApiOperation['x-jetstream-
   const { dlq, durable } = handler.options;
   if (dlq === false) return false;
   if (handler.stream) {
-    const target = resolveDeadLetterTarget(dlq, handler.stream, durable ?? handler.engineId.replace(/[^\w-]/g, '_'));
+    const target = resolveDeadLetterTarget(dlq, handler.stream, durable, handler.engineId);
     return target ? { stream: target.stream, subject: target.subject } : false;
   }
   if (typeof dlq === 'string') return { stream: DEFAULT_DEAD_LETTER_STREAM, subject: dlq };

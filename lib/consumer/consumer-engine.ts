@@ -100,7 +100,7 @@ export class ConsumerEngine {
     const denialMark = this.connection.permissions.mark();
     for (const plan of plans) {
       const provisioned = await provisioner.ensure(plan);
-      const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable ?? plan.handlerId.replace(/[^\w-]/g, '_'));
+      const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable, plan.handlerId);
       if (target && !ensuredDeadLetters.has(`${target.stream} ${target.subject}`)) {
         await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
         ensuredDeadLetters.add(`${target.stream} ${target.subject}`);

@@ -10,9 +10,12 @@ export const DEFAULT_DEAD_LETTER_PREFIX = 'dlq';
 export function resolveDeadLetterTarget(
   option: DeadLetterOption,
   stream: string,
-  consumerKey: string,
+  durable: string | undefined,
+  handlerId: string,
 ): ResolvedDeadLetter | undefined {
   if (option === false) return undefined;
+  // An ephemeral handler has no durable name; its id (`Class.method`) made subject-safe stands in.
+  const consumerKey = durable ?? handlerId.replace(/[^\w-]/g, '_');
   const subject = `${DEFAULT_DEAD_LETTER_PREFIX}.${stream}.${consumerKey}`;
   if (option === true) return { subject, stream: DEFAULT_DEAD_LETTER_STREAM };
   if (typeof option === 'string') return { subject: option, stream: DEFAULT_DEAD_LETTER_STREAM };

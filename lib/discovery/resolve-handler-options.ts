@@ -8,6 +8,7 @@ import type {
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
 import { positiveInt } from '../module/resolve-module-options.js';
+import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
 // lives in, and whitespace breaks the protocol line.
@@ -80,14 +81,7 @@ export function resolveHandlerOptions(
   };
 }
 
-const DEFAULT_RETRY: ResolvedRetryPolicy = {
-  enabled: true,
-  maxAttempts: 5,
-  backoff: 'exponential',
-  initialDelayMs: 1_000,
-  maxDelayMs: 60_000,
-  jitter: true,
-};
+const DEFAULT_RETRY: ResolvedRetryPolicy = { enabled: true, maxAttempts: 5, ...DEFAULT_BACKOFF };
 
 function resolveRetry(
   retry: false | RetryOptions | undefined,

@@ -2,6 +2,7 @@ import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import { resolveMetricsOptions, resolveTracingOptions } from '../observability/observability-options.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions, StreamDefinition } from './jetstream-module-options.js';
+import { DEFAULT_IDEMPOTENCY_BUCKET } from '../delivery/idempotency-store.js';
 
 const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
 
@@ -31,7 +32,7 @@ export function resolveModuleOptions(
     validation: opts.validation === false ? false : { forbidUnknownValues: false, ...(opts.validation ?? {}) },
     transform: { ...(opts.transform ?? {}) },
     idempotency: {
-      bucket: checkBucket(opts.idempotency?.bucket ?? 'nestjs_jetstream_idempotency'),
+      bucket: checkBucket(opts.idempotency?.bucket ?? DEFAULT_IDEMPOTENCY_BUCKET),
       ttlMs: positiveInt(opts.idempotency?.ttlMs, 24 * 60 * 60 * 1_000, 'idempotency.ttlMs'),
     },
     deadLetterMaxAgeMs: positiveInt(opts.deadLetterMaxAgeMs, 14 * 24 * 60 * 60 * 1_000, 'deadLetterMaxAgeMs'),
