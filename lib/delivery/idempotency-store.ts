@@ -7,13 +7,18 @@ import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 export const DEFAULT_IDEMPOTENCY_BUCKET = 'nestjs_jetstream_idempotency';
 
+/**
+ * The KV value of one message key. One is written per exactly-once message, so the field names
+ * on the wire are one letter each; each is named here.
+ */
 interface IdempotencyRecord {
-  /** p: a handler took the lease; d: the handler succeeded and its ack was not confirmed. */
+  /** State: `p` (processing) a handler took the lease; `d` (done) it succeeded and its ack was not confirmed. */
   readonly s: 'p' | 'd';
-  /** Lease end, epoch ms. */
+  /** Until: the lease's end, epoch ms of the writer's clock. */
   readonly u: number;
+  /** Owner: the id of the process (store instance) that wrote the record. */
   readonly o: string;
-  /** Stream sequence of the message that took the lease (absent in records of earlier versions). */
+  /** seQuence: the stream sequence of the message that took the lease (absent in records of earlier versions). */
   readonly q?: number;
 }
 
