@@ -16,7 +16,7 @@ interface IdempotencyRecord {
   readonly s: 'p' | 'd';
   /** Until: the lease's end, epoch ms of the writer's clock. */
   readonly u: number;
-  /** Owner: the id of the process (store instance) that wrote the record. */
+  /** Owner: `host:pid` of the process that wrote the record. */
   readonly o: string;
   /** seQuence: the stream sequence of the message that took the lease (absent in records of earlier versions). */
   readonly q?: number;
