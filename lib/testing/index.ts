@@ -8,7 +8,7 @@ export {
   startCluster,
   startNatsTestServer,
 } from './nats-test-server.js';
-export type { NatsTestServer, ServerResolution, ServerVersion, StartOptions } from './nats-test-server.js';
+export type { NatsTestServer, ServerResolution, ServerVersion, StartOptions, TestServerOptions } from './nats-test-server.js';
 export { recordHandled } from './handled-recorder.js';
 export type { HandledQuery, HandledRecorder, WaitOptions } from './handled-recorder.js';
 export { capturePublished } from './publish-capture.js';

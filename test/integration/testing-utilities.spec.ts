@@ -6,6 +6,8 @@ import { Test } from '@nestjs/testing';
 import { IsInt, IsString } from 'class-validator';
 import { EventContext, JetStreamModule, JetStreamPublisher, OnEvent } from '../../lib/index.js';
 import { capturePublished, recordHandled, startNatsTestServer, type NatsTestServer } from '../../lib/testing/index.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 class OrderCreated {
   @IsString() id!: string;
@@ -25,12 +27,16 @@ class BillingService {
 
 @Module({
   imports: [
-    JetStreamModule.forRoot({
-      servers: process.env.NATS_URL,
-      streams: [
-        { name: 'ORDERS', subjects: ['orders.>'] },
-        { name: 'BILLING', subjects: ['billing.>'] },
-      ],
+    // Read when the testing module compiles (as a ConfigService factory would), so the test's
+    // server is the one used; a NATS_URL read at import time would be the developer's server.
+    JetStreamModule.forRootAsync({
+      useFactory: () => ({
+        servers: process.env.NATS_URL,
+        streams: [
+          { name: 'ORDERS', subjects: ['orders.>'] },
+          { name: 'BILLING', subjects: ['billing.>'] },
+        ],
+      }),
     }),
   ],
   providers: [BillingService],
@@ -43,7 +49,8 @@ describe('BillingService (example user test)', () => {
   const previousUrl = process.env.NATS_URL;
 
   beforeAll(async () => {
-    // Its own server: NATS_URL, or NATS_SERVER_BIN / PATH nats-server, or a container.
+    // NATS_TEST_URL, or its own from NATS_SERVER_BIN / PATH nats-server, or a container; never
+    // the app's NATS_URL.
     server = await startNatsTestServer();
     process.env.NATS_URL = server.url;
   });
@@ -93,5 +100,54 @@ describe('BillingService (example user test)', () => {
     expect(ack).toEqual({ stream: 'captured', seq: 1, duplicate: false });
     expect(captured.to('nowhere.at.all')).toHaveLength(1);
     captured.restore();
+  });
+});
+
+describe('startNatsTestServer', () => {
+  const saved = { NATS_URL: process.env.NATS_URL, NATS_TEST_URL: process.env.NATS_TEST_URL };
+  afterEach(() => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  });
+
+  it('ignores the app’s NATS_URL: starts a server of its own and logs which one', async () => {
+    // What a `.env` loaded by @nestjs/config leaves behind: the app's dev server (here, nothing
+    // listens there; a suite run against it would fail to connect or pollute it).
+    process.env.NATS_URL = 'nats://127.0.0.1:1';
+    delete process.env.NATS_TEST_URL;
+    const lines: string[] = [];
+    const server = await startNatsTestServer({ log: (line) => lines.push(line) });
+    try {
+      expect(server.kind).not.toBe('external');
+      expect(server.url).not.toBe(process.env.NATS_URL);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(server.url);
+      expect(lines[0]).toMatch(/v\d+\.\d+\.\d+/);
+      expect(lines[0]).toContain('NATS_URL (nats://127.0.0.1:1) is the app');
+      const nc = await connect({ servers: server.url });
+      try {
+        expect((await (await jetstreamManager(nc)).getAccountInfo()).api).toBeDefined();
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('uses NATS_TEST_URL when set, and says so', async () => {
+    const shared = await startNatsTestServer({ log: false });
+    try {
+      process.env.NATS_TEST_URL = shared.url;
+      const lines: string[] = [];
+      const server = await startNatsTestServer({ log: (line) => lines.push(line) });
+      expect(server).toMatchObject({ kind: 'external', url: shared.url });
+      expect(lines[0]).toContain(`NATS_TEST_URL (${shared.url})`);
+      await server.stop();
+    } finally {
+      await shared.stop();
+    }
   });
 });
