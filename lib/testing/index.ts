@@ -9,7 +9,9 @@ export {
   startNatsTestServer,
 } from './nats-test-server.js';
 export type { NatsTestServer, ServerResolution, ServerVersion, StartOptions, TestServerOptions } from './nats-test-server.js';
-export { recordHandled } from './handled-recorder.js';
+export { recordHandled, WAIT_TIMEOUT_MS } from './handled-recorder.js';
 export type { HandledQuery, HandledRecorder, WaitOptions } from './handled-recorder.js';
 export { capturePublished } from './publish-capture.js';
+export { publishDuplicate } from './publish-duplicate.js';
+export type { DuplicateOptions } from './publish-duplicate.js';
 export type { CapturedPublish, PublishCapture } from './publish-capture.js';
