@@ -240,7 +240,7 @@ export class Dispatcher {
     return timeoutMs === undefined ? this.invoke(payload, ctx) : withHandlerTimeout(this.invoke(payload, ctx), timeoutMs, ctx);
   }
 
-  private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown): void {
+  private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown, givenUp?: Pick<HandledEvent, 'reason' | 'deadLetter'>): void {
     const observer = this.options.observer;
     if (!observer?.active) return;
     observer.notify({
@@ -252,26 +252,17 @@ export class Dispatcher {
       payload: payload === NOT_DECODED ? undefined : payload,
       outcome,
       error: error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error,
+      reason: givenUp?.reason,
+      deadLetter: givenUp?.deadLetter,
     });
   }
 
   /** After Settlement parked (or, with no dead-letter stream, terminated) the message. */
   private observeDeadLettered(ctx: EventContext, payload: unknown, error: unknown, reason: DeadLetterReason, deadLetterSeq: number | undefined): void {
-    const observer = this.options.observer;
-    if (!observer?.active) return;
+    if (!this.options.observer?.active) return;
     const target = this.runtime.sink?.target;
-    observer.notify({
-      handlerId: ctx.handler,
-      subject: ctx.subject,
-      stream: ctx.stream,
-      sequence: ctx.sequence,
-      attempt: ctx.attempt,
-      payload: payload === NOT_DECODED ? undefined : payload,
-      outcome: 'dead-lettered',
-      error,
-      reason,
-      deadLetter: target && deadLetterSeq !== undefined ? { stream: target.stream, subject: target.subject, sequence: deadLetterSeq } : undefined,
-    });
+    const deadLetter = target && deadLetterSeq !== undefined ? { stream: target.stream, subject: target.subject, sequence: deadLetterSeq } : undefined;
+    this.observe(ctx, payload, 'dead-lettered', error, { reason, deadLetter });
   }
 
   /** Retry delay for an ordered lane, whether the interceptors or the policy decided it. */

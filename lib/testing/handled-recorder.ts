@@ -2,6 +2,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { HandledEvent } from '../delivery/dispatcher.js';
 import { scopedToken } from '../module/connection-tokens.js';
 import type { JetStreamLifecycle } from '../module/jetstream-lifecycle.js';
+import { WAIT_TIMEOUT_MS, waitForMatches } from './wait-for-matches.js';
 
 export interface HandledQuery {
   /** `ClassName.method`; default any handler. */
@@ -23,9 +24,6 @@ export interface WaitOptions extends HandledQuery {
    */
   readonly timeoutMs?: number;
 }
-
-/** Under the 5 s default test timeout of Jest and Vitest, with room for the test's own steps. */
-export const WAIT_TIMEOUT_MS = 4_000;
 
 export interface HandledRecorder {
   /** Every handler call recorded so far, in order. */
@@ -68,24 +66,7 @@ export function recordHandled(app: INestApplicationContext, options: { connectio
     );
   const waitFor = (options: WaitOptions = {}) => {
     const { count = 1, timeoutMs = WAIT_TIMEOUT_MS } = options;
-    return new Promise<HandledEvent[]>((resolve, reject) => {
-      const check = () => {
-        const found = matching(options);
-        if (found.length < count) return;
-        cleanup();
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`Timed out after ${timeoutMs} ms: ${matching(options).length} of ${count} matching handler calls (${describe(options)}); recorded: ${summarize(events)}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
+    return waitForMatches(waiters, () => matching(options), count, timeoutMs, (found) => `${found} of ${count} matching handler calls (${describe(options)}); recorded: ${summarize(events)}`);
   };
   return {
     events,

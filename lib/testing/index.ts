@@ -9,7 +9,8 @@ export {
   startNatsTestServer,
 } from './nats-test-server.js';
 export type { NatsTestServer, ServerResolution, ServerVersion, StartOptions, TestServerOptions } from './nats-test-server.js';
-export { recordHandled, WAIT_TIMEOUT_MS } from './handled-recorder.js';
+export { recordHandled } from './handled-recorder.js';
+export { WAIT_TIMEOUT_MS } from './wait-for-matches.js';
 export type { HandledQuery, HandledRecorder, WaitOptions } from './handled-recorder.js';
 export { capturePublished } from './publish-capture.js';
 export { publishDuplicate } from './publish-duplicate.js';

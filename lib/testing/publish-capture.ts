@@ -1,7 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { scopedToken } from '../module/connection-tokens.js';
 import type { JetStreamPublisher, PublishOptions, PublishResult } from '../producer/jetstream-publisher.js';
-import { WAIT_TIMEOUT_MS } from './handled-recorder.js';
+import { WAIT_TIMEOUT_MS, waitForMatches } from './wait-for-matches.js';
 
 export interface CapturedPublish {
   readonly subject: string;
@@ -64,24 +64,8 @@ export function capturePublished(app: INestApplicationContext, options: { passTh
       publisher.publish = original;
     },
     waitFor({ subject, count = 1, timeoutMs = WAIT_TIMEOUT_MS } = {}) {
-      return new Promise<CapturedPublish[]>((resolve, reject) => {
-        const done = () => to(subject).filter((p) => p.result || p.error);
-        const check = () => {
-          if (done().length < count) return;
-          cleanup();
-          resolve(done());
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`Timed out after ${timeoutMs} ms: ${done().length} of ${count} publishes${subject ? ` to ${subject}` : ''}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+      const done = () => to(subject).filter((p) => p.result || p.error);
+      return waitForMatches(waiters, done, count, timeoutMs, (found) => `${found} of ${count} publishes${subject ? ` to ${subject}` : ''}`);
     },
   };
 }

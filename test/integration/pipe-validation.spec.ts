@@ -83,8 +83,8 @@ describe('a global ValidationPipe rejecting an event', () => {
     await app.get(JetStreamPublisher).publish(n.subject, { id: 5, qty: 'x' });
 
     await expectFieldMessages(app, logger, n, ['id must be a string', 'qty must be an integer number']);
-    const [event] = await handled.waitFor({ outcome: 'failed' });
-    expect(event.attempt).toBe(1);
+    const event = await handled.waitForDeadLetter();
+    expect(event).toMatchObject({ reason: 'invalid-payload', attempt: 1 });
     expect(calls).toEqual([]);
   });
 
