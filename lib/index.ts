@@ -13,6 +13,7 @@ export {
 } from './module/connection-tokens.js';
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
+export type { DeadLetterReason } from './delivery/failure-policy.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
 export type {
   JetStreamModuleOptions,

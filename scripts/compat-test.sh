@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the packed package (npm pack) into a CommonJS Nest 11 app and an ESM Nest 12 app
 # under test/compat/, and into a copy of sample-app/ compiled against it, and runs a publish → @OnEvent round trip in each against a real
-# nats-server (NATS_URL, or one started here from NATS_SERVER_BIN / the .cache binary).
+# nats-server (NATS_TEST_URL, or one started here from NATS_SERVER_BIN / the .cache binary). The
+# apps read NATS_URL as apps do; it is set here from that test server, never taken from the shell.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,7 +18,9 @@ npm run --silent build
 npm pack --silent --pack-destination "$WORK" >/dev/null
 TARBALL="$(ls "$WORK"/nestjs-jetstream-*.tgz)"
 
-if [ -z "${NATS_URL:-}" ]; then
+if [ -n "${NATS_TEST_URL:-}" ]; then
+  export NATS_URL="$NATS_TEST_URL"
+else
   BIN="${NATS_SERVER_BIN:-$ROOT/.cache/nats-server/bin/nats-server}"
   [ -x "$BIN" ] || bash scripts/install-nats-server.sh
   "$BIN" -a 127.0.0.1 -p -1 -js -sd "$WORK/store" > "$WORK/server.log" 2>&1 &

@@ -3,7 +3,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-if [ -z "${NATS_URL:-}" ] && [ -z "${NATS_SERVER_BIN:-}" ]; then
+# NATS_TEST_URL, never NATS_URL: NATS_URL names an app's server (a developer's dev server), and
+# the suite must not run against it by accident.
+if [ -z "${NATS_TEST_URL:-}" ] && [ -z "${NATS_SERVER_BIN:-}" ]; then
   bash scripts/install-nats-server.sh
 fi
 mkdir -p .cache

@@ -3,6 +3,7 @@ import type { EventContext } from '../consumer/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
 import type { DeadLetterReason } from '../delivery/failure-policy.js';
 import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import { failureMessage, failureName } from '../errors/failure-description.js';
 import { PayloadTooLargeError } from '../errors/jetstream-errors.js';
 import { DeadLetterHeaders as H, headerValue, isCopiedHeader } from './dead-letter-headers.js';
 
@@ -31,8 +32,8 @@ export class DeadLetterSink {
     headers[H.Handler] = [ctx.handler];
     headers[H.Attempts] = [String(ctx.attempt)];
     headers[H.Reason] = [reason];
-    headers[H.ErrorName] = [headerValue(errorName(error))];
-    headers[H.ErrorMessage] = [headerValue(errorMessage(error)) || '(no message)'];
+    headers[H.ErrorName] = [headerValue(failureName(error))];
+    headers[H.ErrorMessage] = [headerValue(failureMessage(error)) || '(no message)'];
     headers[H.FailedAt] = [new Date().toISOString()];
     const msgId = `dlq:${ctx.stream}:${msg.seq}:${ctx.consumer}`;
     const copy = (data: Uint8Array, hdrs: Record<string, string[]>) =>
@@ -48,7 +49,7 @@ export class DeadLetterSink {
     // Retrying could never make the copy fit, and would keep the message from settling.
     const essential: Record<string, string[]> = {};
     for (const [key, values] of Object.entries(headers)) if (key.startsWith('Dlq-')) essential[key] = values;
-    essential[H.ErrorMessage] = [headerValue(errorMessage(error), 200) || '(no message)'];
+    essential[H.ErrorMessage] = [headerValue(failureMessage(error), 200) || '(no message)'];
     try {
       return (await copy(msg.data, essential)).seq;
     } catch (err) {
@@ -56,19 +57,5 @@ export class DeadLetterSink {
     }
     essential[H.PayloadOmitted] = [String(msg.data.length)];
     return (await copy(new Uint8Array(0), essential)).seq;
-  }
-}
-
-function errorName(error: unknown): string {
-  if (error instanceof Error) return error.name || 'Error';
-  return error === null ? 'null' : typeof error;
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  try {
-    return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
-  } catch {
-    return String(error);
   }
 }

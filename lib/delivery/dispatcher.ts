@@ -13,7 +13,11 @@ import { IdempotencyStore } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
 
-/** What a handler call came to, for observers (tests, metrics): never used to settle. */
+/**
+ * What a handler call came to, for observers (tests, metrics): never used to settle. A message
+ * given up on yields one more event after its last `failed` call: `dead-lettered`, with the
+ * reason (also when no handler ran, e.g. attempts used up by crashes).
+ */
 export interface HandledEvent {
   readonly handlerId: string;
   readonly subject: string;
@@ -22,8 +26,15 @@ export interface HandledEvent {
   readonly attempt: number;
   /** The payload as the pipeline received it (parsed JSON, or bytes for `Uint8Array` handlers). */
   readonly payload: unknown;
-  readonly outcome: 'succeeded' | 'failed' | 'skipped';
+  readonly outcome: 'succeeded' | 'failed' | 'skipped' | 'dead-lettered';
   readonly error?: unknown;
+  /** Why the message was given up on; only on `dead-lettered`. */
+  readonly reason?: DeadLetterReason;
+  /**
+   * Where its copy went; only on `dead-lettered`, and undefined there when the handler has no
+   * dead-letter stream (the message was terminated, and only the logs keep it).
+   */
+  readonly deadLetter?: { readonly stream: string; readonly subject: string; readonly sequence: number };
 }
 
 export interface HandledObserver {
@@ -70,7 +81,7 @@ export class Dispatcher {
       // An earlier dead-letter publish failed after the last attempt, or the attempts ended in
       // crashes: do not run the handler again.
       if (this.options.delivery === 'exactly-once' && !(await this.releaseOwnLease(msg, ctx))) return;
-      await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted');
+      await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted', NOT_DECODED);
       return;
     }
     switch (this.options.delivery) {
@@ -97,16 +108,19 @@ export class Dispatcher {
       return;
     }
     // Already acked: a failure is reported (and parked as a copy when a DLQ is set), never retried.
-    if (outcome instanceof DeadLettered) {
-      this.settlement.reportDeadLettered(ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
+    const parked = outcome.error;
+    if (parked instanceof DeadLettered) {
+      this.settlement.reportDeadLettered(ctx, parked.failure, parked.reason, parked.deadLetterSeq, this.runtime.sink?.target);
+      this.observeDeadLettered(ctx, outcome.payload, parked.failure, parked.reason, parked.deadLetterSeq);
       return;
     }
-    const error = unwrap(outcome.error);
+    const error = unwrap(parked);
     const sink = this.runtime.sink;
     if (sink) {
       try {
         const seq = await sink.publish(msg, ctx, error, 'at-most-once');
         this.settlement.reportDeadLettered(ctx, error, 'at-most-once', seq, sink.target);
+        this.observeDeadLettered(ctx, outcome.payload, error, 'at-most-once', seq);
         return;
       } catch (publishError) {
         this.logger.error(`${ctx.handler}: dead-letter copy of seq ${msg.seq} failed: ${describeCause(publishError)}`);
@@ -208,12 +222,12 @@ export class Dispatcher {
           continue;
         }
         this.observe(ctx, payload, 'failed', error);
-        return new Failure(error);
+        return new Failure(error, payload);
       }
       if (result instanceof DeadLettered) {
         scope?.fail(result.failure);
         this.observe(ctx, payload, 'failed', result.failure);
-        return result;
+        return new Failure(result, payload);
       }
       scope?.end();
       this.observe(ctx, payload, 'succeeded');
@@ -226,7 +240,7 @@ export class Dispatcher {
     return timeoutMs === undefined ? this.invoke(payload, ctx) : withHandlerTimeout(this.invoke(payload, ctx), timeoutMs, ctx);
   }
 
-  private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown): void {
+  private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown, givenUp?: Pick<HandledEvent, 'reason' | 'deadLetter'>): void {
     const observer = this.options.observer;
     if (!observer?.active) return;
     observer.notify({
@@ -238,7 +252,17 @@ export class Dispatcher {
       payload: payload === NOT_DECODED ? undefined : payload,
       outcome,
       error: error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error,
+      reason: givenUp?.reason,
+      deadLetter: givenUp?.deadLetter,
     });
+  }
+
+  /** After Settlement parked (or, with no dead-letter stream, terminated) the message. */
+  private observeDeadLettered(ctx: EventContext, payload: unknown, error: unknown, reason: DeadLetterReason, deadLetterSeq: number | undefined): void {
+    if (!this.options.observer?.active) return;
+    const target = this.runtime.sink?.target;
+    const deadLetter = target && deadLetterSeq !== undefined ? { stream: target.stream, subject: target.subject, sequence: deadLetterSeq } : undefined;
+    this.observe(ctx, payload, 'dead-lettered', error, { reason, deadLetter });
   }
 
   /** Retry delay for an ordered lane, whether the interceptors or the policy decided it. */
@@ -249,18 +273,19 @@ export class Dispatcher {
     return decision.action === 'retry' ? decision.delayMs : undefined;
   }
 
-  private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Outcome): Promise<void> {
-    if (outcome instanceof DeadLettered) {
-      this.settlement.deadLettered(msg, ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
+  private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Failure): Promise<void> {
+    const error = outcome.error;
+    if (error instanceof DeadLettered) {
+      this.settlement.deadLettered(msg, ctx, error.failure, error.reason, error.deadLetterSeq, this.runtime.sink?.target);
+      this.observeDeadLettered(ctx, outcome.payload, error.failure, error.reason, error.deadLetterSeq);
       return;
     }
-    const error = (outcome as Failure).error;
     if (error instanceof RetryScheduled) {
       this.settlement.retry(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
       return;
     }
     if (error instanceof DeadLetterRequired) {
-      await this.deadLetter(msg, ctx, error.failure, error.reason);
+      await this.deadLetter(msg, ctx, error.failure, error.reason, outcome.payload);
       return;
     }
     // Errors that did not pass the interceptors: guards, payload binding, or a pipeline the user
@@ -270,13 +295,14 @@ export class Dispatcher {
       this.settlement.retry(msg, ctx, error, decision.delayMs);
       return;
     }
-    await this.deadLetter(msg, ctx, error, decision.reason);
+    await this.deadLetter(msg, ctx, error, decision.reason, outcome.payload);
   }
 
-  private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): Promise<void> {
+  private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason, payload: unknown): Promise<void> {
     const sink = this.runtime.sink;
     if (!sink) {
       this.settlement.reject(msg, ctx, error, reason);
+      this.observeDeadLettered(ctx, payload, error, reason, undefined);
       return;
     }
     let seq: number;
@@ -287,6 +313,7 @@ export class Dispatcher {
       return;
     }
     this.settlement.deadLettered(msg, ctx, error, reason, seq, sink.target);
+    this.observeDeadLettered(ctx, payload, error, reason, seq);
   }
 
   /** Keeps the message's ack wait alive while an ordered lane waits out a retry delay. */
@@ -309,8 +336,12 @@ function unwrap(error: unknown): unknown {
   return error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error;
 }
 
+/** A failed call, or a DeadLettered result of the pipeline; with the payload, for observers. */
 class Failure {
-  constructor(readonly error: unknown) {}
+  constructor(
+    readonly error: unknown,
+    readonly payload: unknown,
+  ) {}
 }
 
-type Outcome = typeof SUCCESS | Failure | DeadLettered;
+type Outcome = typeof SUCCESS | Failure;

@@ -7,6 +7,10 @@ import { computeBackoffDelay } from './backoff.js';
 /** Why a message leaves the normal flow for the dead-letter stream. */
 export type DeadLetterReason = 'exhausted' | 'terminal' | 'invalid-payload' | 'forbidden' | 'at-most-once';
 
+// The statuses a ValidationPipe answers with (400 by default, 422 with `errorHttpStatusCode`):
+// the same failure as the module's own validation, so the same dead-letter reason.
+const INVALID_INPUT_STATUSES = new Set([400, 422]);
+
 export type FailureDecision =
   | { readonly action: 'retry'; readonly delayMs: number }
   | { readonly action: 'dead-letter'; readonly reason: DeadLetterReason };
@@ -27,7 +31,7 @@ export class FailurePolicy {
     // A pipe or guard of the user's rejecting the input (e.g. Nest's ValidationPipe throws
     // BadRequestException): a client error, which no retry can fix.
     if (error instanceof HttpException && error.getStatus() >= 400 && error.getStatus() < 500 && error.getStatus() !== 408 && error.getStatus() !== 429) {
-      return { action: 'dead-letter', reason: error.getStatus() === 400 ? 'invalid-payload' : 'terminal' };
+      return { action: 'dead-letter', reason: INVALID_INPUT_STATUSES.has(error.getStatus()) ? 'invalid-payload' : 'terminal' };
     }
     if (error instanceof TerminalError) return { action: 'dead-letter', reason: 'terminal' };
     if (retryable && !(error instanceof RetryableError) && !safeRetryable(retryable, error)) {

@@ -3,6 +3,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { EventContext } from '../consumer/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
 import type { ReplyInbox } from '../connection/reply-inbox.js';
+import { describeFailure } from '../errors/failure-description.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { DeadLetterReason } from './failure-policy.js';
 import type { HandlerRuntime } from './handler-runtime.js';
@@ -114,7 +115,7 @@ export class Settlement {
   reportRetry(ctx: EventContext, error: unknown, delayMs: number, inPlace: boolean, note?: string): void {
     observed(ctx)?.settled('retry');
     this.logger.warn(
-      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, attempt ${ctx.attempt}): ${describeError(error)}${note ? ` [${note}]` : ''}; ${inPlace ? 'retrying in place' : 'redelivery'} in ${delayMs} ms`,
+      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, attempt ${ctx.attempt}): ${describeFailure(error)}${note ? ` [${note}]` : ''}; ${inPlace ? 'retrying in place' : 'redelivery'} in ${delayMs} ms`,
     );
   }
 
@@ -140,7 +141,7 @@ export class Settlement {
   ): void {
     observed(ctx)?.settled('dead_letter', reason);
     this.logger.error(
-      `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeError(error)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
+      `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeFailure(error)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
     );
   }
 
@@ -148,7 +149,7 @@ export class Settlement {
   reject(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): void {
     observed(ctx)?.settled('terminated', reason);
     this.logger.error(
-      `${ctx.handler} gave up on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; message terminated (no dead-letter stream configured)`,
+      `${ctx.handler} gave up on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}, msg-id ${ctx.msgId ?? 'none'}): ${describeFailure(error)}; message terminated (no dead-letter stream configured)`,
     );
     this.terminate(msg, reason);
   }
@@ -157,7 +158,7 @@ export class Settlement {
   reportLost(ctx: EventContext, error: unknown): void {
     observed(ctx)?.settled('failed');
     this.logger.error(
-      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, at-most-once, msg-id ${ctx.msgId ?? 'none'}): ${describeError(error)}; not redelivered`,
+      `${ctx.handler} failed on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, at-most-once, msg-id ${ctx.msgId ?? 'none'}): ${describeFailure(error)}; not redelivered`,
     );
   }
 
@@ -183,17 +184,4 @@ export class Settlement {
 /** The handler's metrics, counting each way a delivery ends once, in this file. */
 function observed(ctx: EventContext): HandlerRuntime['instrumentation'] {
   return (EventContext.runtimeOf(ctx) as HandlerRuntime | undefined)?.instrumentation;
-}
-
-export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return `non-Error thrown: ${safeString(error)}`;
-}
-
-function safeString(value: unknown): string {
-  try {
-    return typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }

@@ -47,15 +47,18 @@ function dockerReachable(env: NodeJS.ProcessEnv): boolean {
 }
 
 /**
- * Where a test suite gets its broker, in order: `NATS_URL` (an existing server),
- * `NATS_SERVER_BIN`, `.cache/nats-server/bin/nats-server` under the working directory (what this
- * repository's `npm run nats:install` fills), `nats-server` on PATH, then a testcontainers NATS
- * container when Docker is reachable. Binaries older than 2.10 are refused. Nothing found is a
- * loud error, never a silent skip.
+ * Where a test suite gets its broker, in order: `NATS_TEST_URL` (an existing server kept for
+ * tests), `NATS_SERVER_BIN`, `.cache/nats-server/bin/nats-server` under the working directory
+ * (what this repository's `npm run nats:install` fills), `nats-server` on PATH, then a
+ * testcontainers NATS container when Docker is reachable. Binaries older than 2.10 are refused.
+ * Nothing found is a loud error, never a silent skip.
+ *
+ * `NATS_URL` is never read: it is the app's own server (often loaded from `.env` by
+ * `@nestjs/config`), and a suite run against it leaves data there and reads what it finds.
  */
 export function resolveNatsServer(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): ServerResolution {
-  if (env.NATS_URL) {
-    return { kind: 'external', url: env.NATS_URL, note: `using the existing server at NATS_URL (${redact(env.NATS_URL)})` };
+  if (env.NATS_TEST_URL) {
+    return { kind: 'external', url: env.NATS_TEST_URL, note: `using the existing server at NATS_TEST_URL (${redact(env.NATS_TEST_URL)})` };
   }
   const cached = resolve(cwd, '.cache/nats-server/bin/nats-server');
   const rejected: string[] = [];
@@ -75,15 +78,20 @@ export function resolveNatsServer(env: NodeJS.ProcessEnv = process.env, cwd = pr
       return { kind: 'binary', path, version, note: `using ${path} v${version.text} (from ${source})` };
     }
   }
-  if (dockerReachable(env)) return { kind: 'container', note: 'using a testcontainers NATS container (no local binary found)' };
+  if (dockerReachable(env)) return { kind: 'container', note: `using a testcontainers NATS container (no local binary found)` };
   throw new Error(
     [
       'No nats-server >= 2.10 to test against. Broker tests never run against mocks, so this stops here.',
       ...rejected.map((r) => `  rejected: ${r}`),
-      'Fix: install nats-server >= 2.10 (NATS_SERVER_BIN or PATH), or set NATS_URL to a running server with JetStream,',
-      'or make Docker reachable for testcontainers.',
+      'Fix: install nats-server >= 2.10 (NATS_SERVER_BIN or PATH), or set NATS_TEST_URL to a running server with JetStream,',
+      `or make Docker reachable for testcontainers.${env.NATS_URL ? ' NATS_URL is the app\'s server and is never used for tests.' : ''}`,
     ].join('\n'),
   );
+}
+
+// Said out loud, so a suite that used to run against NATS_URL does not look silently redirected.
+function ignoredAppServer(env: NodeJS.ProcessEnv): string {
+  return env.NATS_URL ? `; NATS_URL (${redact(env.NATS_URL)}) is the app's server, never used by the testing utilities` : '';
 }
 
 function redact(url: string): string {
@@ -253,28 +261,49 @@ export class NatsServerProcess {
 }
 
 function resolveBinary(): string {
-  const r = resolveNatsServer({ ...process.env, NATS_URL: undefined });
+  const r = resolveNatsServer({ ...process.env, NATS_TEST_URL: undefined });
   if (r.kind !== 'binary') throw new Error('No nats-server binary to start (set NATS_SERVER_BIN or put nats-server >= 2.10 on PATH)');
   return r.path;
 }
 
-/** A server for a whole test suite: a process it owns, an existing NATS_URL, or a container. */
+/** A server for a whole test suite: a process it owns, an existing NATS_TEST_URL, or a container. */
 export interface NatsTestServer {
   readonly url: string;
+  /** Where the server came from: `external` (NATS_TEST_URL), a `binary` it started, a `container`. */
+  readonly kind: ServerResolution['kind'];
+  /** Which server, said in one line (binary, version and URL, or the external URL); also logged. */
   readonly note: string;
   stop(): Promise<void>;
 }
 
+export interface TestServerOptions extends Omit<StartOptions, 'binary'> {
+  /**
+   * Where the one line naming the chosen server goes; default `console.log`, so a test run
+   * always says which server it used. `false` keeps it quiet.
+   */
+  readonly log?: ((line: string) => void) | false;
+}
+
 /**
  * Starts (or finds) a real nats-server with JetStream for a test suite, as `resolveNatsServer`
- * describes. The testcontainers branch needs the `testcontainers` package and a Docker engine.
+ * describes (`NATS_TEST_URL`, never `NATS_URL`), and logs which one. The testcontainers branch
+ * needs the `testcontainers` package and a Docker engine.
  */
-export async function startNatsTestServer(options: Omit<StartOptions, 'binary'> = {}): Promise<NatsTestServer> {
-  const resolution = resolveNatsServer();
-  if (resolution.kind === 'external') return { url: resolution.url, note: resolution.note, stop: async () => undefined };
+export async function startNatsTestServer(options: TestServerOptions = {}): Promise<NatsTestServer> {
+  const { log = (line: string) => console.log(line), ...startOptions } = options;
+  const server = await startResolved(resolveNatsServer(), startOptions);
+  const described = { ...server, note: `${server.note}${ignoredAppServer(process.env)}` };
+  if (log) log(`[nestjs-jetstream/testing] ${described.note}`);
+  return described;
+}
+
+async function startResolved(resolution: ServerResolution, options: Omit<StartOptions, 'binary'>): Promise<NatsTestServer> {
+  if (resolution.kind === 'external') {
+    return { url: resolution.url, kind: 'external', note: resolution.note, stop: async () => undefined };
+  }
   if (resolution.kind === 'binary') {
     const server = await NatsServerProcess.start({ ...options, binary: resolution.path });
-    return { url: server.url, note: resolution.note, stop: () => server.stop() };
+    return { url: server.url, kind: 'binary', note: `${resolution.note}: started on ${server.url} (pid ${server.pid})`, stop: () => server.stop() };
   }
   return startContainer(resolution.note);
 }
@@ -294,9 +323,11 @@ async function startContainer(note: string): Promise<NatsTestServer> {
     throw new Error(`Docker is reachable but the "testcontainers" package is not installed (${(err as Error).message}); npm i -D testcontainers`);
   }
   const container = await new tc.GenericContainer(process.env.NATS_IMAGE ?? 'nats:2.11').withCommand(['-js']).withExposedPorts(4222).start();
+  const url = `nats://${container.getHost()}:${container.getMappedPort(4222)}`;
   return {
-    url: `nats://${container.getHost()}:${container.getMappedPort(4222)}`,
-    note,
+    url,
+    kind: 'container',
+    note: `${note}: started at ${url}`,
     stop: async () => void (await container.stop()),
   };
 }

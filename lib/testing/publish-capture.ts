@@ -1,6 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { scopedToken } from '../module/connection-tokens.js';
 import type { JetStreamPublisher, PublishOptions, PublishResult } from '../producer/jetstream-publisher.js';
+import { WAIT_TIMEOUT_MS, waitForMatches } from './wait-for-matches.js';
 
 export interface CapturedPublish {
   readonly subject: string;
@@ -16,7 +17,10 @@ export interface PublishCapture {
   readonly published: readonly CapturedPublish[];
   /** Captured publishes to a subject (or all). */
   to(subject?: string): CapturedPublish[];
-  /** Resolves once `count` publishes (to `subject`, when given) were acknowledged or failed. */
+  /**
+   * Resolves once `count` publishes (to `subject`, when given) were acknowledged or failed;
+   * `timeoutMs` defaults to 4 000 ms, under the runners' 5 s test timeout (as `recordHandled`).
+   */
   waitFor(options?: { subject?: string; count?: number; timeoutMs?: number }): Promise<CapturedPublish[]>;
   /** Puts the publisher back as it was. */
   restore(): void;
@@ -59,25 +63,9 @@ export function capturePublished(app: INestApplicationContext, options: { passTh
     restore: () => {
       publisher.publish = original;
     },
-    waitFor({ subject, count = 1, timeoutMs = 10_000 } = {}) {
-      return new Promise<CapturedPublish[]>((resolve, reject) => {
-        const done = () => to(subject).filter((p) => p.result || p.error);
-        const check = () => {
-          if (done().length < count) return;
-          cleanup();
-          resolve(done());
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`Timed out after ${timeoutMs} ms: ${done().length} of ${count} publishes${subject ? ` to ${subject}` : ''}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      });
+    waitFor({ subject, count = 1, timeoutMs = WAIT_TIMEOUT_MS } = {}) {
+      const done = () => to(subject).filter((p) => p.result || p.error);
+      return waitForMatches(waiters, done, count, timeoutMs, (found) => `${found} of ${count} publishes${subject ? ` to ${subject}` : ''}`);
     },
   };
 }

@@ -9,16 +9,17 @@ import { NatsServerProcess, resolveNatsServer } from '../../dist/testing/index.j
 export default async function globalSetup() {
   const resolution = resolveNatsServer();
   console.log(`\n[nats-harness] ${resolution.note}`);
-  if (resolution.kind === 'external') {
-    process.env.NATS_TEST_URL = resolution.url;
-    return;
-  }
+  // NATS_TEST_URL as given: every spec's startNatsTestServer() and testNatsUrl() use it.
+  if (resolution.kind === 'external') return;
   if (resolution.kind !== 'binary') {
     throw new Error(`${resolution.note}: the suite needs a nats-server binary (npm run nats:install) to kill and restart servers`);
   }
   const server = await NatsServerProcess.start({ binary: resolution.path });
   globalThis.__NATS_TEST_SERVER__ = server;
+  // Workers inherit these: they share this server, and start the same binary when they need
+  // a server of their own (kill, restart, cluster).
   process.env.NATS_TEST_URL = server.url;
   process.env.NATS_SERVER_BIN = resolution.path;
+  process.env.NATS_HARNESS_MANAGED = '1';
   console.log(`[nats-harness] shared server ${server.url} (pid ${server.pid})`);
 }

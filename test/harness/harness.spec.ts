@@ -20,9 +20,10 @@ describe('nats-server resolution', () => {
     expect(isSupportedVersion(parseNatsServerVersion('nats-server: v3.0.0')!)).toBe(true);
   });
 
-  it('prefers NATS_URL, and refuses a binary older than 2.10 with a loud explanation', () => {
-    expect(resolveNatsServer({ NATS_URL: 'nats://u:p@127.0.0.1:1' })).toMatchObject({ kind: 'external' });
-    expect(resolveNatsServer({ NATS_URL: 'nats://u:p@127.0.0.1:1' }).note).not.toContain('u:p');
+  it('prefers NATS_TEST_URL, never takes the app’s NATS_URL, and refuses a binary older than 2.10 with a loud explanation', () => {
+    expect(resolveNatsServer({ NATS_TEST_URL: 'nats://u:p@127.0.0.1:1' })).toMatchObject({ kind: 'external', url: 'nats://u:p@127.0.0.1:1' });
+    expect(resolveNatsServer({ NATS_TEST_URL: 'nats://u:p@127.0.0.1:1' }).note).not.toContain('u:p');
+    expect(resolveNatsServer({ NATS_URL: 'nats://127.0.0.1:1', NATS_SERVER_BIN: process.env.NATS_SERVER_BIN }).kind).not.toBe('external');
     if (existsSync('/usr/sbin/nats-server')) {
       // The machine's bookworm server is 2.9.10: it must be rejected, never used.
       const r = resolveNatsServer({ NATS_SERVER_BIN: '/usr/sbin/nats-server', PATH: '/nonexistent' });

@@ -10,18 +10,18 @@ export {
 } from '../../lib/testing/index.js';
 export type { ServerResolution, ServerVersion, StartOptions } from '../../lib/testing/index.js';
 
-/** URL of the server the whole run shares (started by the global setup, or NATS_URL). */
+/** URL of the server the whole run shares (started by the global setup, or NATS_TEST_URL). */
 export function testNatsUrl(): string {
-  const url = process.env.NATS_TEST_URL ?? process.env.NATS_URL;
+  const url = process.env.NATS_TEST_URL;
   if (!url) {
     throw new Error('No test server: NATS_TEST_URL is unset. Run the suite with `npm test` so the global setup starts a nats-server.');
   }
   return url;
 }
 
-/** True when this run manages its own server processes (not pointed at NATS_URL). */
+/** True when this run manages its own server processes (not pointed at NATS_TEST_URL). */
 export function managedServers(): boolean {
-  return !process.env.NATS_URL;
+  return process.env.NATS_HARNESS_MANAGED === '1';
 }
 
 let counter = 0;

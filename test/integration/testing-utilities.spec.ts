@@ -4,8 +4,11 @@ import 'reflect-metadata';
 import { Injectable, Module, type INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { IsInt, IsString } from 'class-validator';
-import { EventContext, JetStreamModule, JetStreamPublisher, OnEvent } from '../../lib/index.js';
-import { capturePublished, recordHandled, startNatsTestServer, type NatsTestServer } from '../../lib/testing/index.js';
+import { EventContext, JetStreamModule, JetStreamPublisher, OnEvent, PayloadValidationError } from '../../lib/index.js';
+import { capturePublished, publishDuplicate, recordHandled, startNatsTestServer, type NatsTestServer } from '../../lib/testing/index.js';
+import { uniqueName } from '../harness/index.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 class OrderCreated {
   @IsString() id!: string;
@@ -25,12 +28,16 @@ class BillingService {
 
 @Module({
   imports: [
-    JetStreamModule.forRoot({
-      servers: process.env.NATS_URL,
-      streams: [
-        { name: 'ORDERS', subjects: ['orders.>'] },
-        { name: 'BILLING', subjects: ['billing.>'] },
-      ],
+    // Read when the testing module compiles (as a ConfigService factory would), so the test's
+    // server is the one used; a NATS_URL read at import time would be the developer's server.
+    JetStreamModule.forRootAsync({
+      useFactory: () => ({
+        servers: process.env.NATS_URL,
+        streams: [
+          { name: 'ORDERS', subjects: ['orders.>'] },
+          { name: 'BILLING', subjects: ['billing.>'] },
+        ],
+      }),
     }),
   ],
   providers: [BillingService],
@@ -43,7 +50,8 @@ describe('BillingService (example user test)', () => {
   const previousUrl = process.env.NATS_URL;
 
   beforeAll(async () => {
-    // Its own server: NATS_URL, or NATS_SERVER_BIN / PATH nats-server, or a container.
+    // NATS_TEST_URL, or its own from NATS_SERVER_BIN / PATH nats-server, or a container; never
+    // the app's NATS_URL.
     server = await startNatsTestServer();
     process.env.NATS_URL = server.url;
   });
@@ -93,5 +101,142 @@ describe('BillingService (example user test)', () => {
     expect(ack).toEqual({ stream: 'captured', seq: 1, duplicate: false });
     expect(captured.to('nowhere.at.all')).toHaveLength(1);
     captured.restore();
+  });
+});
+
+describe('startNatsTestServer', () => {
+  const saved = { NATS_URL: process.env.NATS_URL, NATS_TEST_URL: process.env.NATS_TEST_URL };
+  afterEach(() => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  });
+
+  it('ignores the app’s NATS_URL: starts a server of its own and logs which one', async () => {
+    // What a `.env` loaded by @nestjs/config leaves behind: the app's dev server (here, nothing
+    // listens there; a suite run against it would fail to connect or pollute it).
+    process.env.NATS_URL = 'nats://127.0.0.1:1';
+    delete process.env.NATS_TEST_URL;
+    const lines: string[] = [];
+    const server = await startNatsTestServer({ log: (line) => lines.push(line) });
+    try {
+      expect(server.kind).not.toBe('external');
+      expect(server.url).not.toBe(process.env.NATS_URL);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(server.url);
+      expect(lines[0]).toMatch(/v\d+\.\d+\.\d+/);
+      expect(lines[0]).toContain('NATS_URL (nats://127.0.0.1:1) is the app');
+      const nc = await connect({ servers: server.url });
+      try {
+        expect((await (await jetstreamManager(nc)).getAccountInfo()).api).toBeDefined();
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('uses NATS_TEST_URL when set, and says so', async () => {
+    const shared = await startNatsTestServer({ log: false });
+    try {
+      process.env.NATS_TEST_URL = shared.url;
+      const lines: string[] = [];
+      const server = await startNatsTestServer({ log: (line) => lines.push(line) });
+      expect(server).toMatchObject({ kind: 'external', url: shared.url });
+      expect(lines[0]).toContain(`NATS_TEST_URL (${shared.url})`);
+      await server.stop();
+    } finally {
+      await shared.stop();
+    }
+  });
+});
+
+describe('recordHandled and publishDuplicate', () => {
+  let server: NatsTestServer;
+  let app: INestApplicationContext | undefined;
+  beforeAll(async () => {
+    server = await startNatsTestServer({ log: false });
+  });
+  afterAll(() => server.stop());
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  async function start(handler: new (...args: never[]) => unknown, stream: string) {
+    @Module({ imports: [JetStreamModule.forRoot({ servers: server.url, streams: [{ name: stream, subjects: [`${stream}.>`] }] })], providers: [handler] })
+    class AppModule {}
+    app = await (await Test.createTestingModule({ imports: [AppModule] }).compile()).init();
+    return app;
+  }
+
+  it('reports a message given up on as dead-lettered, with the reason, the error and where its copy went', async () => {
+    const stream = uniqueName('TUDL');
+    const dlq = { stream: uniqueName('TUDLQ'), subject: `${stream}_dlq.letters` };
+    @Injectable()
+    class Flaky {
+      @OnEvent(`${stream}.paid`, { durable: 'flaky', dlq, retry: { maxAttempts: 2, initialDelayMs: 50 } })
+      async onPaid(order: OrderCreated) {
+        throw new Error(`ledger down for ${order.id}`);
+      }
+    }
+    const running = await start(Flaky, stream);
+    const handled = recordHandled(running);
+    const publisher = running.get(JetStreamPublisher);
+
+    await publisher.publish(`${stream}.paid`, { id: 'o-9', totalCents: 1 });
+    const letter = await handled.waitForDeadLetter({ handler: 'Flaky.onPaid' });
+    expect(letter).toMatchObject({ reason: 'exhausted', attempt: 2, payload: { id: 'o-9', totalCents: 1 }, deadLetter: { stream: dlq.stream, subject: dlq.subject } });
+    expect((letter.error as Error).message).toBe('ledger down for o-9');
+    expect(letter.deadLetter!.sequence).toBeGreaterThan(0);
+    expect(handled.matching({ handler: 'Flaky.onPaid', outcome: 'failed' })).toHaveLength(2);
+
+    await publisher.publish(`${stream}.paid`, { id: 'typo', totalCents: 'x' });
+    const invalid = await handled.waitForDeadLetter({ reason: 'invalid-payload' });
+    expect(invalid.error).toBeInstanceOf(PayloadValidationError);
+    expect(invalid.attempt).toBe(1);
+  });
+
+  it(
+    'fails a wait with its own diagnostic before the runner’s 5 s test timeout',
+    async () => {
+      const stream = uniqueName('TUWAIT');
+      @Injectable()
+      class Quiet {
+        @OnEvent(`${stream}.x`, { durable: 'quiet' })
+        async onX() {}
+      }
+      const handled = recordHandled(await start(Quiet, stream));
+      await expect(handled.waitFor({ handler: 'Nobody.here' })).rejects.toThrow(/^Timed out after 4000 ms: 0 of 1 matching handler calls \(handler Nobody.here\); recorded: nothing$/);
+    },
+    5_000,
+  );
+
+  it('delivers a copy of an event to an exactly-once handler, which runs once', async () => {
+    const stream = uniqueName('TUEO');
+    const charged: string[] = [];
+    @Injectable()
+    class Payments {
+      @OnEvent(`${stream}.captured`, { durable: 'payments', delivery: 'exactly-once' })
+      async onCaptured(payment: { id: string }, ctx: EventContext) {
+        charged.push(`${payment.id}@${ctx.sequence}`);
+      }
+    }
+    const running = await start(Payments, stream);
+    const handled = recordHandled(running);
+    const publisher = running.get(JetStreamPublisher);
+
+    const original = await publisher.publish(`${stream}.captured`, { id: 'pay-1' }, { msgId: 'pay-1' });
+    await handled.waitFor({ handler: 'Payments.onCaptured', outcome: 'succeeded' });
+    // Publishing it again cannot test the handler: the stream drops the repeat first.
+    expect((await publisher.publish(`${stream}.captured`, { id: 'pay-1' }, { msgId: 'pay-1' })).duplicate).toBe(true);
+
+    const copy = await publishDuplicate(running, `${stream}.captured`, { id: 'pay-1' }, { msgId: 'pay-1' });
+    expect(copy).toMatchObject({ duplicate: false, seq: original.seq + 1 });
+    const [skipped] = await handled.waitFor({ handler: 'Payments.onCaptured', outcome: 'skipped' });
+    expect(skipped.sequence).toBe(copy.seq);
+    expect(charged).toEqual([`pay-1@${original.seq}`]);
   });
 });
