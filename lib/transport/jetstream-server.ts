@@ -16,6 +16,7 @@ import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { decodeJson, encodePayload } from '../serialization/codec.js';
+import { eventFailure, keepEventHandlerErrors } from './event-failure.js';
 import { JetStreamContext, JetStreamRequestContext } from './jetstream-context.js';
 import { errorForWire } from './reply-envelope.js';
 
@@ -43,6 +44,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   constructor(private readonly options: JetStreamServerOptions = {}) {
     super();
     this.transportId = JETSTREAM_TRANSPORT;
+    // Before Nest builds the handlers' pipelines: their failures must reach the engine intact.
+    keepEventHandlerErrors();
   }
 
   async listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): Promise<void> {
@@ -99,11 +102,12 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   }
 
   private async invokeEvent(handler: MessageHandler, payload: unknown, ctx: EventContext): Promise<void> {
+    const rpcCtx = new JetStreamContext(ctx);
     try {
-      const result = await handler(payload, new JetStreamContext(ctx));
+      const result = await handler(payload, rpcCtx);
       await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
     } catch (err) {
-      throw asError(err);
+      throw eventFailure(rpcCtx, err);
     }
   }
 
@@ -138,19 +142,4 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       this.jsLogger.warn(`Could not reply on ${msg.subject}: ${describeCause(err)}`);
     }
   }
-}
-
-/**
- * Nest's RPC exception layer turns unknown errors into `{ status, message }` objects; retries
- * and dead-letter headers want an Error. An `RpcException` whose payload is an Error (for
- * instance a `TerminalError`) arrives as that Error and keeps its meaning.
- */
-function asError(err: unknown): unknown {
-  if (err instanceof Error) return err;
-  if (err && typeof err === 'object' && 'message' in err) {
-    const e = new Error(String((err as { message: unknown }).message));
-    e.name = 'RpcError';
-    return e;
-  }
-  return err;
 }
