@@ -81,6 +81,7 @@ export {
   InvalidOptionsError,
   InvalidSubjectError,
   JetStreamModuleError,
+  NoStreamForHandlerError,
   NoStreamForSubjectError,
   PayloadEncodingError,
   PayloadTooLargeError,
