@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Catch, Controller, UseFilters, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { Catch, Controller, UseFilters, UseGuards, type ArgumentsHost, type CanActivate, type ExceptionFilter } from '@nestjs/common';
 import { BaseRpcExceptionFilter, Ctx, EventPattern, RpcException } from '@nestjs/microservices';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -184,6 +184,28 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     expect(await errorCount(registry, subject('mapped'), 'CardDeclinedError')).toBe(1);
     expect(logger.find(/dead-lettered .*base .*: Error: card declined/, 'error')).toHaveLength(1);
     expect(logger.find(/dead-lettered .*mapped .*: CardDeclinedError: insufficient funds/, 'error')).toHaveLength(1);
+  });
+
+  it('a guard that returns false dead-letters at once as forbidden, as for @OnEvent', async () => {
+    const { subject } = await kit.freshStream('TEG');
+    const dlqStream = uniqueName('TEGDL');
+    let calls = 0;
+    const denyAll: CanActivate = { canActivate: () => false };
+    @Controller()
+    class Payments {
+      @UseGuards(denyAll)
+      @EventPattern<string>(subject('guarded'), { durable: 'teg', retry, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
+      guarded() {
+        calls++;
+      }
+    }
+    @Module({ controllers: [Payments] })
+    class AppModule {}
+    await kit.microservice(AppModule, { servers: testNatsUrl() });
+    await jetstream(nc).publish(subject('guarded'), JSON.stringify({}));
+    const letters = await lettersBySubject(dlqStream, 1);
+    expect(calls).toBe(0);
+    expect(letters[subject('guarded')]).toMatchObject({ [H.ErrorName]: 'ForbiddenException', [H.Reason]: 'forbidden', [H.Attempts]: '1' });
   });
 
   it('an RpcException keeps what Nest makes of it: its Error payload, or an RpcError with its message', async () => {
