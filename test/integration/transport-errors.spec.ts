@@ -1,14 +1,14 @@
 import 'reflect-metadata';
 import { Catch, Controller, UseFilters, UseGuards, type ArgumentsHost, type CanActivate, type ExceptionFilter } from '@nestjs/common';
-import { BaseRpcExceptionFilter, Ctx, EventPattern, RpcException } from '@nestjs/microservices';
+import { BaseRpcExceptionFilter, Ctx, EventPattern, MessagePattern, RpcException } from '@nestjs/microservices';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Module } from '@nestjs/common';
 import { Registry } from 'prom-client';
-import { throwError, type Observable } from 'rxjs';
+import { lastValueFrom, throwError, type Observable } from 'rxjs';
 import { DeadLetterHeaders as H, TerminalError } from '../../lib/index.js';
-import type { JetStreamContext } from '../../lib/transport/index.js';
-import { testNatsUrl, uniqueName } from '../harness/index.js';
+import { JetStreamClient, type JetStreamContext } from '../../lib/transport/index.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { TransportKit } from './transport-kit.js';
 
 /**
@@ -184,6 +184,64 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     expect(await errorCount(registry, subject('mapped'), 'CardDeclinedError')).toBe(1);
     expect(logger.find(/dead-lettered .*base .*: Error: card declined/, 'error')).toHaveLength(1);
     expect(logger.find(/dead-lettered .*mapped .*: CardDeclinedError: insufficient funds/, 'error')).toHaveLength(1);
+  });
+
+  it('a filter that raises another Error settles that one; a filter that returns a value acks; requests stay masked', async () => {
+    const { stream, subject } = await kit.freshStream('TEX');
+    const dlqStream = uniqueName('TEXDL');
+    const attempts: Record<string, number[]> = { translated: [], swallowed: [] };
+    @Catch()
+    class TranslateFilter implements ExceptionFilter {
+      catch(exception: unknown): Observable<unknown> {
+        return throwError(() => new TerminalError(`translated: ${(exception as Error).message}`));
+      }
+    }
+    @Catch()
+    class SwallowFilter implements ExceptionFilter {
+      catch(): string {
+        return 'handled';
+      }
+    }
+    @Controller()
+    class Payments {
+      @UseFilters(TranslateFilter)
+      @EventPattern<string>(subject('translated'), { durable: 'tex-translated', retry, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
+      translated(_data: unknown, @Ctx() ctx: JetStreamContext) {
+        attempts.translated.push(ctx.attempt);
+        throw new Error('card declined');
+      }
+
+      @UseFilters(SwallowFilter)
+      @EventPattern<string>(subject('swallowed'), { durable: 'tex-swallowed', retry })
+      swallowed(_data: unknown, @Ctx() ctx: JetStreamContext) {
+        attempts.swallowed.push(ctx.attempt);
+        throw new Error('card declined');
+      }
+
+      @MessagePattern(`${stream.toLowerCase()}.quote`)
+      quote() {
+        throw new Error('database password rejected');
+      }
+    }
+    @Module({ controllers: [Payments] })
+    class AppModule {}
+    await kit.microservice(AppModule, { servers: testNatsUrl() });
+    await jetstream(nc).publish(subject('translated'), JSON.stringify({}));
+    await jetstream(nc).publish(subject('swallowed'), JSON.stringify({}));
+
+    const letters = await lettersBySubject(dlqStream, 1);
+    expect(letters[subject('translated')]).toMatchObject({ [H.ErrorName]: 'TerminalError', [H.ErrorMessage]: 'translated: card declined', [H.Reason]: 'terminal' });
+    expect(attempts.translated).toEqual([1]);
+    // Acked: the durable has nothing pending or waiting for redelivery.
+    await waitFor(async () => {
+      const info = await jsm.consumers.info(stream, 'tex-swallowed');
+      return info.num_ack_pending === 0 && info.num_pending === 0 && info.delivered.stream_seq >= 2;
+    }, { timeoutMs: 10_000, message: 'the swallowed event to be acked' });
+    expect(attempts.swallowed).toEqual([1]);
+
+    const client = new JetStreamClient({ servers: testNatsUrl() });
+    kit.onClose(() => client.close());
+    await expect(lastValueFrom(client.send(`${stream.toLowerCase()}.quote`, {}))).rejects.toEqual({ status: 'error', message: 'Internal server error' });
   });
 
   it('a guard that returns false dead-letters at once as forbidden, as for @OnEvent', async () => {
