@@ -2,8 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Inject, Injectable, Module, type INestApplication, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule, Ctx, EventPattern, MessagePattern, Payload, RpcException, type ClientProxy } from '@nestjs/microservices';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { jest } from '@jest/globals';
 import { lastValueFrom } from 'rxjs';
 import {
@@ -28,17 +27,7 @@ import { deferred, testNatsUrl, uniqueName } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
 import { TransportKit } from './transport-kit.js';
 
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let kit: TransportKit;
-
-beforeAll(async () => {
-  nc = await connect({ servers: testNatsUrl() });
-  jsm = await jetstreamManager(nc);
-  kit = new TransportKit(nc, jsm);
-});
-afterAll(() => nc.close());
-afterEach(() => kit.closeAll());
+const kit = TransportKit.hooks();
 
 
 async function microservice(module: unknown, options: ConstructorParameters<typeof JetStreamServer>[0]): Promise<INestMicroservice> {
@@ -70,8 +59,8 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
     @Module({ controllers: [Events] })
     class AppModule {}
     await microservice(AppModule, { servers: testNatsUrl() });
-    await jetstream(nc).publish(subject('fail'), JSON.stringify({ id: 1 }));
-    await jetstream(nc).publish(subject('terminal'), JSON.stringify({ id: 2 }));
+    await jetstream(kit.nc).publish(subject('fail'), JSON.stringify({ id: 1 }));
+    await jetstream(kit.nc).publish(subject('terminal'), JSON.stringify({ id: 2 }));
     const letters = await kit.readDeadLetters(dlqStream, 2);
     expect(attempts).toEqual([1, 2, 3]);
     const byReason = Object.fromEntries(letters.map((l) => [l.headers[DeadLetterHeaders.Reason], l]));

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { Controller, Injectable } from '@nestjs/common';
 import { EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DiscardPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { DiscardPolicy } from '@nats-io/jetstream';
 import { Module } from '@nestjs/common';
 import { lastValueFrom } from 'rxjs';
 import { HandlerConfigurationError, JetStreamModule, JetStreamModuleError, OnEvent } from '../../lib/index.js';
@@ -15,17 +14,7 @@ import { TransportKit } from './transport-kit.js';
  * Issue 13 item 3: subjects that a stream captures when it should not (a request subject), or
  * that no stream captures when one must (an event handler's subject), fail clearly and early.
  */
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let kit: TransportKit;
-
-beforeAll(async () => {
-  nc = await connect({ servers: testNatsUrl() });
-  jsm = await jetstreamManager(nc);
-  kit = new TransportKit(nc, jsm);
-});
-afterAll(() => nc.close());
-afterEach(() => kit.closeAll());
+const kit = TransportKit.hooks();
 
 async function listenError(module: unknown, options: JetStreamServerOptions): Promise<Error> {
   try {
@@ -63,14 +52,13 @@ describe('a @MessagePattern subject that a stream captures', () => {
     expect(err.message).toContain(`@MessagePattern("${prefix}.lookup")`);
     expect(err.message).toContain(`stream "${name}"`);
     expect(err.message).toContain(`"${prefix}.>"`);
-    await expect(jsm.streams.info(name)).rejects.toThrow(/stream not found/i);
+    await expect(kit.jsm.streams.info(name)).rejects.toThrow(/stream not found/i);
   });
 
   it('fails the server at startup when a stream that already exists on the server captures it', async () => {
     const name = uniqueName('RQE');
     const prefix = name.toLowerCase();
-    await jsm.streams.add({ name, subjects: [`${prefix}.*`] });
-    kit.onClose(() => jsm.streams.delete(name));
+    await kit.createStream({ name, subjects: [`${prefix}.*`] });
     const err = await listenError(lookupController(`${prefix}.lookup`), { servers: testNatsUrl() });
     expect(err).toBeInstanceOf(RequestPatternCapturedError);
     expect(err).toMatchObject({ pattern: `${prefix}.lookup`, stream: name, streamSubject: `${prefix}.*` });
@@ -80,8 +68,7 @@ describe('a @MessagePattern subject that a stream captures', () => {
   it('a wildcard pattern that a stream overlaps fails too; a pattern beside the stream answers', async () => {
     const name = uniqueName('RQW');
     const prefix = name.toLowerCase();
-    await jsm.streams.add({ name, subjects: [`${prefix}.events.>`] });
-    kit.onClose(() => jsm.streams.delete(name));
+    await kit.createStream({ name, subjects: [`${prefix}.events.>`] });
     const err = await listenError(lookupController(`${prefix}.*.lookup`), { servers: testNatsUrl() });
     expect(err).toMatchObject({ pattern: `${prefix}.*.lookup`, stream: name, streamSubject: `${prefix}.events.>` });
 
@@ -95,8 +82,7 @@ describe('a @MessagePattern subject that a stream captures', () => {
     // A stream the app did not provision: created here, straight on the server.
     const name = uniqueName('RQC');
     const prefix = name.toLowerCase();
-    await jsm.streams.add({ name, subjects: [`${prefix}.>`] });
-    kit.onClose(() => jsm.streams.delete(name));
+    await kit.createStream({ name, subjects: [`${prefix}.>`] });
     const client = new JetStreamClient({ servers: testNatsUrl() });
     kit.onClose(() => client.close());
     const err = await lastValueFrom(client.send(`${prefix}.lookup`, 'o-1')).catch((e: unknown) => e as Error);
@@ -105,14 +91,13 @@ describe('a @MessagePattern subject that a stream captures', () => {
     expect(err).toMatchObject({ subject: `${prefix}.lookup`, stream: name, seq: 1 });
     expect((err as Error).message).toContain(`stream "${name}"`);
     // Loses nothing silently: the error says where the request now sits.
-    expect((await jsm.streams.info(name)).state.messages).toBe(1);
+    expect((await kit.jsm.streams.info(name)).state.messages).toBe(1);
   });
 
   it('JetStreamClient.send() names the stream when the stream refuses the request too', async () => {
     const name = uniqueName('RQF');
     const prefix = name.toLowerCase();
-    await jsm.streams.add({ name, subjects: [`${prefix}.>`], max_msgs: 1, discard: DiscardPolicy.New });
-    kit.onClose(() => jsm.streams.delete(name));
+    await kit.createStream({ name, subjects: [`${prefix}.>`], max_msgs: 1, discard: DiscardPolicy.New });
     const client = new JetStreamClient({ servers: testNatsUrl() });
     kit.onClose(() => client.close());
     await expect(lastValueFrom(client.send(`${prefix}.lookup`, 'o-1'))).rejects.toMatchObject({ stream: name, seq: 1 });
@@ -142,7 +127,7 @@ describe('an event handler subject that no stream captures', () => {
       },
       (e: unknown) => e as Error,
     );
-    kit.onClose(() => jsm.streams.delete(name));
+    kit.deleteStreamAfter(name);
     expect(err).toBeInstanceOf(HandlerConfigurationError);
     expect(err).toMatchObject({ handlerId: 'Billing.invoiced', subject: `${prefix}.invoices.created` });
     expect(err.message).toContain('Billing.invoiced');
@@ -161,7 +146,7 @@ describe('an event handler subject that no stream captures', () => {
     @Module({ controllers: [Billing] })
     class AppModule {}
     const err = await listenError(AppModule, { servers: testNatsUrl(), streams: [{ name, subjects: [`${prefix}.orders.>`] }] });
-    kit.onClose(() => jsm.streams.delete(name));
+    kit.deleteStreamAfter(name);
     expect(err).toBeInstanceOf(HandlerConfigurationError);
     expect(err.message).toContain(`@EventPattern(${prefix}.invoices.created): no stream captures "${prefix}.invoices.created"`);
     expect(err.message).not.toContain('@OnEvent');

@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { Catch, Controller, UseFilters, UseGuards, type ArgumentsHost, type CanActivate, type ExceptionFilter } from '@nestjs/common';
 import { BaseRpcExceptionFilter, Ctx, EventPattern, MessagePattern, RpcException } from '@nestjs/microservices';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { Module } from '@nestjs/common';
 import { Registry } from 'prom-client';
 import { lastValueFrom, throwError, type Observable } from 'rxjs';
@@ -15,17 +14,7 @@ import { TransportKit } from './transport-kit.js';
  * Issue 13 item 2: an @EventPattern handler's failure reaches the engine as the handler threw
  * it, not as the `{ status, message: 'Internal server error' }` of Nest's RPC exception layer.
  */
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let kit: TransportKit;
-
-beforeAll(async () => {
-  nc = await connect({ servers: testNatsUrl() });
-  jsm = await jetstreamManager(nc);
-  kit = new TransportKit(nc, jsm);
-});
-afterAll(() => nc.close());
-afterEach(() => kit.closeAll());
+const kit = TransportKit.hooks();
 
 class CardDeclinedError extends Error {
   override name = 'CardDeclinedError';
@@ -80,7 +69,7 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     class AppModule {}
     const registry = new Registry();
     const { logger } = await kit.microservice(AppModule, { servers: testNatsUrl(), metrics: { registry } });
-    for (const s of ['plain', 'terminal', 'declined']) await jetstream(nc).publish(subject(s), JSON.stringify({ s }));
+    for (const s of ['plain', 'terminal', 'declined']) await jetstream(kit.nc).publish(subject(s), JSON.stringify({ s }));
 
     const letters = await lettersBySubject(dlqStream, 3);
     expect(attempts).toEqual({ plain: [1, 2, 3], terminal: [1], declined: [1] });
@@ -162,7 +151,7 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     const { logger } = await kit.microservice(AppModule, { servers: testNatsUrl(), metrics: { registry } }, (app) =>
       app.useGlobalFilters(new LoggingFilter()),
     );
-    for (const s of ['rethrown', 'base', 'mapped']) await jetstream(nc).publish(subject(s), JSON.stringify({ s }));
+    for (const s of ['rethrown', 'base', 'mapped']) await jetstream(kit.nc).publish(subject(s), JSON.stringify({ s }));
 
     const letters = await lettersBySubject(dlqStream, 3);
     expect(attempts).toEqual({ rethrown: [1], base: [1, 2], mapped: [1] });
@@ -226,15 +215,15 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     @Module({ controllers: [Payments] })
     class AppModule {}
     await kit.microservice(AppModule, { servers: testNatsUrl() });
-    await jetstream(nc).publish(subject('translated'), JSON.stringify({}));
-    await jetstream(nc).publish(subject('swallowed'), JSON.stringify({}));
+    await jetstream(kit.nc).publish(subject('translated'), JSON.stringify({}));
+    await jetstream(kit.nc).publish(subject('swallowed'), JSON.stringify({}));
 
     const letters = await lettersBySubject(dlqStream, 1);
     expect(letters[subject('translated')]).toMatchObject({ [H.ErrorName]: 'TerminalError', [H.ErrorMessage]: 'translated: card declined', [H.Reason]: 'terminal' });
     expect(attempts.translated).toEqual([1]);
     // Acked: the durable has nothing pending or waiting for redelivery.
     await waitFor(async () => {
-      const info = await jsm.consumers.info(stream, 'tex-swallowed');
+      const info = await kit.jsm.consumers.info(stream, 'tex-swallowed');
       return info.num_ack_pending === 0 && info.num_pending === 0 && info.delivered.stream_seq >= 2;
     }, { timeoutMs: 10_000, message: 'the swallowed event to be acked' });
     expect(attempts.swallowed).toEqual([1]);
@@ -260,7 +249,7 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     @Module({ controllers: [Payments] })
     class AppModule {}
     await kit.microservice(AppModule, { servers: testNatsUrl() });
-    await jetstream(nc).publish(subject('guarded'), JSON.stringify({}));
+    await jetstream(kit.nc).publish(subject('guarded'), JSON.stringify({}));
     const letters = await lettersBySubject(dlqStream, 1);
     expect(calls).toBe(0);
     expect(letters[subject('guarded')]).toMatchObject({ [H.ErrorName]: 'ForbiddenException', [H.Reason]: 'forbidden', [H.Attempts]: '1' });
@@ -294,7 +283,7 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     @Module({ controllers: [Payments] })
     class AppModule {}
     await kit.microservice(AppModule, { servers: testNatsUrl() });
-    for (const s of ['text', 'object', 'wrapped']) await jetstream(nc).publish(subject(s), JSON.stringify({ s }));
+    for (const s of ['text', 'object', 'wrapped']) await jetstream(kit.nc).publish(subject(s), JSON.stringify({ s }));
 
     const letters = await lettersBySubject(dlqStream, 3);
     expect(attempts).toEqual({ text: [1, 2], object: [1, 2], wrapped: [1] });

@@ -1,19 +1,37 @@
 import type { INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DeliverPolicy, jetstream, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { JetStreamServer } from '../../lib/transport/index.js';
-import { uniqueName, waitFor } from '../harness/index.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
 
 /** Helpers of the microservices transport specs: a server app, a stream of its own, dead letters. */
 export class TransportKit {
   private readonly closers: Array<() => Promise<unknown>> = [];
+  private client?: { nc: NatsConnection; jsm: JetStreamManager };
 
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-  ) {}
+  /** The spec's hooks: a connection of its own, and everything a test opened closed after it. */
+  static hooks(): TransportKit {
+    const kit = new TransportKit();
+    beforeAll(async () => {
+      const nc = await connect({ servers: testNatsUrl() });
+      kit.client = { nc, jsm: await jetstreamManager(nc) };
+    });
+    afterEach(() => kit.closeAll());
+    afterAll(() => kit.client?.nc.close());
+    return kit;
+  }
+
+  get nc(): NatsConnection {
+    if (!this.client) throw new Error('TransportKit used before beforeAll ran');
+    return this.client.nc;
+  }
+
+  get jsm(): JetStreamManager {
+    if (!this.client) throw new Error('TransportKit used before beforeAll ran');
+    return this.client.jsm;
+  }
 
   async closeAll(): Promise<void> {
     for (const close of this.closers.splice(0).reverse()) await close().catch(() => undefined);
@@ -25,9 +43,19 @@ export class TransportKit {
 
   async freshStream(prefix: string): Promise<{ stream: string; subject: (s: string) => string }> {
     const stream = uniqueName(prefix);
-    await this.jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
-    this.closers.push(() => this.jsm.streams.delete(stream));
+    await this.createStream({ name: stream, subjects: [`${stream}.>`] });
     return { stream, subject: (s) => `${stream}.${s}` };
+  }
+
+  /** A stream made straight on the server (not by the module), deleted after the test. */
+  async createStream(config: Partial<StreamConfig> & { name: string }): Promise<void> {
+    await this.jsm.streams.add(config);
+    this.deleteStreamAfter(config.name);
+  }
+
+  /** Deletes, after the test, a stream the module under test creates. */
+  deleteStreamAfter(name: string): void {
+    this.closers.push(() => this.jsm.streams.delete(name));
   }
 
   /** A microservice on JetStreamServer; `configure` runs before `listen()` (global filters...). */
