@@ -82,6 +82,7 @@ export {
   InvalidOptionsError,
   InvalidSubjectError,
   JetStreamModuleError,
+  NoStreamForHandlerError,
   NoStreamForSubjectError,
   PayloadEncodingError,
   PayloadTooLargeError,

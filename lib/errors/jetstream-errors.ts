@@ -75,6 +75,62 @@ export class ConsumerConfigDriftError extends JetStreamModuleError {
 /** Raised at startup when handlers cannot be wired as declared (stream resolution, durable clashes). */
 export class HandlerConfigurationError extends JetStreamModuleError {}
 
+/** An event handler's subject that no stream captures: its consumer would have nothing to read. */
+export class NoStreamForHandlerError extends HandlerConfigurationError {
+  constructor(
+    /** `Class.method` for `@OnEvent`, `@EventPattern(subject)` for the transport. */
+    readonly handlerId: string,
+    readonly subject: string,
+    /** The streams looked at, as `"NAME" (subject, ...)`, nearest to the subject first. */
+    readonly considered: readonly string[],
+    omitted: number,
+  ) {
+    super(
+      `${handlerLabel(handlerId, subject)}: no stream captures "${subject}"; streams considered: ${
+        considered.length ? `${considered.join(', ')}${omitted ? ` and ${omitted} more` : ''}` : 'none (the server has no streams)'
+      }. Add "${subject}" to a stream's subjects (module option "streams") or create a stream that captures it`,
+    );
+  }
+}
+
+/**
+ * A `@MessagePattern` subject that a stream captures: JetStream would store every request and
+ * answer it with a publish ack before the handler could reply. Raised at server startup.
+ */
+export class RequestPatternCapturedError extends JetStreamModuleError {
+  constructor(
+    readonly pattern: string,
+    readonly stream: string,
+    /** The stream's subject that overlaps the pattern. */
+    readonly streamSubject: string,
+    where: 'declared in the options' | 'on the server',
+  ) {
+    super(
+      `@MessagePattern("${pattern}") cannot answer requests: stream "${stream}" (${where}) captures it with subject "${streamSubject}", so JetStream would store each request and reply with a publish ack before the handler could. Use a request subject that no stream captures, or take it out of the stream's subjects`,
+    );
+  }
+}
+
+/**
+ * `send()` got a JetStream publish ack instead of a handler's reply: a stream captures the
+ * request subject, and the request is now stored in that stream.
+ */
+export class RequestStoredByStreamError extends JetStreamModuleError {
+  constructor(
+    readonly subject: string,
+    readonly stream: string,
+    /** Where the request now sits in the stream; undefined when the stream refused to store it. */
+    readonly seq: number | undefined,
+    detail?: string,
+  ) {
+    super(
+      `Request on "${subject}" was answered by stream "${stream}" instead of a @MessagePattern handler: the stream captures the subject ${
+        seq === undefined ? `and refused the request (${detail ?? 'no detail'})` : `and stored the request as seq ${seq}`
+      }. Use a request subject that no stream captures, or take it out of the stream's subjects`,
+    );
+  }
+}
+
 /** No stream captures the subject, so a publish would be lost. */
 export class NoStreamForSubjectError extends JetStreamModuleError {
   constructor(
@@ -183,6 +239,11 @@ export class PayloadValidationError extends JetStreamModuleError {
   ) {
     super(details.length ? `${message}: ${details.join('; ')}` : message, options);
   }
+}
+
+/** How errors name a handler: `@OnEvent("subject") on Class.method`; transport ids carry their decorator. */
+export function handlerLabel(handlerId: string, subject: string): string {
+  return handlerId.startsWith('@') ? handlerId : `@OnEvent("${subject}") on ${handlerId}`;
 }
 
 export function describeCause(cause: unknown): string {

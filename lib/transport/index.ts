@@ -6,3 +6,4 @@ export { JetStreamClient, RequestTimeoutError } from './jetstream-client.js';
 export type { JetStreamClientOptions } from './jetstream-client.js';
 export { JetStreamContext, JetStreamRequestContext } from './jetstream-context.js';
 export { JetStreamRecord, JetStreamRecordBuilder } from './jetstream-record.js';
+export { RequestPatternCapturedError, RequestStoredByStreamError } from '../errors/jetstream-errors.js';

@@ -1,7 +1,7 @@
 import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { errors as natsErrors } from '@nats-io/transport-node';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
-import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import { InvalidOptionsError, JetStreamModuleError } from '../errors/jetstream-errors.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../module/jetstream-module-options.js';
 import { resolveModuleOptions } from '../module/resolve-module-options.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
@@ -9,7 +9,7 @@ import { JetStreamPublisher, type PublishResult } from '../producer/jetstream-pu
 import { assertPublishSubject } from '../producer/subject-validation.js';
 import { decodeJson, encodePayload } from '../serialization/codec.js';
 import { JetStreamRecord } from './jetstream-record.js';
-import type { ReplyEnvelope } from './reply-envelope.js';
+import { storedByStream, type ReplyEnvelope } from './reply-envelope.js';
 
 export interface JetStreamClientOptions
   extends Pick<JetStreamModuleOptions, 'servers' | 'connection' | 'publishTimeoutMs' | 'publishRetries' | 'metrics' | 'tracing'> {
@@ -18,13 +18,12 @@ export interface JetStreamClientOptions
 }
 
 /** Raised to `send()` subscribers when no reply came in time. */
-export class RequestTimeoutError extends Error {
+export class RequestTimeoutError extends JetStreamModuleError {
   constructor(
     readonly pattern: string,
     readonly timeoutMs: number,
   ) {
     super(`No reply on "${pattern}" within ${timeoutMs} ms`);
-    this.name = 'RequestTimeoutError';
   }
 }
 
@@ -109,7 +108,10 @@ export class JetStreamClient extends ClientProxy {
         if (err instanceof natsErrors.TimeoutError) throw new RequestTimeoutError(subject, this.requestTimeoutMs);
         throw err;
       }
-      const envelope = decodeJson(reply.data) as ReplyEnvelope;
+      const body = decodeJson(reply.data);
+      const captured = storedByStream(subject, body);
+      if (captured) throw captured;
+      const envelope = body as ReplyEnvelope;
       if (disposed) return;
       if ('err' in envelope) callback({ err: envelope.err, isDisposed: true });
       else callback({ response: envelope.response, isDisposed: true });

@@ -15,8 +15,11 @@ import { JetStreamObservability } from '../observability/jetstream-observability
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
+import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { decodeJson, encodePayload } from '../serialization/codec.js';
+import { eventFailure, keepEventHandlerErrors } from './event-failure.js';
 import { JetStreamContext, JetStreamRequestContext } from './jetstream-context.js';
+import { assertRequestPatternsFreeOfDeclaredStreams, assertRequestPatternsFreeOfServerStreams } from './request-subjects.js';
 import { errorForWire } from './reply-envelope.js';
 
 /** `transport` argument of `@EventPattern`/`@MessagePattern` to bind a handler to this server only. */
@@ -43,6 +46,8 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   constructor(private readonly options: JetStreamServerOptions = {}) {
     super();
     this.transportId = JETSTREAM_TRANSPORT;
+    // Before Nest builds the handlers' pipelines: their failures must reach the engine intact.
+    keepEventHandlerErrors();
   }
 
   async listen(callback: (err?: unknown, ...optionalParams: unknown[]) => void): Promise<void> {
@@ -72,38 +77,44 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   private async start(): Promise<void> {
     const resolved = resolveModuleOptions(this.options);
+    const events: Array<[string, MessageHandler]> = [];
+    const requests: Array<[string, MessageHandler]> = [];
+    for (const [pattern, handler] of this.messageHandlers) {
+      assertFilterSubject(pattern);
+      (handler.isEventHandler ? events : requests).push([pattern, handler]);
+    }
+    const requestPatterns = requests.map(([pattern]) => pattern);
+    assertRequestPatternsFreeOfDeclaredStreams(requestPatterns, resolved.streams);
     // Before connecting: a missing optional peer must fail without leaving a connection open.
     const observability = await JetStreamObservability.create(resolved);
     const connection = await JetStreamConnection.open(resolved);
     this.connection = connection;
     await new StreamProvisioner(connection).ensureAll(resolved.streams);
+    await assertRequestPatternsFreeOfServerStreams(requestPatterns, new StreamResolver(connection));
     const publisher = new JetStreamPublisher(connection, resolved, observability);
     const registrations: HandlerRegistration[] = [];
-    for (const [pattern, handler] of this.messageHandlers) {
-      const handlerId = `${handler.isEventHandler ? '@EventPattern' : '@MessagePattern'}(${pattern})`;
-      assertFilterSubject(pattern);
-      if (handler.isEventHandler) {
-        registrations.push({
-          handlerId,
-          subject: pattern,
-          options: resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions),
-          payloadType: undefined,
-          invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx),
-        });
-      } else {
-        this.subscribeRequests(connection, pattern, handler);
-      }
+    for (const [pattern, handler] of events) {
+      const handlerId = `@EventPattern(${pattern})`;
+      registrations.push({
+        handlerId,
+        subject: pattern,
+        options: resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions),
+        payloadType: undefined,
+        invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx),
+      });
     }
+    for (const [pattern, handler] of requests) this.subscribeRequests(connection, pattern, handler);
     this.engine = new ConsumerEngine(connection, resolved, publisher, this.jsLogger, observability);
     await this.engine.start(registrations);
   }
 
   private async invokeEvent(handler: MessageHandler, payload: unknown, ctx: EventContext): Promise<void> {
+    const rpcCtx = new JetStreamContext(ctx);
     try {
-      const result = await handler(payload, new JetStreamContext(ctx));
+      const result = await handler(payload, rpcCtx);
       await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined });
     } catch (err) {
-      throw asError(err);
+      throw eventFailure(rpcCtx, err);
     }
   }
 
@@ -138,19 +149,4 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
       this.jsLogger.warn(`Could not reply on ${msg.subject}: ${describeCause(err)}`);
     }
   }
-}
-
-/**
- * Nest's RPC exception layer turns unknown errors into `{ status, message }` objects; retries
- * and dead-letter headers want an Error. An `RpcException` whose payload is an Error (for
- * instance a `TerminalError`) arrives as that Error and keeps its meaning.
- */
-function asError(err: unknown): unknown {
-  if (err instanceof Error) return err;
-  if (err && typeof err === 'object' && 'message' in err) {
-    const e = new Error(String((err as { message: unknown }).message));
-    e.name = 'RpcError';
-    return e;
-  }
-  return err;
 }

@@ -2,8 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, Inject, Injectable, Module, type INestApplication, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule, Ctx, EventPattern, MessagePattern, Payload, RpcException, type ClientProxy } from '@nestjs/microservices';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { jest } from '@jest/globals';
 import { lastValueFrom } from 'rxjs';
 import {
@@ -24,53 +23,20 @@ import {
   JetStreamServer,
   RequestTimeoutError,
 } from '../../lib/transport/index.js';
-import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { deferred, testNatsUrl, uniqueName } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
+import { TransportKit } from './transport-kit.js';
 
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-const closers: Array<() => Promise<unknown>> = [];
+const kit = TransportKit.hooks();
 
-beforeAll(async () => {
-  nc = await connect({ servers: testNatsUrl() });
-  jsm = await jetstreamManager(nc);
-});
-afterAll(() => nc.close());
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
-});
-
-async function freshStream(prefix: string): Promise<{ stream: string; subject: (s: string) => string }> {
-  const stream = uniqueName(prefix);
-  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
-  return { stream, subject: (s) => `${stream}.${s}` };
-}
 
 async function microservice(module: unknown, options: ConstructorParameters<typeof JetStreamServer>[0]): Promise<INestMicroservice> {
-  const app = await NestFactory.createMicroservice(module as never, { strategy: new JetStreamServer(options), logger: new CapturingLogger() });
-  closers.push(() => app.close());
-  await app.listen();
-  return app;
-}
-
-/** Stored dead letters of a stream, read with an ordered consumer (no state left behind). */
-async function readDeadLetters(stream: string, count: number) {
-  const js = jetstream(nc);
-  const out: Array<{ data: string; headers: Record<string, string> }> = [];
-  await waitFor(async () => (await jsm.streams.info(stream)).state.messages >= count, { timeoutMs: 15_000, message: `${count} dead letters` });
-  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
-  const batch = await consumer.fetch({ max_messages: count, expires: 2_000 });
-  for await (const m of batch) {
-    const headers: Record<string, string> = {};
-    for (const k of m.headers?.keys() ?? []) headers[k] = m.headers!.get(k);
-    out.push({ data: m.string(), headers });
-  }
-  return out;
+  return (await kit.microservice(module, options)).app;
 }
 
 describe('JetStreamServer: @EventPattern on the shared engine', () => {
   it('retries a failing handler per its extras, then dead-letters it with the Dlq headers', async () => {
-    const { stream, subject } = await freshStream('MSR');
+    const { stream, subject } = await kit.freshStream('MSR');
     const dlqStream = uniqueName('MSRDL');
     const attempts: number[] = [];
     @Controller()
@@ -93,9 +59,9 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
     @Module({ controllers: [Events] })
     class AppModule {}
     await microservice(AppModule, { servers: testNatsUrl() });
-    await jetstream(nc).publish(subject('fail'), JSON.stringify({ id: 1 }));
-    await jetstream(nc).publish(subject('terminal'), JSON.stringify({ id: 2 }));
-    const letters = await readDeadLetters(dlqStream, 2);
+    await jetstream(kit.nc).publish(subject('fail'), JSON.stringify({ id: 1 }));
+    await jetstream(kit.nc).publish(subject('terminal'), JSON.stringify({ id: 2 }));
+    const letters = await kit.readDeadLetters(dlqStream, 2);
     expect(attempts).toEqual([1, 2, 3]);
     const byReason = Object.fromEntries(letters.map((l) => [l.headers[DeadLetterHeaders.Reason], l]));
     expect(byReason.exhausted.data).toBe('{"id":1}');
@@ -106,7 +72,7 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
   });
 
   it('serves a hybrid HTTP + microservice app: an HTTP call emits, an @EventPattern handles', async () => {
-    const { subject } = await freshStream('HYB');
+    const { subject } = await kit.freshStream('HYB');
     const got = deferred<{ data: unknown; subject: string; msgId?: string }>();
     @Controller()
     class Api {
@@ -123,7 +89,7 @@ describe('JetStreamServer: @EventPattern on the shared engine', () => {
     @Module({ imports: [ClientsModule.register([{ name: 'BUS', customClass: JetStreamClient, options: { servers: testNatsUrl() } }])], controllers: [Api] })
     class AppModule {}
     const app: INestApplication = await NestFactory.create(AppModule, { logger: new CapturingLogger() });
-    closers.push(() => app.close());
+    kit.onClose(() => app.close());
     app.connectMicroservice({ strategy: new JetStreamServer({ servers: testNatsUrl() }) });
     await app.startAllMicroservices();
     await app.listen(0, '127.0.0.1');
@@ -163,7 +129,7 @@ describe('request-reply', () => {
     const prefix = uniqueName('rr');
     await server(prefix);
     const client = new JetStreamClient({ servers: testNatsUrl(), requestTimeoutMs: 300 });
-    closers.push(() => client.close());
+    kit.onClose(() => client.close());
     await expect(lastValueFrom(client.send(`${prefix}.sum`, [1, 2, 3]))).resolves.toBe(6);
     await expect(lastValueFrom(client.send(`${prefix}.bad`, {}))).rejects.toEqual({ code: 'E_BAD', message: 'bad input' });
     await expect(lastValueFrom(client.send(`${prefix}.slow`, {}))).rejects.toBeInstanceOf(RequestTimeoutError);
@@ -176,7 +142,7 @@ describe('request-reply', () => {
     await server(prefix, 'workers', a);
     await server(prefix, 'workers', b);
     const client = new JetStreamClient({ servers: testNatsUrl() });
-    closers.push(() => client.close());
+    kit.onClose(() => client.close());
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => lastValueFrom(client.send(`${prefix}.sum`, [i, 1]))));
     expect(results).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect(a.length + b.length).toBe(40);
@@ -187,10 +153,10 @@ describe('request-reply', () => {
 
 describe('JetStreamClient', () => {
   it('opens one connection for 20 concurrent first emits', async () => {
-    const { subject } = await freshStream('ONE');
+    const { subject } = await kit.freshStream('ONE');
     const open = jest.spyOn(JetStreamConnection, 'open');
     const client = new JetStreamClient({ servers: testNatsUrl() });
-    closers.push(async () => {
+    kit.onClose(async () => {
       open.mockRestore();
       await client.close();
     });
@@ -201,7 +167,7 @@ describe('JetStreamClient', () => {
 
   it('reports typed errors for a subject no stream captures and for an invalid subject', async () => {
     const client = new JetStreamClient({ servers: testNatsUrl(), publishRetries: 0 });
-    closers.push(() => client.close());
+    kit.onClose(() => client.close());
     await expect(lastValueFrom(client.emit(`${uniqueName('nostream')}.x`, {}))).rejects.toBeInstanceOf(NoStreamForSubjectError);
     await expect(lastValueFrom(client.emit('bad subject', {}))).rejects.toBeInstanceOf(InvalidSubjectError);
   });
@@ -209,7 +175,7 @@ describe('JetStreamClient', () => {
 
 describe('interop with the module', () => {
   it('JetStreamPublisher → @EventPattern, and JetStreamClient.emit → @OnEvent', async () => {
-    const { stream, subject } = await freshStream('INTEROP');
+    const { stream, subject } = await kit.freshStream('INTEROP');
     const onEvent = deferred<{ payload: unknown; msgId?: string; tenant?: string }>();
     @Injectable()
     class Listener {
@@ -221,7 +187,7 @@ describe('interop with the module', () => {
     @Module({ imports: [JetStreamModule.forRoot({ servers: testNatsUrl() })], providers: [Listener] })
     class ModuleApp {}
     const moduleApp = await NestFactory.createApplicationContext(ModuleApp, { logger: new CapturingLogger() });
-    closers.push(() => moduleApp.close());
+    kit.onClose(() => moduleApp.close());
 
     const onPattern = deferred<{ data: unknown; stream: string; sequence: number; msgId?: string; headers: Readonly<Record<string, string[]>> }>();
     @Controller()
@@ -241,7 +207,7 @@ describe('interop with the module', () => {
     expect(seen.headers['x-a']).toEqual(['b']);
 
     const client = new JetStreamClient({ servers: testNatsUrl() });
-    closers.push(() => client.close());
+    kit.onClose(() => client.close());
     const record = new JetStreamRecordBuilder({ n: 2 }).setMsgId('c-1').setHeaders({ 'x-tenant': 'acme' }).build();
     const first = await lastValueFrom(client.emit(subject('to-module'), record));
     const again = await lastValueFrom(client.emit(subject('to-module'), record));

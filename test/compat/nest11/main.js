@@ -43,6 +43,7 @@ async function main() {
     throw new Error(`unexpected delivery: ${JSON.stringify(seen)}`);
   }
   console.log(`nest ${version} (CommonJS): published seq ${ack.seq}, handled ${JSON.stringify(seen)}`);
+  console.log(`nest ${version} (CommonJS): ${await require('./transport.js')()}`);
 }
 
 main().catch((err) => {
