@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { Catch, Controller, UseFilters, UseGuards, type ArgumentsHost, type CanActivate, type ExceptionFilter } from '@nestjs/common';
-import { BaseRpcExceptionFilter, Ctx, EventPattern, MessagePattern, RpcException } from '@nestjs/microservices';
+import { Catch, Controller, UseFilters, UseGuards, ValidationPipe, type ArgumentsHost, type CanActivate, type ExceptionFilter } from '@nestjs/common';
+import { IsInt, IsString, Min } from 'class-validator';
+import { BaseRpcExceptionFilter, Ctx, EventPattern, MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { jetstream } from '@nats-io/jetstream';
 import { Module } from '@nestjs/common';
 import { Registry } from 'prom-client';
@@ -253,6 +254,33 @@ describe('@EventPattern failures keep the error the handler threw', () => {
     const letters = await lettersBySubject(dlqStream, 1);
     expect(calls).toBe(0);
     expect(letters[subject('guarded')]).toMatchObject({ [H.ErrorName]: 'ForbiddenException', [H.Reason]: 'forbidden', [H.Attempts]: '1' });
+  });
+
+  it("a global ValidationPipe's rejection dead-letters at once as invalid-payload, naming each field", async () => {
+    const { subject } = await kit.freshStream('TEV');
+    const dlqStream = uniqueName('TEVDL');
+    class Charge {
+      @IsString() orderId!: string;
+      @IsInt() @Min(1) cents!: number;
+    }
+    let calls = 0;
+    @Controller()
+    class Payments {
+      @EventPattern<string>(subject('charge'), { durable: 'tev', retry, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
+      charge(@Payload() _charge: Charge) {
+        calls++;
+      }
+    }
+    @Module({ controllers: [Payments] })
+    class AppModule {}
+    await kit.microservice(AppModule, { servers: testNatsUrl() }, (app) => app.useGlobalPipes(new ValidationPipe()));
+    await jetstream(kit.nc).publish(subject('charge'), JSON.stringify({ orderId: 7, cents: 0 }));
+    const letters = await lettersBySubject(dlqStream, 1);
+    expect(calls).toBe(0);
+    const letter = letters[subject('charge')];
+    expect(letter).toMatchObject({ [H.ErrorName]: 'BadRequestException', [H.Reason]: 'invalid-payload', [H.Attempts]: '1' });
+    expect(letter[H.ErrorMessage]).toContain('orderId must be a string');
+    expect(letter[H.ErrorMessage]).toContain('cents must not be less than 1');
   });
 
   it('an RpcException keeps what Nest makes of it: its Error payload, or an RpcError with its message', async () => {
