@@ -21,7 +21,7 @@ export type {
   StreamDefinition,
 } from './module/jetstream-module-options.js';
 
-export { OnEvent } from './decorators/on-event.decorator.js';
+export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
 export type {
   DeadLetterOption,
   DeliverPolicyOption,
