@@ -14,6 +14,7 @@ export {
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
+export type { JetStreamFeatureOptions } from './module/jetstream-feature.js';
 export type {
   JetStreamModuleOptions,
   NatsConnectionOptions,
