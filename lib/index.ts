@@ -23,6 +23,7 @@ export type {
 } from './module/jetstream-module-options.js';
 
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
+export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
 export type {
   DeadLetterOption,
   DeliverPolicyOption,
