@@ -15,6 +15,7 @@ export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
 export type { DeadLetterReason } from './delivery/failure-policy.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
+export type { JetStreamFeatureOptions } from './module/jetstream-feature.js';
 export type {
   JetStreamModuleOptions,
   NatsConnectionOptions,
@@ -22,7 +23,8 @@ export type {
   StreamDefinition,
 } from './module/jetstream-module-options.js';
 
-export { OnEvent } from './decorators/on-event.decorator.js';
+export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
+export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
 export type {
   DeadLetterOption,
   DeliverPolicyOption,

@@ -9,6 +9,7 @@ import { JETSTREAM_MODULE_OPTIONS } from '../module/jetstream-module-definition.
 import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME } from '../module/jetstream.tokens.js';
 import { assertFilterSubject, subjectCovers } from '../producer/subject-validation.js';
 import { payloadParameterIndex, readPatternMetadata } from './pattern-metadata.js';
+import { payloadParameterType } from '../decorators/event-params.decorator.js';
 
 /**
  * A handler consuming from JetStream as the application declares it, found without running
@@ -97,7 +98,7 @@ export function inventoryHandlers(app: INestApplicationContext, transport: Async
         const metadata = getOnEventMetadata(method);
         if (!metadata?.length) continue;
         const handlerId = `${cls.name}.${methodName}`;
-        const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
+        const payloadType = payloadParameterType(prototype, methodName);
         for (const { subject, options } of metadata) {
           try {
             assertFilterSubject(subject);
@@ -114,7 +115,7 @@ export function inventoryHandlers(app: INestApplicationContext, transport: Async
             subject,
             connection,
             options: resolved,
-            payloadType: paramTypes[0],
+            payloadType,
             stream: resolved.stream ?? streamFor(subject, moduleOptions?.streams ?? []),
           });
         }

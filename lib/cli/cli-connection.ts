@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { credsAuthenticator, nkeyAuthenticator } from '@nats-io/transport-node';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { redactServer } from '../connection/redact.js';
 import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import type { NatsConnectionOptions, ResolvedModuleOptions } from '../module/jetstream-module-options.js';
 import { resolveModuleOptions } from '../module/resolve-module-options.js';
@@ -22,6 +23,8 @@ export interface ConnectionSettings {
   readonly options: ResolvedModuleOptions;
   /** Values that must never reach the terminal, error messages included. */
   readonly secrets: readonly string[];
+  /** Where the server list came from, printed with the server so a default is never used unnoticed. */
+  readonly serverSource: '--server' | 'NATS_URL' | 'default';
 }
 
 /**
@@ -85,7 +88,8 @@ export function connectionSettings(flags: Flags, io: Pick<CliIo, 'env' | 'cwd'>,
     const userinfo = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^@/\s]+)@/i.exec(server)?.[1];
     if (userinfo) secrets.push(...userinfo.split(':').filter((s) => s.length > 0));
   }
-  return { options, secrets };
+  const serverSource = stringFlag(flags, 'server') !== undefined ? '--server' : env.NATS_URL !== undefined ? 'NATS_URL' : 'default';
+  return { options, secrets, serverSource };
 }
 
 function readSecretFile(path: string, flag: string, cwd: string): Uint8Array {
@@ -101,6 +105,8 @@ export async function openSession(settings: ConnectionSettings, io: CliIo, verbo
   // The library logs through Nest's Logger; a command's stdout is for its output only.
   Logger.overrideLogger(verbose ? new StderrLogger(io) : false);
   const connection = await JetStreamConnection.open(settings.options);
+  // On stderr, so --json output on stdout stays one parseable document.
+  io.err(`nestjs-jetstream: server ${redactServer(connection.nc.getServer())} (${SOURCE_NOTE[settings.serverSource]})\n`);
   const publisher = new JetStreamPublisher(connection, settings.options);
   return {
     connection,
@@ -109,6 +115,12 @@ export async function openSession(settings: ConnectionSettings, io: CliIo, verbo
     close: () => connection.close(),
   };
 }
+
+const SOURCE_NOTE: Record<ConnectionSettings['serverSource'], string> = {
+  '--server': 'from --server',
+  NATS_URL: 'from NATS_URL',
+  default: 'the default; choose one with --server or NATS_URL',
+};
 
 class StderrLogger implements LoggerService {
   constructor(private readonly io: CliIo) {}

@@ -8,6 +8,8 @@ import { printFields, printJson, printTable, shortTime, truncate, type CliIo } f
 
 export const DLQ_OPTIONS = {
   stream: { type: 'string' },
+  consumer: { type: 'string' },
+  // The old name of --consumer, still accepted (with a warning) so scripts keep working.
   durable: { type: 'string' },
   'original-stream': { type: 'string' },
   subject: { type: 'string' },
@@ -28,7 +30,7 @@ export interface DlqCommand {
   readonly all: boolean;
 }
 
-export function parseDlqCommand(positionals: readonly string[], flags: Flags): DlqCommand {
+export function parseDlqCommand(positionals: readonly string[], flags: Flags, io: Pick<CliIo, 'err'>): DlqCommand {
   const [action, seqText, ...extra] = positionals;
   if (!ACTIONS.includes(action as Action)) {
     throw new UsageError(action ? `unknown dlq action "${action}"` : 'dlq needs an action: list, show, redrive, delete or purge', 'dlq');
@@ -37,7 +39,7 @@ export function parseDlqCommand(positionals: readonly string[], flags: Flags): D
   const stream = stringFlag(flags, 'stream');
   const filter: DeadLetterFilter = {
     stream,
-    consumer: stringFlag(flags, 'durable'),
+    consumer: consumerFlag(flags, io),
     originalStream: stringFlag(flags, 'original-stream'),
     originalSubject: stringFlag(flags, 'subject'),
     limit: intArg(stringFlag(flags, 'limit'), '--limit', 'dlq'),
@@ -51,6 +53,16 @@ export function parseDlqCommand(positionals: readonly string[], flags: Flags): D
     throw new UsageError('dlq purge deletes dead letters for good; add --yes to confirm', 'dlq');
   }
   return { action: action as Action, seq: intArg(seqText, 'sequence', 'dlq'), stream, filter, all };
+}
+
+/** `--consumer`, or its deprecated spelling `--durable`: one word for the consumer everywhere (the filter, the CONSUMER column). */
+function consumerFlag(flags: Flags, io: Pick<CliIo, 'err'>): string | undefined {
+  const consumer = stringFlag(flags, 'consumer');
+  const durable = stringFlag(flags, 'durable');
+  if (durable === undefined) return consumer;
+  if (consumer !== undefined) throw new UsageError('--durable is the old name of --consumer; give --consumer only', 'dlq');
+  io.err('nestjs-jetstream: warning: --durable is deprecated, use --consumer\n');
+  return durable;
 }
 
 export async function runDlqCommand(command: DlqCommand, session: CliSession, io: CliIo, json: boolean): Promise<void> {

@@ -13,7 +13,8 @@ export const REPLAY_OPTIONS = {
 
 export interface ReplayCommand {
   readonly stream: string;
-  readonly durable: string;
+  /** The consumer (a handler's durable name) to move back. */
+  readonly consumer: string;
   readonly from: ReplayStart;
   readonly recreate: boolean;
   readonly idempotencyBucket?: string;
@@ -23,8 +24,8 @@ export interface ReplayCommand {
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
 export function parseReplayCommand(positionals: readonly string[], flags: Flags): ReplayCommand {
-  const [stream, durable, ...extra] = positionals;
-  if (!stream || !durable) throw new UsageError('replay needs a stream and a durable', 'replay');
+  const [stream, consumer, ...extra] = positionals;
+  if (!stream || !consumer) throw new UsageError('replay needs a stream and a consumer', 'replay');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'replay');
   const seqText = stringFlag(flags, 'from-seq');
   const timeText = stringFlag(flags, 'from-time');
@@ -39,24 +40,26 @@ export function parseReplayCommand(positionals: readonly string[], flags: Flags)
     from = { time: new Date(timeText as string) };
   }
   if (flags.yes !== true) {
-    throw new UsageError(`replay re-delivers messages to the handlers of "${durable}"; add --yes to confirm`, 'replay');
+    throw new UsageError(`replay re-delivers messages to the handlers of "${consumer}"; add --yes to confirm`, 'replay');
   }
-  return { stream, durable, from, recreate: flags.recreate === true, idempotencyBucket: stringFlag(flags, 'idempotency-bucket') };
+  return { stream, consumer, from, recreate: flags.recreate === true, idempotencyBucket: stringFlag(flags, 'idempotency-bucket') };
 }
 
 export async function runReplayCommand(command: ReplayCommand, session: CliSession, io: CliIo, json: boolean): Promise<void> {
-  const result = await replayConsumer(session.connection, command.stream, command.durable, command.from, {
+  const result = await replayConsumer(session.connection, command.stream, command.consumer, command.from, {
     recreate: command.recreate,
     idempotencyBucket: command.idempotencyBucket,
   });
-  if (json) return printJson(io, result);
+  // The CLI names it "consumer" everywhere (flag, column, JSON), whatever the library calls it.
+  const { method, stream, durable: consumer, startSeq, previousAckFloor, pending } = result;
+  if (json) return printJson(io, { method, stream, consumer, startSeq, previousAckFloor, pending });
   const how =
     result.method === 'reset'
       ? 'reset in place'
       : 'deleted and recreated with deliver policy by_start_sequence; set deliverPolicy: { startSequence: ' +
-        `${result.startSeq} } on its handler (or delete the durable again) before the app starts, or it will report config drift`;
+        `${result.startSeq} } on its handler (or delete the consumer again) before the app starts, or it will report config drift`;
   io.out(
-    `Durable ${result.durable} on stream ${result.stream} now delivers from seq ${result.startSeq} (was acknowledged up to ${result.previousAckFloor}): ${how}.\n` +
+    `Consumer ${consumer} on stream ${result.stream} now delivers from seq ${result.startSeq} (was acknowledged up to ${result.previousAckFloor}): ${how}.\n` +
       `${result.pending} message${result.pending === 1 ? '' : 's'} pending.\n`,
   );
 }

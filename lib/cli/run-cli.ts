@@ -90,7 +90,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 function prepare(command: string, positionals: string[], flags: Flags, io: CliIo): Prepared {
   switch (command) {
     case 'dlq': {
-      const parsed = parseDlqCommand(positionals, flags);
+      const parsed = parseDlqCommand(positionals, flags, io);
       return { needsNats: true, run: (session, json) => runDlqCommand(parsed, session, io, json) };
     }
     case 'consumers': {

@@ -1,5 +1,6 @@
 const CONNECTION = `Connection (every command that talks to NATS):
-  -s, --server <url>       NATS server(s), comma-separated (env NATS_URL; default nats://127.0.0.1:4222)
+  -s, --server <url>       NATS server(s), comma-separated (env NATS_URL; default nats://127.0.0.1:4222);
+                           the server used is printed on stderr
       --creds <file>       credentials file (env NATS_CREDS)
       --nkey <file>        nkey seed file (env NATS_NKEY)
       --user <name>        user (env NATS_USER), with --password <pw> (env NATS_PASSWORD)
@@ -13,23 +14,24 @@ Output:
 
 const COMMANDS: Record<string, string> = {
   dlq: `Dead letters (stream DLQ unless --stream):
-  nestjs-jetstream dlq list [--durable <name>] [--original-stream <s>] [--subject <subj>] [--limit <n>] [--stream <dlq>]
+  nestjs-jetstream dlq list [--consumer <name>] [--original-stream <s>] [--subject <subj>] [--limit <n>] [--stream <dlq>]
   nestjs-jetstream dlq show <seq> [--stream <dlq>]
   nestjs-jetstream dlq redrive <seq> [--stream <dlq>]
-  nestjs-jetstream dlq redrive --all [--durable <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
+  nestjs-jetstream dlq redrive --all [--consumer <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
   nestjs-jetstream dlq delete <seq> [--stream <dlq>]
-  nestjs-jetstream dlq purge --yes [--durable <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
-  --durable is the consumer that dead-lettered the message; --subject its original subject.`,
+  nestjs-jetstream dlq purge --yes [--consumer <name>] [--original-stream <s>] [--subject <subj>] [--stream <dlq>]
+  --consumer is the consumer (the handler's durable name) that dead-lettered the message; --subject
+  its original subject. --durable is the deprecated name of --consumer.`,
   consumers: `Consumers and their lag:
   nestjs-jetstream consumers [--stream <stream>]
   PENDING: messages of the filter not delivered yet; ACK PENDING: delivered, not acknowledged yet.`,
-  replay: `Replay a durable from a stream sequence or a time:
-  nestjs-jetstream replay <stream> <durable> (--from-seq <n> | --from-time <ISO 8601>) --yes [--recreate]
+  replay: `Replay a consumer (a handler's durable) from a stream sequence or a time:
+  nestjs-jetstream replay <stream> <consumer> (--from-seq <n> | --from-time <ISO 8601>) --yes [--recreate]
                           [--idempotency-bucket <name>]
-  On nats-server 2.14+ the durable is reset in place: safe while apps consume; they receive the
+  On nats-server 2.14+ the consumer is reset in place: safe while apps consume; they receive the
   messages again. Exactly-once handlers skip those acknowledged before the replay, which the
   replay notes in their idempotency bucket (--idempotency-bucket if the app sets another).
-  --recreate deletes and recreates the durable instead (older servers, or deliver policy new/last):
+  --recreate deletes and recreates the consumer instead (older servers, or deliver policy new/last):
   stop the apps first, and set deliverPolicy: { startSequence } on the handler, or it will refuse to start.`,
   asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent, @EventPattern and @MessagePattern handlers (nothing connects):
   nestjs-jetstream asyncapi <compiled module file> [--export AppModule] [--out <file>]
@@ -42,7 +44,7 @@ const SUMMARY = `Usage: nestjs-jetstream <command> [options]
 Commands:
   dlq list|show|redrive|delete|purge   browse and act on dead letters
   consumers                            consumers with pending and ack-pending counts
-  replay <stream> <durable>            re-deliver a durable's messages from a sequence or a time
+  replay <stream> <consumer>           re-deliver a consumer's messages from a sequence or a time
   asyncapi <module file>               print the AsyncAPI 3.0 document of an app
   help [command]                       help on a command
 

@@ -20,6 +20,12 @@ export function OnEvent(subject: string, options: OnEventOptions = {}): MethodDe
   };
 }
 
+/**
+ * `@OnEvent` under a name no other package uses: `@nestjs/event-emitter` also exports an
+ * `OnEvent`, and an IDE's auto-import can pick that one, which compiles and never consumes.
+ */
+export const OnJetStreamEvent: typeof OnEvent = OnEvent;
+
 export function getOnEventMetadata(method: unknown): readonly OnEventMetadata[] | undefined {
   if (typeof method !== 'function') return undefined;
   return Reflect.getMetadata(ON_EVENT_METADATA, method);

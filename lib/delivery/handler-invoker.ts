@@ -3,6 +3,7 @@ import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIP
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import type { EventContext } from '../consumer/event-context.js';
+import { eventParamLayout, payloadParameterType } from '../decorators/event-params.decorator.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from './interceptors/retry.interceptor.js';
 import { JETSTREAM_CONTEXT_TYPE } from './jetstream-context-type.js';
@@ -42,9 +43,10 @@ export function createHandlerInvoker(
   builtIns: BuiltIns,
 ): HandlerInvoker {
   const original = (instance as Record<string, Method>)[methodName];
-  if (!hasUserEnhancers(appConfig, instance, original)) return directInvoker(instance, original, methodName, builtIns.payloadPipe);
+  const call = inEventOrder(instance, methodName, original);
+  if (!hasUserEnhancers(appConfig, instance, original)) return directInvoker(instance, call, methodName, builtIns.payloadPipe);
   const applyPipes = createPipes(contextCreator, appConfig, instance, original, methodName, builtIns.payloadPipe);
-  const stand = standIn(original, applyPipes);
+  const stand = standIn(call, applyPipes);
   copyMetadata(original, stand);
   const interceptors = builtInInterceptors(instance, original, builtIns);
   if (interceptors.length) Reflect.defineMetadata(INTERCEPTORS_METADATA, [...interceptors, ...listed(original, INTERCEPTORS_METADATA)], stand);
@@ -81,9 +83,19 @@ function directInvoker(instance: object, original: Method, methodName: string, p
 
 function paramType(instance: object, methodName: string): ArgumentMetadata['metatype'] {
   const host = paramsHost(instance, methodName) as { prototype?: object };
-  const types = (Reflect.getMetadata('design:paramtypes', host.prototype ?? instance, methodName) ??
-    Reflect.getMetadata('design:paramtypes', instance, methodName)) as ArgumentMetadata['metatype'][] | undefined;
-  return types?.[0];
+  return payloadParameterType(host.prototype ?? instance, methodName) as ArgumentMetadata['metatype'];
+}
+
+/**
+ * The method as the pipeline calls it, `(payload, ctx)`, whatever order its parameters are in
+ * (`@EventCtx()` first): chosen once per handler, so a message costs no argument array.
+ */
+function inEventOrder(instance: object, methodName: string, original: Method): Method {
+  const host = paramsHost(instance, methodName) as { prototype?: object };
+  if (eventParamLayout(host.prototype ?? instance, methodName).payload === 0) return original;
+  return function (this: unknown, payload: unknown, ctx: unknown) {
+    return original.call(this, ctx, payload);
+  };
 }
 
 function hasUserEnhancers(appConfig: ApplicationConfig, instance: object, original: Method): boolean {

@@ -7,6 +7,7 @@ import { DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
 import { assertFilterSubject } from '../producer/subject-validation.js';
 import type { DiscoveredHandler } from './handler-plan.js';
 import { resolveHandlerOptions } from './resolve-handler-options.js';
+import { payloadParameterType } from '../decorators/event-params.decorator.js';
 
 /** Finds `@OnEvent` methods on every provider and controller of the application. */
 @Injectable()
@@ -43,7 +44,7 @@ export class HandlerExplorer {
           );
         }
         seen.add(instance);
-        const paramTypes: unknown[] = Reflect.getMetadata('design:paramtypes', prototype, methodName) ?? [];
+        const payloadType = payloadParameterType(prototype, methodName);
         for (const { subject, options } of metadata) {
           const target = options.connection ?? DEFAULT_CONNECTION;
           if (!knownConnections.has(target)) {
@@ -65,7 +66,7 @@ export class HandlerExplorer {
             methodName,
             subject,
             options: resolveHandlerOptions(handlerId, defaults, options),
-            payloadType: paramTypes[0],
+            payloadType,
           });
         }
       }

@@ -1,5 +1,5 @@
 import type { DynamicModule, Provider } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import { HandlerExplorer } from '../discovery/handler-explorer.js';
@@ -9,6 +9,7 @@ import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { observabilityProvider } from '../observability/observability.provider.js';
 import { scopedToken } from './connection-tokens.js';
+import { withFeatureStreams } from './jetstream-feature.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
 // A cycle, but only read when forRoot runs, long after both files are evaluated.
 import { JETSTREAM_MODULE_OPTIONS } from './jetstream-module-definition.js';
@@ -39,8 +40,9 @@ export function buildConnectionModule(definition: DynamicModule, name: string | 
     { provide: JETSTREAM_CONNECTION_NAME, useValue: connectionName },
     {
       provide: JETSTREAM_RESOLVED_OPTIONS,
-      useFactory: (options: JetStreamModuleOptions) => resolveModuleOptions(options),
-      inject: [JETSTREAM_MODULE_OPTIONS],
+      useFactory: (options: JetStreamModuleOptions, modules: ModulesContainer) =>
+        withFeatureStreams(resolveModuleOptions(options), connectionName, modules),
+      inject: [JETSTREAM_MODULE_OPTIONS, ModulesContainer],
     },
     {
       // Streams are ensured before anything can inject the connection or the publisher, so a

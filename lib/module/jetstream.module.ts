@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { buildFeatureModule, type JetStreamFeatureOptions } from './jetstream-feature.js';
 import { JetStreamConfigurableModule } from './jetstream-module-definition.js';
 
 /**
@@ -12,4 +13,13 @@ import { JetStreamConfigurableModule } from './jetstream-module-definition.js';
  * `buildConnectionModule`.
  */
 @Module({})
-export class JetStreamModule extends JetStreamConfigurableModule {}
+export class JetStreamModule extends JetStreamConfigurableModule {
+  /**
+   * Declares the streams a feature module owns, beside its handlers. They are ensured with the
+   * root's, before any handler starts; the same stream declared differently in two modules, or
+   * two modules' streams capturing the same subject, fail startup naming both modules.
+   */
+  static forFeature(options: JetStreamFeatureOptions): DynamicModule {
+    return buildFeatureModule(options);
+  }
+}

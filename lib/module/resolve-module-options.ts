@@ -25,7 +25,7 @@ export function resolveModuleOptions(
   return {
     servers: resolveServers(opts.servers, env),
     connection: { ...(opts.connection ?? {}) },
-    streams: (opts.streams ?? []).map(checkStream),
+    streams: (opts.streams ?? []).map((stream, i) => checkStream(stream, `streams[${i}]`)),
     defaults: { ...(opts.defaults ?? {}) },
     shutdownTimeoutMs: positiveInt(opts.shutdownTimeoutMs, 10_000, 'shutdownTimeoutMs', true),
     publishTimeoutMs: positiveInt(opts.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
@@ -59,8 +59,8 @@ function checkBucket(bucket: unknown): string {
   return bucket;
 }
 
-function checkStream(stream: StreamDefinition, index: number): StreamDefinition {
-  const where = `streams[${index}]`;
+/** A stream definition as the options give it; `where` says which option, for the error. */
+export function checkStream(stream: StreamDefinition, where: string): StreamDefinition {
   if (!stream || typeof stream !== 'object') {
     throw new InvalidOptionsError(`${where} must be an object with a name and subjects`);
   }

@@ -13,6 +13,8 @@ type PromClient = typeof import('prom-client');
 export interface MetricsRegistry {
   getSingleMetric(name: string): unknown;
   metrics(): Promise<string>;
+  /** The exposition format's content type (prom-client sets it: text or OpenMetrics). */
+  readonly contentType?: string;
 }
 
 export interface ResolvedMetricsOptions {
@@ -55,7 +57,7 @@ export class JetStreamMetrics {
     prom: PromClient,
     private readonly options: ResolvedMetricsOptions,
   ) {
-    const registry = (options.registry ?? prom.register) as Registry;
+    const registry = chooseRegistry(options, prom) as Registry;
     const p = options.prefix;
     const ensure = <M>(name: string, type: abstract new (...args: never[]) => M, create: () => M): M => {
       const existing = registry.getSingleMetric(name);
@@ -117,8 +119,15 @@ export class JetStreamMetrics {
   }
 
   static async load(options: ResolvedMetricsOptions): Promise<JetStreamMetrics> {
-    const prom = await loadPeer<PromClient>('prom-client', 'metrics', 'Counter');
-    return new JetStreamMetrics(prom, options);
+    return new JetStreamMetrics(await loadPromClient(), options);
+  }
+
+  /**
+   * The registry the metrics of these options are recorded in: what a `/metrics` endpoint must
+   * serve. prom-client is loaded only when no registry was given (its default `register`).
+   */
+  static async registryOf(options: ResolvedMetricsOptions): Promise<MetricsRegistry> {
+    return options.registry ?? chooseRegistry(options, await loadPromClient());
   }
 
   get lagIntervalMs(): number {
@@ -164,6 +173,14 @@ export class JetStreamMetrics {
     this.lag.remove({ stream, durable });
     this.ackPending.remove({ stream, durable });
   }
+}
+
+function loadPromClient(): Promise<PromClient> {
+  return loadPeer<PromClient>('prom-client', 'metrics', 'Counter');
+}
+
+function chooseRegistry(options: ResolvedMetricsOptions, prom: PromClient): MetricsRegistry {
+  return options.registry ?? prom.register;
 }
 
 function errorType(error: unknown): string {

@@ -45,6 +45,11 @@ async function ok(args: readonly string[]): Promise<string> {
   return run.stdout;
 }
 
+/** The line every connecting command prints first on stderr: which server it used, and why. */
+function serverLine(url: string, source: string): string {
+  return `nestjs-jetstream: server ${new URL(url).host} (${source})\n`;
+}
+
 async function okJson<T>(args: readonly string[]): Promise<T> {
   return JSON.parse(await ok([...args, '--json'])) as T;
 }
@@ -125,7 +130,7 @@ describe('dlq', () => {
     expect(table[1]).toContain(`${stream}:1`);
     expect(table[1]).toContain('Error: cannot ship a');
 
-    expect(await okJson(['dlq', 'list', '--stream', dlqStream, '--durable', 'someone-else'])).toEqual([]);
+    expect(await okJson(['dlq', 'list', '--stream', dlqStream, '--consumer', 'someone-else'])).toEqual([]);
     expect(await okJson<LetterJson[]>(['dlq', 'list', '--stream', dlqStream, '--limit', '2'])).toHaveLength(2);
 
     const [first, second, third] = letters;
@@ -147,12 +152,12 @@ describe('dlq', () => {
     expect(await ok(['dlq', 'delete', String(second.seq), '--stream', dlqStream])).toBe(`Deleted dead letter ${second.seq}.\n`);
     expect(await messageCount(dlqStream)).toBe(1);
 
-    expect(await okJson(['dlq', 'redrive', '--all', '--durable', 'orders', '--stream', dlqStream])).toEqual({ redriven: 1 });
+    expect(await okJson(['dlq', 'redrive', '--all', '--consumer', 'orders', '--stream', dlqStream])).toEqual({ redriven: 1 });
     await waitFor(() => handled.includes('c'), { message: 'redrive --all handled' });
     expect(await messageCount(dlqStream)).toBe(0);
     expect(handled).toEqual(['a', 'c']);
 
-    // Purge: refuses without --yes, then removes only the durable's letters.
+    // Purge: refuses without --yes, then removes only the consumer's letters.
     failing = true;
     for (const id of ['d', 'e']) await app.publisher.publish(subject, { id });
     await waitFor(async () => (await messageCount(dlqStream)) === 2, { timeoutMs: 15_000, message: '2 more dead letters' });
@@ -160,13 +165,18 @@ describe('dlq', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('add --yes to confirm');
     expect(await messageCount(dlqStream)).toBe(2);
-    expect(await okJson(['dlq', 'purge', '--stream', dlqStream, '--durable', 'nobody', '--yes'])).toEqual({ purged: 0 });
-    expect(await ok(['dlq', 'purge', '--stream', dlqStream, '--durable', 'orders', '--yes'])).toBe('Purged 2 dead letters.\n');
+    expect(await okJson(['dlq', 'purge', '--stream', dlqStream, '--consumer', 'nobody', '--yes'])).toEqual({ purged: 0 });
+    // --durable is the old name of --consumer: it still works, with a warning on stderr only.
+    const old = await cli(['dlq', 'purge', '--stream', dlqStream, '--durable', 'orders', '--yes', '--server', testNatsUrl()]);
+    expect(old).toMatchObject({ code: 0, stdout: 'Purged 2 dead letters.\n' });
+    expect(old.stderr).toContain('nestjs-jetstream: warning: --durable is deprecated, use --consumer\n');
     expect(await messageCount(dlqStream)).toBe(0);
 
     const missing = await cli(['dlq', 'show', String(third.seq), '--stream', dlqStream, '--server', testNatsUrl()]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe(`nestjs-jetstream: error: dead letter ${dlqStream} seq ${third.seq} does not exist\n`);
+    expect(missing.stderr).toBe(
+      `${serverLine(testNatsUrl(), 'from --server')}nestjs-jetstream: error: dead letter ${dlqStream} seq ${third.seq} does not exist\n`,
+    );
   });
 
   it('says so when the dead-letter stream does not exist', async () => {
@@ -174,7 +184,7 @@ describe('dlq', () => {
     for (const args of [['list'], ['show', '1'], ['redrive', '--all'], ['purge', '--yes']]) {
       const run = await cli(['dlq', ...args, '--stream', name, '--server', testNatsUrl()]);
       expect(run.code).toBe(1);
-      expect(run.stderr).toBe(`nestjs-jetstream: error: dead-letter stream "${name}" does not exist\n`);
+      expect(run.stderr).toBe(`${serverLine(testNatsUrl(), 'from --server')}nestjs-jetstream: error: dead-letter stream "${name}" does not exist\n`);
     }
   });
 });
@@ -230,7 +240,7 @@ describe('consumers', () => {
 interface ReplayJson {
   method: 'reset' | 'recreate';
   stream: string;
-  durable: string;
+  consumer: string;
   startSeq: number;
   previousAckFloor: number;
   pending: number;
@@ -270,7 +280,7 @@ describe('replay', () => {
       return;
     }
     const result = await okJson<ReplayJson>(['replay', stream, 'projection', '--from-seq', '2', '--yes']);
-    expect(result).toEqual({ method: 'reset', stream, durable: 'projection', startSeq: 2, previousAckFloor: 4, pending: 3 });
+    expect(result).toEqual({ method: 'reset', stream, consumer: 'projection', startSeq: 2, previousAckFloor: 4, pending: 3 });
     await waitFor(() => seen.length === 7, { message: 'messages 2..4 handled again' });
     expect(seen.map((s) => s.seq)).toEqual([1, 2, 3, 4, 2, 3, 4]);
     const info = await client.jsm.consumers.info(stream, 'projection');
@@ -317,7 +327,7 @@ describe('replay', () => {
     expect(await read(4)).toEqual([3, 4]);
 
     const human = await ok(['replay', stream, 'reader', '--from-seq', '4', '--yes']);
-    expect(human).toBe(`Durable reader on stream ${stream} now delivers from seq 4 (was acknowledged up to 4): reset in place.\n1 message pending.\n`);
+    expect(human).toBe(`Consumer reader on stream ${stream} now delivers from seq 4 (was acknowledged up to 4): reset in place.\n1 message pending.\n`);
   });
 
   it('a durable that started at "new" cannot be reset: it says so, and --recreate recreates it', async () => {
@@ -338,7 +348,7 @@ describe('replay', () => {
 
     const missing = await cli(['replay', stream, 'ghost', '--from-seq', '1', '--yes', '--server', testNatsUrl()]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe(`nestjs-jetstream: error: Consumer "ghost" does not exist on stream "${stream}"\n`);
+    expect(missing.stderr).toBe(`${serverLine(testNatsUrl(), 'from --server')}nestjs-jetstream: error: Consumer "ghost" does not exist on stream "${stream}"\n`);
   });
 });
 
@@ -352,6 +362,7 @@ describe('command line mistakes', () => {
     [['dlq', 'list', '--limit'], "Option '--limit <value>' argument missing"],
     [['dlq', 'list', '--bogus'], "Unknown option '--bogus'"],
     [['dlq', 'redrive', '3', '--all'], 'give a sequence or --all, not both'],
+    [['dlq', 'list', '--consumer', 'a', '--durable', 'b'], '--durable is the old name of --consumer; give --consumer only'],
     [['replay', 'S', 'D', '--yes'], 'give exactly one of --from-seq and --from-time'],
     [['replay', 'S', 'D', '--from-seq', '0', '--yes'], '--from-seq must be an integer >= 1'],
     [['replay', 'S', 'D', '--from-time', 'yesterday', '--yes'], '--from-time must be an ISO 8601 time'],
@@ -371,7 +382,7 @@ describe('command line mistakes', () => {
   it('help and --help print the usage on stdout and exit 0', async () => {
     const help = await cli(['help', 'replay']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('nestjs-jetstream replay <stream> <durable>');
+    expect(help.stdout).toContain('nestjs-jetstream replay <stream> <consumer>');
     const flag = await cli(['dlq', '--help']);
     expect(flag.code).toBe(0);
     expect(flag.stdout).toContain('nestjs-jetstream dlq purge --yes');
@@ -410,6 +421,9 @@ describe('connection errors', () => {
 
       const token = await cli(['consumers', '--json'], { NATS_URL: tokenServer.url, NATS_TOKEN: 'tok-3e5c' });
       expect(token).toMatchObject({ code: 0, stdout: '[]\n' });
+      // Which server answered, and where that came from, on stderr: stdout stays plain JSON.
+      expect(token.stderr).toBe(serverLine(tokenServer.url, 'from NATS_URL'));
+      expect(good.stderr).toBe(serverLine(userServer.url, 'from --server'));
       const noToken = await cli(['consumers'], { NATS_URL: tokenServer.url });
       expect(noToken.code).toBe(1);
     } finally {
