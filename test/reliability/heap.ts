@@ -1,0 +1,17 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+// Jest runs specs without --expose-gc, so `global.gc` is undefined there and a heap figure would
+// count garbage. The flag can still be set at run time: a context created after it has `gc`.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/**
+ * Bytes this process still holds after a full collection: the JS heap plus the ArrayBuffers
+ * outside it, where the NATS client keeps message bytes it has read but not yet handed out.
+ */
+export function retainedBytes(): number {
+  gc();
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
