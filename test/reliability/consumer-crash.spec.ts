@@ -75,7 +75,8 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
       expect(seen!.at).toBeGreaterThanOrEqual(exit.at);
     }
     const redeliveredAfterMs = Math.max(...cutMidHandler.map((id) => secondSeen.get(id)!.at - exit.at));
-    expect(redeliveredAfterMs).toBeLessThan(ACK_WAIT_MS + 5_000);
+    // Handed back by the ack wait, not stranded: a generous bound, for a loaded machine.
+    expect(redeliveredAfterMs).toBeLessThan(ACK_WAIT_MS + 15_000);
     // A duplicate can only be a message the first instance had in hand (done, its ack died with it).
     for (const [id] of tally.duplicates()) expect(startedByFirst.has(id)).toBe(true);
 
