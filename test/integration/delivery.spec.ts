@@ -437,11 +437,16 @@ describe('exactly-once', () => {
     await settled(4, 'replayed messages skipped, the new one handled');
     expect(handled).toEqual(['a', 'b', 'c', 'd']);
     if (app.connection.serverAtLeast(2, 14, 0)) {
-      // The CLI's in-place reset, while the app runs.
-      expect((await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 })).pending).toBe(4);
+      // The CLI's in-place reset, while the app runs. Its `pending` is the server's count at the
+      // reset, which the running app may already have pulled from: the skips below are the proof.
+      const skipped: number[] = [];
+      app.lifecycle.onHandled((e) => e.outcome === 'skipped' && skipped.push(e.sequence));
+      const replay = await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 });
+      expect(replay.pending).toBeLessThanOrEqual(4);
       await app.publisher.publish(subject('r'), { id: 'e', qty: 1 }, { msgId: 'r-e' });
       await settled(5, 'replayed messages skipped again, the new one handled');
       expect(handled).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(skipped.sort()).toEqual([1, 2, 3, 4]);
     }
   });
 
@@ -465,7 +470,10 @@ describe('exactly-once', () => {
     await client.jsm.consumers.delete(stream, 'eolost');
     app = await apps.start({ servers: testNatsUrl() }, [Handler]);
     await waitFor(() => handled.length === 4, { timeoutMs: 10_000, message: 'both handled again' });
-    expect(handled).toEqual(['a', 'b', 'a', 'b']);
+    // Each exactly once more; in any order, since a lease still live on a loaded machine sends
+    // its message back for a moment while the other runs.
+    expect(handled.slice(0, 2)).toEqual(['a', 'b']);
+    expect(handled.slice(2).sort()).toEqual(['a', 'b']);
   });
 
   it('waits for a live lease held by another instance instead of running twice', async () => {
