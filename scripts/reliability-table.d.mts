@@ -1,14 +1,7 @@
 // Types of reliability-table.mjs, for the unit test that checks the comparison.
-export interface ReliabilityRow {
-  readonly scenario: string;
-  readonly published: number;
-  readonly handled: number;
-  readonly lost: number;
-  readonly duplicates: number;
-  readonly duplicatesVary?: boolean;
-  readonly outcome: string;
-  readonly measured?: string;
-}
+import type { ScenarioRow } from '../test/reliability/report.js';
+
+export type ReliabilityRow = ScenarioRow;
 export const BEGIN: string;
 export const END: string;
 export const COLUMNS: readonly string[];
