@@ -31,9 +31,10 @@ describe('slow consumer', () => {
     const concurrency = 4;
     const maxAckPending = 24;
     const handlerMs = 10;
-    // 16 KB a message: a backlog of 31 MB, far above what the ack-pending window (24 × 16 KB) may
-    // hold, so a process that buffered the backlog could not pass the memory bound below.
-    const padBytes = 16 * 1_024;
+    // A backlog of 31 MB at every scale (16 KB a message by default), far above what the
+    // ack-pending window (24 messages) may hold, so a process that buffered the backlog could not
+    // pass the memory bound below.
+    const padBytes = Math.floor((16 * 1_024 * 2_000) / total);
     const stream = uniqueName('SLOW');
     await createStream(client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.jobs`;
@@ -119,7 +120,7 @@ describe('slow consumer', () => {
     expect(final.num_redelivered).toBe(0);
 
     tally.record(
-      `slow consumer: ${total} msgs of 16 KB, ${concurrency}×${handlerMs} ms handler, maxAckPending ${maxAckPending}`,
+      `slow consumer: ${total} msgs of ${Math.round(padBytes / 1_024)} KB, ${concurrency}×${handlerMs} ms handler, maxAckPending ${maxAckPending}`,
       `ack pending never above ${maxAckPending}, backlog above ${total / 4}, retained memory below 1/4 of the ${mb(backlogBytes)} MB backlog`,
       {
         measured: `drained in ${Math.round(drainMs)} ms (published in ${Math.round(publishMs)} ms, ${handledWhenPublished} handled by then); ack pending max ${maxAckPendingSeen}, backlog max ${maxBacklog}; retained +${mb(retainedGrowth)} MB after full GCs`,
