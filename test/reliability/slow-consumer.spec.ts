@@ -113,7 +113,8 @@ describe('slow consumer', () => {
     expect(maxAckPendingSeen).toBeGreaterThanOrEqual(maxAckPending - concurrency);
     expect(maxInFlight).toBeLessThanOrEqual(concurrency);
     // The backlog stays on the server: after full collections the process never held more than a
-    // quarter of it (the ack-pending window is 1/80 of it at the default scale; the rest is the test's own bookkeeping).
+    // quarter of it. The ack-pending window is 1/80 of it at the default scale; the rest of what
+    // is retained is the test's own bookkeeping. Buffering the backlog fails this (+46 MB seen).
     expect(retained.length).toBeGreaterThan(1);
     expect(retainedGrowth).toBeLessThan(backlogBytes / 4);
     expect(tally.describe()).toBe(`published ${total}, handled ${total}, lost 0, duplicates 0`);
