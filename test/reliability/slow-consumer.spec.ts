@@ -25,9 +25,12 @@ afterAll(async () => {
   await client.close();
 });
 
+const total = scale(2_000, 20_000);
+// The drain takes ~total / 400 s on a quiet machine; the wait for it below ends at this deadline.
+const DRAIN_DEADLINE_MS = total * 10 + 30_000;
+
 describe('slow consumer', () => {
   it('keeps ack pending within maxAckPending and memory flat while the backlog drains, losing nothing', async () => {
-    const total = scale(2_000, 20_000);
     const concurrency = 4;
     const maxAckPending = 24;
     const handlerMs = 10;
@@ -85,7 +88,7 @@ describe('slow consumer', () => {
 
     // Done when the server says so (nothing left to deliver, nothing unacked), not when our count
     // is complete: a message acked without its handler finishing shows up as lost below.
-    const deadline = Date.now() + total * 10 + 30_000;
+    const deadline = Date.now() + DRAIN_DEADLINE_MS;
     let final = await client.jsm.consumers.info(stream, 'slow');
     while ((final.num_pending > 0 || final.num_ack_pending > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -127,5 +130,5 @@ describe('slow consumer', () => {
         measured: `drained in ${Math.round(drainMs)} ms (published in ${Math.round(publishMs)} ms, ${handledWhenPublished} handled by then); ack pending max ${maxAckPendingSeen}, backlog max ${maxBacklog}; retained +${mb(retainedGrowth)} MB after full GCs`,
       },
     );
-  });
+  }, DRAIN_DEADLINE_MS + 60_000);
 });
