@@ -34,10 +34,10 @@ describe('slow consumer', () => {
     const concurrency = 4;
     const maxAckPending = 24;
     const handlerMs = 10;
-    // A backlog of 31 MB at every scale (16 KB a message by default), far above what the
+    // A backlog of 62 MB at every scale (32 KB a message by default), far above what the
     // ack-pending window (24 messages) may hold, so a process that buffered the backlog could not
-    // pass the memory bound below.
-    const padBytes = Math.floor((16 * 1_024 * 2_000) / total);
+    // pass the memory bound below, while the few MB the rest of a jest worker moves about can.
+    const padBytes = Math.floor((32 * 1_024 * 2_000) / total);
     const stream = uniqueName('SLOW');
     await createStream(client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.jobs`;
@@ -117,7 +117,7 @@ describe('slow consumer', () => {
     expect(maxInFlight).toBeLessThanOrEqual(concurrency);
     // The backlog stays on the server: after full collections the process never held more than a
     // quarter of it. The ack-pending window is 1/80 of it at the default scale; the rest of what
-    // is retained is the test's own bookkeeping. Buffering the backlog fails this (+46 MB seen).
+    // is retained is the test's own bookkeeping (up to 10 MB seen under load).
     expect(retained.length).toBeGreaterThan(1);
     expect(retainedGrowth).toBeLessThan(backlogBytes / 4);
     expect(tally.describe()).toBe(`published ${total}, handled ${total}, lost 0, duplicates 0`);
