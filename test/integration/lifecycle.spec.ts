@@ -174,7 +174,8 @@ describe('lifecycle (real nats-server)', () => {
 
       const { ms } = await timed(withDeadline(app1.close(), 10_000, 'close() did not resolve'));
       expect(ms).toBeGreaterThanOrEqual(450);
-      expect(ms).toBeLessThan(500 + 2_000);
+      // Bounded by the shutdown timeout, not by the hung call; generous for a loaded machine.
+      expect(ms).toBeLessThan(500 + 8_000);
       expect(app1.logger.find('still running after 500 ms', 'warn')).toHaveLength(1);
       expect(completedByFirst).toBe(0);
 

@@ -222,7 +222,8 @@ describe('JetStreamPublisher.publish', () => {
     expect(err.message).toContain(`"${silent.subject}"`);
     expect(err.message).toContain('300 ms');
     expect(elapsed).toBeGreaterThanOrEqual(250);
-    expect(elapsed).toBeLessThan(3_000);
+    // Not a hang and not the default timeout: generous, since a loaded machine adds slack.
+    expect(elapsed).toBeLessThan(10_000);
     // Sent exactly once (no resends with publishRetries 0).
     expect(await flushThrough(app, silent)).toBe(1);
   });

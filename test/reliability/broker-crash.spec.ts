@@ -117,10 +117,15 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
       const dups = tally.duplicates().length;
       tally.record(
         `broker crash (kill -9 + restart), ${delivery}`,
-        `resumed by itself; outage ${((restartedAt - killedAt) / 1000).toFixed(1)} s at ${publishedAtKill}/${COUNT} published; ` +
-          `${loop.errorCount()} publish calls errored (${describeErrors(loop.stats)}; ${errorsWhileDown} seen before the restart), ` +
-          `re-published with the same msg-id: ${loop.stats.storedAsDuplicate} answered "duplicate", stream holds ${streamInfo.state.messages}; ` +
-          `${calls} handler calls${delivery === 'at-least-once' && dups > 0 ? ` (${dups} redelivered after the lost acks)` : ''}`,
+        `resumed by itself; publishes that errored were re-published with the same msg-id; stream holds ${streamInfo.state.messages}`,
+        {
+          duplicatesVary: delivery === 'at-least-once',
+          measured:
+            `outage ${((restartedAt - killedAt) / 1000).toFixed(1)} s at ${publishedAtKill}/${COUNT} published; ` +
+            `${loop.errorCount()} publish calls errored (${describeErrors(loop.stats)}; ${errorsWhileDown} seen before the restart), ` +
+            `${loop.stats.storedAsDuplicate} re-publishes answered "duplicate"; ` +
+            `${calls} handler calls${delivery === 'at-least-once' && dups > 0 ? ` (${dups} redelivered after the lost acks)` : ''}`,
+        },
       );
     } finally {
       loop.stop();
@@ -208,7 +213,7 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
     expect(timeout.message).toMatch(/publish again with the same msgId/);
     // Bounded: the attempts plus the client's short backoff between them, not a hang.
     expect(ms).toBeGreaterThanOrEqual((PUBLISH_RETRIES + 1) * PUBLISH_TIMEOUT_MS - 50);
-    expect(ms).toBeLessThan((PUBLISH_RETRIES + 1) * PUBLISH_TIMEOUT_MS + 2_000);
+    expect(ms).toBeLessThan((PUBLISH_RETRIES + 1) * PUBLISH_TIMEOUT_MS + 10_000);
 
     await broker.restart();
     // The caller's retry: same msg-id. Whether the failed attempt reached the stream after the

@@ -18,6 +18,8 @@ export interface WorkerConfig {
   readonly shutdownTimeoutMs: number;
   readonly minHandlerMs: number;
   readonly maxHandlerMs: number;
+  /** At-least-once unless set. */
+  readonly delivery?: 'at-least-once' | 'exactly-once';
 }
 
 /** One line the worker appended: a handler call beginning or finishing. */

@@ -75,15 +75,21 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
       expect(seen!.at).toBeGreaterThanOrEqual(exit.at);
     }
     const redeliveredAfterMs = Math.max(...cutMidHandler.map((id) => secondSeen.get(id)!.at - exit.at));
-    expect(redeliveredAfterMs).toBeLessThan(ACK_WAIT_MS + 5_000);
+    // Handed back by the ack wait, not stranded: a generous bound, for a loaded machine.
+    expect(redeliveredAfterMs).toBeLessThan(ACK_WAIT_MS + 15_000);
     // A duplicate can only be a message the first instance had in hand (done, its ack died with it).
     for (const [id] of tally.duplicates()) expect(startedByFirst.has(id)).toBe(true);
 
     tally.record(
       'consumer crash (app SIGKILLed mid-handler), at-least-once',
-      `${firstLines.filter((l) => l.kind === 'done').length} done by the killed instance, ${cutMidHandler.length} cut mid-handler; ` +
-        `second instance on the same durable got them back after the ${ACK_WAIT_MS / 1000} s ack wait (last ${(redeliveredAfterMs / 1000).toFixed(1)} s after the kill)` +
-        `${tally.duplicates().length ? `; ${tally.duplicates().length} finished but unacked at the kill, handled again` : ''}`,
+      `calls cut mid-handler were redelivered to a second instance on the same durable (ack wait ${ACK_WAIT_MS / 1000} s)`,
+      {
+        duplicatesVary: true,
+        measured:
+          `${firstLines.filter((l) => l.kind === 'done').length} done by the killed instance, ${cutMidHandler.length} cut mid-handler, ` +
+          `the last back ${(redeliveredAfterMs / 1000).toFixed(1)} s after the kill` +
+          `${tally.duplicates().length ? `; ${tally.duplicates().length} finished but unacked at the kill, handled again` : ''}`,
+      },
     );
   }, TEST_TIMEOUT_MS);
 });

@@ -9,8 +9,9 @@ const TEST_TIMEOUT_MS = scale(90_000, 600_000);
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 // Long (the default), so a message a stopping instance kept without settling would visibly stall.
 const ACK_WAIT_MS = 30_000;
-// Nest's own teardown and the connection drain, on top of the handlers' time.
-const EXIT_MARGIN_MS = 3_000;
+// Nest's own teardown and the connection drain, on top of the handlers' time: generous, so a
+// loaded machine passes; a shutdown that waited for the ack wait (30 s) would still fail.
+const EXIT_MARGIN_MS = 10_000;
 
 /**
  * SIGTERM to a service under load (`app.enableShutdownHooks()`): handler calls in flight finish
@@ -88,8 +89,12 @@ describe('reliability: graceful stop (SIGTERM under load)', () => {
 
     tally.record(
       'graceful stop (SIGTERM under load), at-least-once',
-      `${inFlightAtTerm.length} in flight at SIGTERM, all finished and acked; exited in ${(exitMs / 1000).toFixed(1)} s (shutdown timeout ${SHUTDOWN_TIMEOUT_MS / 1000} s); ` +
-        `${doneByFirst.length} handled before exit, the next instance drained the other ${COUNT - doneByFirst.length} in ${(drainMs / 1000).toFixed(1)} s (ack wait ${ACK_WAIT_MS / 1000} s)`,
+      `calls in flight at SIGTERM finished and were acked before the exit (shutdown timeout ${SHUTDOWN_TIMEOUT_MS / 1000} s); the next instance drained the rest without waiting out the ${ACK_WAIT_MS / 1000} s ack wait`,
+      {
+        measured:
+          `${inFlightAtTerm.length} in flight at SIGTERM; exited in ${(exitMs / 1000).toFixed(1)} s; ` +
+          `${doneByFirst.length} handled before exit, the next instance drained the other ${COUNT - doneByFirst.length} in ${(drainMs / 1000).toFixed(1)} s`,
+      },
     );
   }, TEST_TIMEOUT_MS);
 });

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { IsInt, IsOptional, IsString } from 'class-validator';
 import {
   DeadLetterService,
+  EventContext,
   HandlerTimeoutError,
   OnEvent,
   PublishRejectedError,
@@ -11,7 +12,7 @@ import {
 } from '../../lib/index.js';
 import { NatsServerProcess, uniqueName, waitFor } from '../harness/index.js';
 import { AppTracker, createStream, openClient, type JetStreamTestApp, type RawClient } from '../integration/kit.js';
-import { recordScenario } from './report.js';
+import { Tally } from './tally.js';
 
 /**
  * Poison input against a running consumer: every hostile message ends in the dead-letter stream
@@ -92,6 +93,9 @@ describe('poison input', () => {
     const typedSubject = `${stream}.orders`;
     const untypedSubject = `${stream}.raw`;
 
+    // Keyed by stream sequence, the one id every input has: published once the stream confirms
+    // it, handled when a handler call ran to its end, accounted for in the dead-letter stream.
+    const tally = new Tally();
     const handledTyped = new Map<string, number>();
     const typedInstances: Order[] = [];
     const untypedSeen: Array<{ marker: string; payload: unknown }> = [];
@@ -105,7 +109,7 @@ describe('poison input', () => {
         timeoutMs: 500,
         concurrency: 4,
       })
-      async handle(order: Order): Promise<void> {
+      async handle(order: Order, ctx: EventContext): Promise<void> {
         switch (order.id) {
           case 'hang':
             await new Promise<never>(() => undefined);
@@ -119,6 +123,7 @@ describe('poison input', () => {
           default:
             typedInstances.push(order);
             handledTyped.set(order.id, (handledTyped.get(order.id) ?? 0) + 1);
+            tally.handle(String(ctx.sequence));
         }
       }
     }
@@ -126,10 +131,11 @@ describe('poison input', () => {
     @Injectable()
     class RawInbox {
       @OnEvent(untypedSubject, { durable: 'raw', dlq: { stream: dlqStream, subject: `${dlqStream}.raw` }, retry: { maxAttempts: 2, initialDelayMs: 50, jitter: false } })
-      async handle(payload: unknown): Promise<void> {
+      async handle(payload: unknown, ctx: EventContext): Promise<void> {
         // The test marks each untyped message by a header-free convention: the order it arrives in
         // does not matter, only what the handler was given.
         untypedSeen.push({ marker: describeShape(payload), payload });
+        tally.handle(String(ctx.sequence));
       }
     }
 
@@ -179,20 +185,27 @@ describe('poison input', () => {
 
     // Good messages between every poison one, on both subjects.
     const goodIds: string[] = [];
+    const goodSeqs: string[] = [];
+    const seqOf = new Map<PoisonCase, string>();
     let good = 0;
+    const publish = async (data: unknown, subjectName = typedSubject) => {
+      const seq = String((await app.publisher.publish(subjectName, data)).seq);
+      tally.confirmPublished(seq);
+      return seq;
+    };
     const publishGood = async () => {
       const id = `good-${++good}`;
       goodIds.push(id);
-      await app.publisher.publish(typedSubject, { id, qty: good });
+      goodSeqs.push(await publish({ id, qty: good }));
     };
     const started = performance.now();
     await publishGood();
     for (const c of [...typedPoison, ...typedHandledByDesign]) {
-      await app.publisher.publish(typedSubject, c.data);
+      seqOf.set(c, await publish(c.data));
       await publishGood();
     }
     for (const c of [...untypedPoison, ...untypedHandled]) {
-      await app.publisher.publish(untypedSubject, c.data);
+      seqOf.set(c, await publish(c.data, untypedSubject));
       await publishGood();
     }
 
@@ -207,6 +220,7 @@ describe('poison input', () => {
 
     const typedLetters = await lettersFor(app, dlqStream, `${dlqStream}.orders`, typedPoison.length);
     const untypedLetters = await lettersFor(app, dlqStream, `${dlqStream}.raw`, untypedPoison.length);
+    for (const letter of [...typedLetters, ...untypedLetters]) tally.deadLetter(String(letter.originalSequence));
     await waitFor(() => goodIds.every((id) => handledTyped.has(id)) && typedHandledByDesign.every((c) => handledTyped.has(idOf(c))), {
       timeoutMs: 30_000,
       message: 'every good message handled',
@@ -232,14 +246,16 @@ describe('poison input', () => {
       expect({ case: c.name, reason: letter!.reason }).toEqual({ case: c.name, reason: c.expect });
       if (c.errorName) expect({ case: c.name, error: letter!.error.name }).toEqual({ case: c.name, error: c.errorName });
       if (c.errorMatch) expect(letter!.error.message).toMatch(c.errorMatch);
-      recordScenario({ scenario: `poison: ${c.name}`, published: 1, handled: 0, lost: 0, duplicates: 0, outcome: `dead-lettered: ${c.expect} (${letter!.error.name})` });
+      expect(letter!.originalSequence).toBe(Number(seqOf.get(c)));
+      tally.record(`poison: ${c.name}`, `dead-lettered: ${c.expect} (${letter!.error.name})`, { ids: [seqOf.get(c)!] });
     }
     expect(untypedLetters).toHaveLength(untypedPoison.length);
     for (const c of untypedPoison) {
       const letter = untypedLetters.find((l) => Buffer.from(l.data).equals(Buffer.from(c.data)));
       expect({ case: c.name, reason: letter?.reason }).toEqual({ case: c.name, reason: c.expect });
       expect(letter!.error.message).toMatch(c.errorMatch!);
-      recordScenario({ scenario: `poison (untyped handler): ${c.name}`, published: 1, handled: 0, lost: 0, duplicates: 0, outcome: `dead-lettered: ${c.expect}` });
+      expect(letter!.originalSequence).toBe(Number(seqOf.get(c)));
+      tally.record(`poison (untyped handler): ${c.name}`, `dead-lettered: ${c.expect}`, { ids: [seqOf.get(c)!] });
     }
 
     // Invalid payloads never reach the handler and are not retried; handler failures used every attempt.
@@ -254,7 +270,7 @@ describe('poison input', () => {
     // Handled by design, each exactly once, and no prototype was touched.
     for (const c of typedHandledByDesign) {
       expect({ case: c.name, calls: handledTyped.get(idOf(c)) }).toEqual({ case: c.name, calls: 1 });
-      recordScenario({ scenario: `poison: ${c.name}`, published: 1, handled: 1, lost: 0, duplicates: 0, outcome: 'handled (documented)' });
+      tally.record(`poison: ${c.name}`, 'handled (documented)', { ids: [seqOf.get(c)!] });
     }
     const proto = typedInstances.find((o) => o.id === 'proto')!;
     expect(proto).toBeInstanceOf(Order);
@@ -266,7 +282,7 @@ describe('poison input', () => {
     const shapes = untypedSeen.map((s) => s.marker).sort();
     expect(shapes).toEqual(untypedHandled.map((c) => c.shape).sort());
     for (const c of untypedHandled) {
-      recordScenario({ scenario: `poison (untyped handler): ${c.name}`, published: 1, handled: 1, lost: 0, duplicates: 0, outcome: `handled as ${c.shape} (documented)` });
+      tally.record(`poison (untyped handler): ${c.name}`, `handled as ${c.shape} (documented)`, { ids: [seqOf.get(c)!] });
     }
     // The untyped handler sees __proto__ as an own key of a plain object: inert unless merged unsafely.
     const protoPayload = untypedSeen.find((s) => s.marker.startsWith('object:'))!.payload as object;
@@ -276,14 +292,11 @@ describe('poison input', () => {
     // Every good message handled exactly once.
     const duplicates = goodIds.reduce((n, id) => n + (handledTyped.get(id)! - 1), 0);
     expect(duplicates).toBe(0);
-    recordScenario({
-      scenario: `poison: good messages interleaved (${elapsedMs} ms)`,
-      published: goodIds.length,
-      handled: goodIds.filter((id) => handledTyped.has(id)).length,
-      lost: goodIds.filter((id) => !handledTyped.has(id)).length,
-      duplicates,
-      outcome: 'all handled',
-    });
+    // Nothing published went missing: every input was handled or dead-lettered, none twice.
+    expect(tally.unexpected()).toEqual([]);
+    expect(tally.lost()).toEqual([]);
+    expect(tally.duplicates()).toEqual([]);
+    tally.record('poison: good messages interleaved', 'all handled', { ids: goodSeqs, measured: `${goodSeqs.length} good and ${seqOf.size} hostile inputs settled in ${elapsedMs} ms` });
 
     // The process never crashed and nothing slipped out as an unhandled rejection.
     expect(crashes).toEqual([]);
@@ -297,11 +310,13 @@ describe('poison input', () => {
     await createStream(client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.orders`;
     let calls = 0;
+    const tally = new Tally();
     @Injectable()
     class Orders {
       @OnEvent(subject, { durable: 'edge', dlq: { stream: dlqStream, subject: `${dlqStream}.edge` } })
-      async handle(_order: Order): Promise<void> {
+      async handle(_order: Order, ctx: EventContext): Promise<void> {
         calls++;
+        tally.handle(String(ctx.sequence));
       }
     }
     const app = await apps.start({ servers: server.url }, [Orders]);
@@ -309,7 +324,9 @@ describe('poison input', () => {
     // headers next to it; a redrive adds fewer than that, so it can go back.
     const data = json({ id: 'edge-bad', qty: 'many', pad: 'x'.repeat(MAX_PAYLOAD - 400) });
     const published = await app.publisher.publish(subject, data);
+    tally.confirmPublished(String(published.seq));
     const [letter] = await lettersFor(app, dlqStream, `${dlqStream}.edge`, 1);
+    tally.deadLetter(String(letter.originalSequence));
     expect(letter.reason).toBe('invalid-payload');
     expect(letter.payloadOmittedBytes).toBe(data.length);
     expect(letter.data).toHaveLength(0);
@@ -334,7 +351,8 @@ describe('poison input', () => {
     expect(again[0].payloadOmittedBytes).toBe(data.length);
     expect(calls).toBe(0);
     expect(crashes).toEqual([]);
-    recordScenario({ scenario: 'poison: invalid payload too large to copy with DLQ headers', published: 1, handled: 0, lost: 0, duplicates: 0, outcome: 'dead-lettered: invalid-payload (body omitted, redrive reads original)' });
+    expect(tally.lost()).toEqual([]);
+    tally.record('poison: invalid payload too large to copy with DLQ headers', 'dead-lettered: invalid-payload (body omitted, redrive reads original)', { ids: [String(published.seq)] });
 
     // Once the original is gone too, redrive says so instead of sending an empty message.
     await client.jsm.streams.purge(stream);

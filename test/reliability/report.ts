@@ -1,15 +1,27 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
-/** One line of the reliability summary: what a fault scenario published, handled, lost, duplicated. */
+/**
+ * One line of the reliability summary: what a fault scenario published, handled, lost, duplicated.
+ * The README's table is generated from these rows and checked against each full run, so every
+ * field but `measured` must come out the same on every run of the same code.
+ */
 export interface ScenarioRow {
+  /** Names the scenario; no figures of the run in it. */
   readonly scenario: string;
   readonly published: number;
   readonly handled: number;
   readonly lost: number;
   readonly duplicates: number;
-  /** What happened, in a few words: "resumed after restart", "dead-lettered: invalid-payload"... */
+  /**
+   * Set where the mode allows duplicates (at-least-once under a fault): how many of them a run
+   * sees depends on timing, so the table marks the figure and the check does not compare it.
+   */
+  readonly duplicatesVary?: boolean;
+  /** What happened, in words that hold on every run: "resumed after restart", "dead-lettered: invalid-payload"... */
   readonly outcome: string;
+  /** This run's timings and timing-dependent figures: shown in the table, never compared. */
+  readonly measured?: string;
 }
 
 /**

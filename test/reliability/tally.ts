@@ -8,6 +8,7 @@ import { recordScenario, type ScenarioRow } from './report.js';
 export class Tally {
   private readonly published = new Set<string>();
   private readonly handled = new Map<string, number>();
+  private readonly deadLettered = new Set<string>();
 
   /** The stream confirmed this id (a PubAck, duplicate or not). */
   confirmPublished(id: string): void {
@@ -17,6 +18,11 @@ export class Tally {
   /** One side effect for this id. */
   handle(id: string): void {
     this.handled.set(id, (this.handled.get(id) ?? 0) + 1);
+  }
+
+  /** The dead-letter stream holds this id: settled without a side effect, not lost. */
+  deadLetter(id: string): void {
+    this.deadLettered.add(id);
   }
 
   get publishedCount(): number {
@@ -32,9 +38,9 @@ export class Tally {
     return this.handled.get(id) ?? 0;
   }
 
-  /** Published ids never handled. */
+  /** Published ids never handled, nor parked in the dead-letter stream. */
   lost(): string[] {
-    return [...this.published].filter((id) => !this.handled.has(id));
+    return [...this.published].filter((id) => !this.handled.has(id) && !this.deadLettered.has(id));
   }
 
   /** Ids handled more than once, with how often. */
@@ -59,17 +65,31 @@ export class Tally {
     return `published ${this.published.size}, handled ${this.handled.size}, lost ${lost.length}${lost.length ? ` (e.g. ${lost.slice(0, 5).join(', ')})` : ''}, duplicates ${dups.length}${dups.length ? ` (e.g. ${dups.slice(0, 5).map(([id, n]) => `${id}x${n}`).join(', ')})` : ''}`;
   }
 
-  /** Appends this scenario's row to the reliability summary. */
-  record(scenario: string, outcome: string): ScenarioRow {
+  /**
+   * Appends this scenario's row to the reliability summary: of every id, or of `ids` only (one
+   * input among several a scenario published). `measured` takes the run's timings and other
+   * figures that differ from run to run; `duplicatesVary` marks a mode that allows duplicates.
+   */
+  record(scenario: string, outcome: string, options: RecordOptions = {}): ScenarioRow {
+    const ids = options.ids ? new Set(options.ids) : undefined;
+    const has = (id: string) => !ids || ids.has(id);
     const row: ScenarioRow = {
       scenario,
-      published: this.published.size,
-      handled: this.handled.size,
-      lost: this.lost().length,
-      duplicates: this.duplicates().length,
+      published: [...this.published].filter(has).length,
+      handled: [...this.handled.keys()].filter(has).length,
+      lost: this.lost().filter(has).length,
+      duplicates: this.duplicates().filter(([id]) => has(id)).length,
+      ...(options.duplicatesVary ? { duplicatesVary: true } : {}),
       outcome,
+      ...(options.measured ? { measured: options.measured } : {}),
     };
     recordScenario(row);
     return row;
   }
+}
+
+export interface RecordOptions {
+  readonly ids?: readonly string[];
+  readonly measured?: string;
+  readonly duplicatesVary?: boolean;
 }

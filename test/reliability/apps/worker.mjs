@@ -1,7 +1,8 @@
-// A service in its own process, for the consumer-crash and graceful-stop scenarios: one durable
-// at-least-once handler on the built package (dist), configured by WORKER_CONFIG (JSON). Every
-// handler call appends "start <id> <delivery> <epoch ms>" when it begins and "done ..." after
-// its side effect, before it returns (i.e. before the ack), so the parent can tell, after a
+// A service in its own process, for the consumer-crash and graceful-stop scenarios and the
+// exactly-once takeover test: one durable handler (at-least-once unless `delivery` says
+// otherwise) on the built package (dist), configured by WORKER_CONFIG (JSON). Every handler
+// call appends "start <id> <delivery> <epoch ms>" when it begins and "done ..." after its side
+// effect, before it returns (i.e. before the ack), so the parent can tell, after a
 // SIGKILL or SIGTERM, which messages were in flight and which were finished.
 import 'reflect-metadata';
 import { appendFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import { EventContext, JetStreamModule, OnEvent } from '../../../dist/index.js';
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}');
-const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs } = config;
+const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery } = config;
 
 function line(kind, id, ctx) {
   appendFileSync(out, `${kind} ${id} ${ctx.deliveryCount} ${Date.now()}\n`);
@@ -31,7 +32,7 @@ class Worker {
   }
 }
 Reflect.decorate(
-  [OnEvent(subject, { durable, concurrency, ackWaitMs }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
+  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
   Worker.prototype,
   'handle',
   Object.getOwnPropertyDescriptor(Worker.prototype, 'handle'),
