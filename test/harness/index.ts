@@ -35,7 +35,8 @@ export function uniqueName(prefix: string): string {
 export interface WaitOptions {
   readonly timeoutMs?: number;
   readonly intervalMs?: number;
-  readonly message?: string;
+  /** What was awaited; a function is called only on failure, so it can show what was observed. */
+  readonly message?: string | (() => string);
 }
 
 /**
@@ -55,7 +56,7 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, optio
     }
     if (Date.now() >= deadline) {
       const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message}${why}`);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${typeof message === 'function' ? message() : message}${why}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }

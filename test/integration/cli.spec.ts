@@ -8,7 +8,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { createAsyncApiDocument, EventContext, OnEvent, type AsyncApiDocument } from '../../lib/index.js';
 import { NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { asyncApiSchemaErrors } from '../support/asyncapi-validator.js';
-import { AppTracker, createStream, deleteCreatedStreams, openClient, type RawClient } from './kit.js';
+import { createStream, sharedServerHooks } from './kit.js';
 
 /**
  * The operations CLI, run as users run it: the built `dist/cli/main.js` in its own process,
@@ -54,25 +54,18 @@ async function okJson<T>(args: readonly string[]): Promise<T> {
   return JSON.parse(await ok([...args, '--json'])) as T;
 }
 
-const apps = new AppTracker();
-let client: RawClient;
+const hooks = sharedServerHooks();
 const extraStreams: string[] = [];
 
-beforeAll(async () => {
+beforeAll(() => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-  client = await openClient(testNatsUrl());
-});
-afterEach(async () => {
-  await apps.closeAll();
 });
 afterAll(async () => {
-  await deleteCreatedStreams(client.jsm);
-  await Promise.allSettled(extraStreams.map((s) => client.jsm.streams.delete(s)));
-  await client.close();
+  await Promise.allSettled(extraStreams.map((s) => hooks.client.jsm.streams.delete(s)));
 });
 
 async function messageCount(stream: string): Promise<number> {
-  return (await client.jsm.streams.info(stream)).state.messages;
+  return (await hooks.client.jsm.streams.info(stream)).state.messages;
 }
 
 interface LetterJson {
@@ -93,7 +86,7 @@ interface LetterJson {
 describe('dlq', () => {
   it('lists, shows, redrives, deletes and purges the dead letters an app produced', async () => {
     const stream = uniqueName('CLI_DLQ');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const dlqStream = uniqueName('CLI_DL');
     extraStreams.push(dlqStream);
     const subject = `${stream}.orders`;
@@ -107,7 +100,7 @@ describe('dlq', () => {
         handled.push(order.id);
       }
     }
-    const app = await apps.start({ servers: testNatsUrl() }, [Orders]);
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Orders]);
     for (const id of ['a', 'b', 'c']) await app.publisher.publish(subject, { id });
     await waitFor(async () => (await messageCount(dlqStream)) === 3, { timeoutMs: 15_000, message: '3 dead letters' });
 
@@ -204,13 +197,13 @@ interface ConsumerRowJson {
 describe('consumers', () => {
   it('shows each consumer with its pending, ack-pending and redelivered counts', async () => {
     const stream = uniqueName('CLI_LAG');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
-    for (let i = 1; i <= 5; i++) await client.js.publish(`${stream}.a`, `m${i}`);
-    await client.js.publish(`${stream}.b`, 'other');
-    await client.jsm.consumers.add(stream, { durable_name: 'busy', ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.a` });
-    await client.jsm.consumers.add(stream, { durable_name: 'idle', ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.b` });
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    for (let i = 1; i <= 5; i++) await hooks.client.js.publish(`${stream}.a`, `m${i}`);
+    await hooks.client.js.publish(`${stream}.b`, 'other');
+    await hooks.client.jsm.consumers.add(stream, { durable_name: 'busy', ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.a` });
+    await hooks.client.jsm.consumers.add(stream, { durable_name: 'idle', ack_policy: AckPolicy.Explicit, filter_subject: `${stream}.b` });
     // Two delivered to "busy": one acknowledged (confirmed), one left in flight.
-    const batch = await (await client.js.consumers.get(stream, 'busy')).fetch({ max_messages: 2, expires: 2_000 });
+    const batch = await (await hooks.client.js.consumers.get(stream, 'busy')).fetch({ max_messages: 2, expires: 2_000 });
     const got = [];
     for await (const m of batch) got.push(m);
     expect(got).toHaveLength(2);
@@ -251,13 +244,13 @@ describe('replay', () => {
   // names --recreate, and the suite runs against either (NATS_SERVER_BIN=... npm test).
   const RESET_REFUSED = /cannot reset a consumer in place \(2\.14\+ can\).*--recreate/;
   const canReset = (): boolean => {
-    const [major, minor] = (client.nc.info?.version ?? '0.0.0').split('.').map(Number);
+    const [major, minor] = (hooks.client.nc.info?.version ?? '0.0.0').split('.').map(Number);
     return major > 2 || (major === 2 && minor >= 14);
   };
 
   it('resets a durable to a sequence while its app keeps consuming; the handler gets those messages again', async () => {
     const stream = uniqueName('CLI_REPLAY');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.events`;
     const seen: Array<{ seq: number; n: number }> = [];
     @Injectable()
@@ -267,9 +260,9 @@ describe('replay', () => {
         seen.push({ seq: ctx.sequence, n: event.n });
       }
     }
-    const app = await apps.start({ servers: testNatsUrl() }, [Projection]);
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Projection]);
     for (let n = 1; n <= 4; n++) await app.publisher.publish(subject, { n });
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'projection')).ack_floor.stream_seq === 4, {
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'projection')).ack_floor.stream_seq === 4, {
       message: 'all 4 acknowledged',
     });
 
@@ -283,27 +276,27 @@ describe('replay', () => {
     expect(result).toEqual({ method: 'reset', stream, consumer: 'projection', startSeq: 2, previousAckFloor: 4, pending: 3 });
     await waitFor(() => seen.length === 7, { message: 'messages 2..4 handled again' });
     expect(seen.map((s) => s.seq)).toEqual([1, 2, 3, 4, 2, 3, 4]);
-    const info = await client.jsm.consumers.info(stream, 'projection');
+    const info = await hooks.client.jsm.consumers.info(stream, 'projection');
     // Still the same durable with the app's own config: nothing for the app to object to on restart.
     expect(info.config.deliver_policy).toBe(DeliverPolicy.All);
-    await waitFor(async () => (await client.jsm.consumers.info(stream, 'projection')).ack_floor.stream_seq === 4, {
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'projection')).ack_floor.stream_seq === 4, {
       message: 'replayed messages acknowledged',
     });
   });
 
   it('replays from a time: the first message stored at or after it', async () => {
     const stream = uniqueName('CLI_TIME');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
-    await client.js.publish(`${stream}.x`, '1');
-    await client.js.publish(`${stream}.x`, '2');
-    const secondAt = (await client.jsm.streams.getMessage(stream, { seq: 2 }))!.time.getTime();
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    await hooks.client.js.publish(`${stream}.x`, '1');
+    await hooks.client.js.publish(`${stream}.x`, '2');
+    const secondAt = (await hooks.client.jsm.streams.getMessage(stream, { seq: 2 }))!.time.getTime();
     // Server timestamps are nanoseconds; step past the millisecond the second message was stored in.
     await waitFor(() => Date.now() >= secondAt + 2, { message: 'clock past message 2' });
     const from = new Date().toISOString();
-    await client.js.publish(`${stream}.x`, '3');
-    await client.js.publish(`${stream}.x`, '4');
-    await client.jsm.consumers.add(stream, { durable_name: 'reader', ack_policy: AckPolicy.Explicit });
-    const consumer = await client.js.consumers.get(stream, 'reader');
+    await hooks.client.js.publish(`${stream}.x`, '3');
+    await hooks.client.js.publish(`${stream}.x`, '4');
+    await hooks.client.jsm.consumers.add(stream, { durable_name: 'reader', ack_policy: AckPolicy.Explicit });
+    const consumer = await hooks.client.js.consumers.get(stream, 'reader');
     const read = async (n: number) => {
       const seqs: number[] = [];
       for await (const m of await consumer.fetch({ max_messages: n, expires: 2_000 })) {
@@ -332,9 +325,9 @@ describe('replay', () => {
 
   it('a durable that started at "new" cannot be reset: it says so, and --recreate recreates it', async () => {
     const stream = uniqueName('CLI_NEW');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
-    for (let i = 0; i < 3; i++) await client.js.publish(`${stream}.x`, String(i));
-    await client.jsm.consumers.add(stream, { durable_name: 'late', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    for (let i = 0; i < 3; i++) await hooks.client.js.publish(`${stream}.x`, String(i));
+    await hooks.client.jsm.consumers.add(stream, { durable_name: 'late', ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
 
     const refused = await cli(['replay', stream, 'late', '--from-seq', '1', '--yes', '--server', testNatsUrl()]);
     expect(refused.code).toBe(1);
@@ -343,7 +336,7 @@ describe('replay', () => {
 
     const result = await okJson<ReplayJson>(['replay', stream, 'late', '--from-seq', '2', '--yes', '--recreate']);
     expect(result).toMatchObject({ method: 'recreate', startSeq: 2, pending: 2 });
-    const info = await client.jsm.consumers.info(stream, 'late');
+    const info = await hooks.client.jsm.consumers.info(stream, 'late');
     expect(info.config).toMatchObject({ deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 2, ack_policy: AckPolicy.Explicit });
 
     const missing = await cli(['replay', stream, 'ghost', '--from-seq', '1', '--yes', '--server', testNatsUrl()]);
@@ -489,7 +482,7 @@ describe('asyncapi', () => {
       @OnEvent(`${stream}.audit.*`, { durable: 'audit', delivery: 'at-most-once' })
       handle(_payload: unknown) {}
     }
-    const app = await apps.start({ servers: testNatsUrl(), streams: [{ name: stream, subjects: [`${stream}.>`] }] }, [Audit]);
+    const app = await hooks.apps.start({ servers: testNatsUrl(), streams: [{ name: stream, subjects: [`${stream}.>`] }] }, [Audit]);
     extraStreams.push(stream);
     const doc = await createAsyncApiDocument(app.inner.app, { title: 'running', version: '1' });
     expect(asyncApiSchemaErrors(doc)).toEqual([]);

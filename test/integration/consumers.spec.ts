@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { testNatsUrl, uniqueName } from '../harness/index.js';
-import { consumerInfoOrUndefined, createStream, type Delivery, handlerClass, sharedServerHooks, timestampNanos, toDelivery, waitUntil } from './kit.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { consumerInfoOrUndefined, createStream, type Delivery, handlerClass, sharedServerHooks, timestampNanos, toDelivery } from './kit.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -33,7 +33,7 @@ describe('consumers (real nats-server)', () => {
   }
 
   async function waitForSentinel(received: Delivery[], marker = 'sentinel'): Promise<void> {
-    await waitUntil(() => received.some((d) => (d.payload as { kind?: string })?.kind === marker), {
+    await waitFor(() => received.some((d) => (d.payload as { kind?: string })?.kind === marker), {
       timeoutMs: 10_000,
       message: () => `sentinel never arrived; received seqs ${JSON.stringify(received.map((d) => d.seq))}`,
     });
@@ -116,7 +116,7 @@ describe('consumers (real nats-server)', () => {
       // The boundary: the first millisecond strictly after the last "before" message was stored.
       const boundaryMs = Number(lastBeforeNs / 1_000_000n) + 1;
       // Same host, same clock: once the clock is past the boundary, later messages are stamped after it.
-      await waitUntil(() => Date.now() > boundaryMs, { timeoutMs: 1_000, message: 'clock did not advance' });
+      await waitFor(() => Date.now() > boundaryMs, { timeoutMs: 1_000, message: 'clock did not advance' });
       const after = await publishRaw(subject(), range(1, 3).map((n) => ({ phase: 'after', n })));
       const firstAfter = await shared.client.jsm.streams.getMessage(stream, { seq: after[0] });
       // Precondition of the test itself, from the stored timestamps.
@@ -199,7 +199,7 @@ describe('consumers (real nats-server)', () => {
         first.push(toDelivery(payload, ctx));
       }),
     ]);
-    await waitUntil(() => first.length >= 5, { timeoutMs: 10_000, message: () => `first instance got ${first.length}/5` });
+    await waitFor(() => first.length >= 5, { timeoutMs: 10_000, message: () => `first instance got ${first.length}/5` });
     // No waiting for the server to register the acks: close() itself must push them out.
     await app1.close();
 
@@ -218,7 +218,7 @@ describe('consumers (real nats-server)', () => {
     expect(second.every((d) => d.deliveryCount === 1)).toBe(true);
 
     // And the server agrees: every message acked once, nothing waiting for an ack-wait redelivery.
-    await waitUntil(
+    await waitFor(
       async () => (await shared.client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
       { timeoutMs: 10_000, message: 'acks of the second instance never reached the server' },
     );
@@ -251,8 +251,8 @@ describe('consumers (real nats-server)', () => {
       // Before releasing anything: 5 calls are blocked while the client already holds more
       // messages than that (asked over the app's own connection, so the deliveries counted in
       // the reply were read before it), so the limit, not a lack of messages, holds the rest back.
-      await waitUntil(() => blocked.length >= 5, { timeoutMs: 10_000, message: () => `${blocked.length} calls blocked, expected 5` });
-      await waitUntil(
+      await waitFor(() => blocked.length >= 5, { timeoutMs: 10_000, message: () => `${blocked.length} calls blocked, expected 5` });
+      await waitFor(
         async () => (await app.connection.jsm.consumers.info(stream, durable)).num_ack_pending >= 20,
         { timeoutMs: 10_000, message: 'the client never buffered messages beyond the concurrency limit' },
       );
@@ -264,19 +264,19 @@ describe('consumers (real nats-server)', () => {
       // Then release in rounds; each round the limit must be filled again and never exceeded.
       while (completed < total) {
         const expected = Math.min(5, total - completed);
-        await waitUntil(() => blocked.length >= expected, {
+        await waitFor(() => blocked.length >= expected, {
           timeoutMs: 10_000,
           message: () => `expected ${expected} blocked calls, got ${blocked.length} (in flight ${inFlight}, completed ${completed})`,
         });
         expect(inFlight).toBe(expected);
         const before = completed;
         for (const release of blocked.splice(0)) release();
-        await waitUntil(() => completed >= before + expected, { timeoutMs: 10_000, message: 'released calls did not complete' });
+        await waitFor(() => completed >= before + expected, { timeoutMs: 10_000, message: 'released calls did not complete' });
       }
 
       expect(completed).toBe(total);
       expect(maxInFlight).toBe(5);
-      await waitUntil(
+      await waitFor(
         async () => (await shared.client.jsm.consumers.info(stream, durable)).num_ack_pending === 0,
         { timeoutMs: 10_000, message: 'not every message was acked' },
       );
@@ -302,7 +302,7 @@ describe('consumers (real nats-server)', () => {
         inFlight--;
       });
       await apps.start({ servers: testNatsUrl() }, [Handler]);
-      await waitUntil(() => seqs.length >= total, { timeoutMs: 10_000, message: () => `handled ${seqs.length}/${total}` });
+      await waitFor(() => seqs.length >= total, { timeoutMs: 10_000, message: () => `handled ${seqs.length}/${total}` });
 
       expect(seqs).toEqual(range(1, total));
       expect(payloads).toEqual(range(1, total));

@@ -2,8 +2,9 @@ import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { Kvm } from '@nats-io/kv';
 import { DeadLetterService, IDEMPOTENCY_KEY_HEADER, OnEvent, type EventContext } from '../../lib/index.js';
-import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
-import { createStream, sharedServerHooks } from './kit.js';
+import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { WorkerProcess } from '../reliability/child-app.js';
+import { createStream, freshStream, Order, sharedServerHooks } from './kit.js';
 import { IdempotencyStore } from '../../lib/delivery/idempotency-store.js';
 import { replayConsumer } from '../../lib/provisioning/consumer-replay.js';
 
@@ -191,5 +192,253 @@ describe('exactly-once', () => {
       message: 'redelivery acked',
     });
     expect(calls).toEqual([1]);
+  });
+});
+
+describe('exactly-once on one durable', () => {
+  it('stores a repeated msgId once and handles it once', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EO');
+    const handled: number[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('e'), { durable: 'eo', delivery: 'exactly-once' })
+      async handle(_o: Order, ctx: EventContext) {
+        handled.push(ctx.sequence);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    const first = await app.publisher.publish(subject('e'), { id: 'e', qty: 1 }, { msgId: 'biz-key-1' });
+    const second = await app.publisher.publish(subject('e'), { id: 'e', qty: 1 }, { msgId: 'biz-key-1' });
+    expect(second).toEqual({ stream, seq: first.seq, duplicate: true });
+    await app.publisher.publish(subject('e'), { id: 'sentinel', qty: 1 });
+    await waitFor(() => handled.length === 2, { timeoutMs: 10_000, message: 'two distinct messages handled' });
+    expect(handled).toEqual([first.seq, first.seq + 1]);
+    expect((await hooks.client.jsm.streams.info(stream)).state.messages).toBe(2);
+  });
+
+  it('re-runs a message whose holder died mid-handler on a second instance, and acks a later copy of it without running', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOREC');
+    const kv = await new Kvm(hooks.client.nc).create('nestjs_jetstream_idempotency', { history: 1, ttl: 24 * 3600 * 1000 });
+    const key = IdempotencyStore.key(stream, 'eorec', 'crashed-1');
+    // The first instance: its own process, whose handler never finishes, killed mid-handler.
+    const worker = await WorkerProcess.start({
+      servers: testNatsUrl(),
+      subject: subject('k'),
+      durable: 'eorec',
+      delivery: 'exactly-once',
+      ackWaitMs: 1_000,
+      concurrency: 1,
+      shutdownTimeoutMs: 1_000,
+      minHandlerMs: 600_000,
+      maxHandlerMs: 600_000,
+    });
+    try {
+      const tool = await hooks.apps.start({ servers: testNatsUrl() }, []);
+      const crashed = await tool.publisher.publish(subject('k'), { id: 'crashed', qty: 1 }, { msgId: 'crashed-1' });
+      await waitFor(() => worker.inFlight().includes('crashed'), { timeoutMs: 10_000, message: 'the first instance running it' });
+      const held = (await kv.get(key))!.json<{ s: string; q: number; o: string }>();
+      expect(held).toMatchObject({ s: 'p', q: crashed.seq });
+      worker.signal('SIGKILL');
+      await worker.exited;
+
+      // The second instance: its own Nest app and connection on the same durable.
+      const handled: Array<{ id: string; delivery: number }> = [];
+      @Injectable()
+      class Handler {
+        @OnEvent(subject('k'), { durable: 'eorec', delivery: 'exactly-once', ackWaitMs: 1_000 })
+        async handle(order: Order, ctx: EventContext) {
+          handled.push({ id: order.id, delivery: ctx.deliveryCount });
+        }
+      }
+      const second = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+      // Redelivered once the ack wait ran out; the dead holder's lease had lapsed, so it runs here.
+      await waitFor(() => handled.length === 1, { timeoutMs: 15_000, message: 'the redelivery handled by the second instance' });
+      expect(handled[0].id).toBe('crashed');
+      expect(handled[0].delivery).toBeGreaterThanOrEqual(2);
+      await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eorec')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'acked' });
+      // The record now names the same sequence, taken over by the second instance.
+      const taken = (await kv.get(key))!.json<{ s: string; q: number; o: string }>();
+      expect(taken).toMatchObject({ s: 'p', q: crashed.seq });
+      expect(taken.o).not.toBe(held.o);
+      // A later copy of it (a publish repeated with another msg-id) is a duplicate: acked, not run,
+      // also by an instance that never saw it (a third app: only the record can tell it).
+      await second.close();
+      const third = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+      await third.publisher.publish(subject('k'), { id: 'crashed-copy', qty: 1 }, { msgId: 'copy-1', headers: { [IDEMPOTENCY_KEY_HEADER]: 'crashed-1' } });
+      await third.publisher.publish(subject('k'), { id: 'fresh', qty: 1 }, { msgId: 'fresh-1' });
+      await waitFor(() => handled.some((h) => h.id === 'fresh'), { timeoutMs: 10_000, message: 'sentinel handled' });
+      await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eorec')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'copy acked' });
+      expect(handled.map((h) => h.id)).toEqual(['crashed', 'fresh']);
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  it('writes one record per message: the confirmed ack stands for success', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOONE');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('w'), { durable: 'eoone', delivery: 'exactly-once', concurrency: 8 })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    // A bucket of its own, so its stream's last sequence counts exactly this test's writes.
+    const bucket = uniqueName('eo_one');
+    const app = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [Handler]);
+    await app.publisher.publishBatch(Array.from({ length: 50 }, (_, i) => ({ subject: subject('w'), payload: { id: `w${i}`, qty: 1 }, options: { msgId: `w-${i}` } })));
+    await waitFor(() => handled.length === 50, { timeoutMs: 10_000, message: '50 handled' });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eoone')).num_ack_pending === 0, { timeoutMs: 5_000, message: 'all 50 acked' });
+    const kvState = (await hooks.client.jsm.streams.info(`KV_${bucket}`)).state;
+    expect(kvState.last_seq).toBe(50);
+    expect(kvState.messages).toBe(50);
+    expect(handled.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `w${i}`).sort());
+    await hooks.client.jsm.streams.delete(`KV_${bucket}`);
+  });
+
+  it('treats a copy that arrives while the first is running as a duplicate; a failing first still carries the message', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOCOPY');
+    const calls: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let failOnce = true;
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('c'), { durable: 'eocopy', delivery: 'exactly-once', concurrency: 4, retry: { maxAttempts: 3, initialDelayMs: 200, jitter: false } })
+      async handle(order: Order) {
+        calls.push(order.id);
+        if (order.id === 'first') {
+          await gate;
+          if (failOnce) {
+            failOnce = false;
+            throw new Error('transient');
+          }
+        }
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    const key = { [IDEMPOTENCY_KEY_HEADER]: 'order-7' };
+    await app.publisher.publish(subject('c'), { id: 'first', qty: 1 }, { msgId: 'c-1', headers: key });
+    await waitFor(() => calls.includes('first'), { timeoutMs: 10_000, message: 'first running' });
+    await app.publisher.publish(subject('c'), { id: 'copy', qty: 1 }, { msgId: 'c-2', headers: key });
+    // The copy (consumer sequence 2) is acked while the first (1) is still running.
+    await waitFor(
+      async () => {
+        const info = await hooks.client.jsm.consumers.info(stream, 'eocopy');
+        return info.delivered.consumer_seq === 2 && info.num_ack_pending === 1;
+      },
+      { timeoutMs: 10_000, message: 'copy acked while first runs' },
+    );
+    expect(calls).toEqual(['first']);
+    release();
+    await waitFor(() => calls.length === 2, { timeoutMs: 10_000, message: 'first retried' });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eocopy')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'all acked' });
+    expect(calls).toEqual(['first', 'first']);
+  });
+
+  it('skips handled messages when the consumer is replayed', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOREPLAY');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('r'), { durable: 'eoreplay', delivery: 'exactly-once' })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    const settled = (ackFloor: number, message: string) =>
+      waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eoreplay')).ack_floor.stream_seq === ackFloor, { timeoutMs: 10_000, message });
+    let app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (const id of ['a', 'b', 'c']) await app.publisher.publish(subject('r'), { id, qty: 1 }, { msgId: `r-${id}` });
+    await settled(3, 'three handled and acked');
+    await app.close();
+    // `nestjs-jetstream replay --recreate` with the app stopped, then the durable deleted again so
+    // the app creates it with its own config: the procedure the CLI prints.
+    const tool = await hooks.apps.start({ servers: testNatsUrl() }, []);
+    expect((await replayConsumer(tool.connection, stream, 'eoreplay', { seq: 1 }, { recreate: true })).previousAckFloor).toBe(3);
+    await hooks.client.jsm.consumers.delete(stream, 'eoreplay');
+    app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    await app.publisher.publish(subject('r'), { id: 'd', qty: 1 }, { msgId: 'r-d' });
+    await settled(4, 'replayed messages skipped, the new one handled');
+    expect(handled).toEqual(['a', 'b', 'c', 'd']);
+    if (app.connection.serverAtLeast(2, 14, 0)) {
+      // The CLI's in-place reset, while the app runs. Its `pending` is the server's count at the
+      // reset, which the running app may already have pulled from: the skips below are the proof.
+      const skipped: number[] = [];
+      app.lifecycle.onHandled((e) => e.outcome === 'skipped' && skipped.push(e.sequence));
+      const replay = await replayConsumer(app.connection, stream, 'eoreplay', { seq: 1 });
+      expect(replay.pending).toBeLessThanOrEqual(4);
+      await app.publisher.publish(subject('r'), { id: 'e', qty: 1 }, { msgId: 'r-e' });
+      await settled(5, 'replayed messages skipped again, the new one handled');
+      expect(handled).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(skipped.sort()).toEqual([1, 2, 3, 4]);
+    }
+  });
+
+  it('runs handled messages again when the durable starts over without a replay note, rather than risk losing one', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOLOST');
+    const handled: string[] = [];
+    @Injectable()
+    class Handler {
+      // A short ack wait is a short lease: the leases of the first run must lapse first.
+      @OnEvent(subject('s'), { durable: 'eolost', delivery: 'exactly-once', ackWaitMs: 1_000 })
+      async handle(order: Order) {
+        handled.push(order.id);
+      }
+    }
+    let app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (const id of ['a', 'b']) await app.publisher.publish(subject('s'), { id, qty: 1 }, { msgId: `s-${id}` });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eolost')).ack_floor.stream_seq === 2, { timeoutMs: 10_000, message: 'acked' });
+    await app.close();
+    // As after a broker lost its consumer state: a handled message looks like one whose holder
+    // died mid-handler, and skipping that one would lose it.
+    await hooks.client.jsm.consumers.delete(stream, 'eolost');
+    app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    await waitFor(() => handled.length === 4, { timeoutMs: 10_000, message: 'both handled again' });
+    // Each exactly once more; in any order, since a lease still live on a loaded machine sends
+    // its message back for a moment while the other runs.
+    expect(handled.slice(0, 2)).toEqual(['a', 'b']);
+    expect(handled.slice(2).sort()).toEqual(['a', 'b']);
+  });
+
+  it('waits for a live lease held by another instance instead of running twice', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'EOLEASE');
+    const kv = await new Kvm(hooks.client.nc).create('nestjs_jetstream_idempotency', { history: 1, ttl: 24 * 3600 * 1000 });
+    const key = IdempotencyStore.key(stream, 'eolease', 'busy-1');
+    const calls: Array<{ instance: string; delivery: number; at: number }> = [];
+    const stuck = deferred();
+    const handler = (instance: string) => {
+      @Injectable()
+      class Handler {
+        @OnEvent(subject('l'), { durable: 'eolease', delivery: 'exactly-once', ackWaitMs: 3_000 })
+        async handle(_order: Order, ctx: EventContext) {
+          calls.push({ instance, delivery: ctx.deliveryCount, at: Date.now() });
+          if (instance === 'first') await stuck.promise;
+        }
+      }
+      return Handler;
+    };
+    // Two instances, each a Nest app with its own connection, on the same durable. The first
+    // stops while its call is still running: it hands the message back at once (a nak), and its
+    // abandoned call keeps the lease until the lease runs out.
+    const first = await hooks.apps.start({ servers: testNatsUrl(), shutdownTimeoutMs: 200 }, [handler('first')]);
+    const published = await first.publisher.publish(subject('l'), { id: 'busy', qty: 1 }, { msgId: 'busy-1' });
+    await waitFor(() => calls.length === 1, { timeoutMs: 10_000, message: 'the first instance running it' });
+    const lease = (await kv.get(key))!.json<{ s: string; q: number; u: number }>();
+    expect(lease).toMatchObject({ s: 'p', q: published.seq });
+    await hooks.apps.start({ servers: testNatsUrl() }, [handler('second')]);
+    await first.close();
+    try {
+      await waitFor(() => calls.length === 2, { timeoutMs: 15_000, message: 'the second instance running it once the lease ran out' });
+      await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eolease')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'acked' });
+      // The redelivery the nak brought came while the lease was live: it was handed back, not run,
+      // and the call came only once the lease had ended (one clock: both apps are in this process).
+      expect(calls.map((c) => c.instance)).toEqual(['first', 'second']);
+      expect(calls[1].delivery).toBeGreaterThanOrEqual(3);
+      expect(calls[1].at).toBeGreaterThanOrEqual(lease.u);
+    } finally {
+      stuck.resolve();
+    }
   });
 });

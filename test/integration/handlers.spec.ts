@@ -24,7 +24,7 @@ import {
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
-import { openClient, type RawClient } from './kit.js';
+import { sharedServerHooks } from './kit.js';
 
 /**
  * What a handler receives and what happens to the message afterwards: discovery, payload
@@ -70,21 +70,12 @@ interface LooseEvent {
 
 const WAIT = 5_000;
 
-let client: RawClient;
-const apps: TestApp[] = [];
 const subscriptions: Subscription[] = [];
 
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
+const hooks = sharedServerHooks();
 
-afterAll(async () => {
-  await client?.close();
-});
-
-afterEach(async () => {
+afterEach(() => {
   for (const sub of subscriptions.splice(0)) sub.unsubscribe();
-  await Promise.allSettled(apps.splice(0).map((a) => a.close()));
 });
 
 /** A fresh stream capturing `<name>.>`; returns its name, which is also the subject prefix. */
@@ -98,7 +89,7 @@ async function start(stream: string, providers: Array<Type<unknown>>, controller
     providers,
     controllers,
   });
-  apps.push(app);
+  hooks.apps.track(app);
   return app;
 }
 
@@ -119,20 +110,20 @@ function consumerOf(app: TestApp): string {
  */
 async function watchTerminations(stream: string): Promise<Array<{ stream_seq: number; reason?: string }>> {
   const seen: Array<{ stream_seq: number; reason?: string }> = [];
-  const sub = client.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.*`, {
+  const sub = hooks.client.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${stream}.*`, {
     callback: (_err, msg) => {
       if (msg) seen.push(msg.json());
     },
   });
   subscriptions.push(sub);
-  await client.nc.flush();
+  await hooks.client.nc.flush();
   return seen;
 }
 
 async function waitSettled(stream: string, consumer: string, lastSeq: number): Promise<void> {
   await waitFor(
     async () => {
-      const info = await client.jsm.consumers.info(stream, consumer);
+      const info = await hooks.client.jsm.consumers.info(stream, consumer);
       return info.num_ack_pending === 0 && info.ack_floor.stream_seq === lastSeq;
     },
     { timeoutMs: WAIT, message: `consumer ${consumer} to settle everything up to seq ${lastSeq}` },
@@ -237,7 +228,7 @@ describe('payload binding', () => {
     });
 
     expect(got.map((e) => e.orderId)).toEqual(['good']);
-    const info = await client.jsm.consumers.info(stream, consumer);
+    const info = await hooks.client.jsm.consumers.info(stream, consumer);
     expect(info.num_redelivered).toBe(0);
     expect(info.num_ack_pending).toBe(0);
     expect(info.delivered.stream_seq).toBe(good.seq);
@@ -277,7 +268,7 @@ describe('payload binding', () => {
     });
 
     expect(got.map((e) => e.orderId)).toEqual(['good']);
-    expect((await client.jsm.consumers.info(stream, consumer)).num_redelivered).toBe(0);
+    expect((await hooks.client.jsm.consumers.info(stream, consumer)).num_redelivered).toBe(0);
     const errors = app.logger.lines.filter((l) => l.level === 'error' && l.message.includes(subject) && reason.test(l.message));
     expect(errors).toHaveLength(1);
     expect(errors[0].message).toContain(`seq ${bad.seq}`);
@@ -394,8 +385,8 @@ describe('EventContext', () => {
       }
     }
     const app = await start(stream, [Audit]);
-    // Published by another client without a msgId or headers.
-    await client.js.publish(`${stream}.orders.seed`, JSON.stringify({ seed: true }));
+    // Published by another hooks.client without a msgId or headers.
+    await hooks.client.js.publish(`${stream}.orders.seed`, JSON.stringify({ seed: true }));
     const before = Date.now();
     const ack = await publisher(app).publish(
       subject,
@@ -447,7 +438,7 @@ describe('EventContext', () => {
     await publisher(app).publish(`${stream}.x`, {});
     await waitFor(() => captured.length === 1, { timeoutMs: WAIT, message: 'Watcher.handle to receive' });
     expect(captured[0]).toEqual({ consumer, durable: undefined });
-    expect((await client.jsm.consumers.info(stream, consumer)).config.durable_name).toBeUndefined();
+    expect((await hooks.client.jsm.consumers.info(stream, consumer)).config.durable_name).toBeUndefined();
   });
 });
 

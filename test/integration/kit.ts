@@ -10,17 +10,20 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import type { Provider, Type } from '@nestjs/common';
+import { IsInt, IsString } from 'class-validator';
 import {
+  DeadLetterService,
   EventContext,
   JetStreamConnection,
   JetStreamLifecycle,
   JetStreamModule,
   JetStreamPublisher,
   OnEvent,
+  type DeadLetter,
   type JetStreamModuleOptions,
   type OnEventOptions,
 } from '../../lib/index.js';
-import { testNatsUrl, waitFor } from '../harness/index.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { CapturingLogger, startApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -134,6 +137,12 @@ export class AppTracker {
     return new JetStreamTestApp(app);
   }
 
+  /** An app started some other way, closed with the rest after the test. */
+  track<T extends TestApp>(app: T): T {
+    this.apps.push(app);
+    return app;
+  }
+
   async closeAll(): Promise<void> {
     const apps = this.apps.splice(0);
     await Promise.allSettled(apps.map((a) => a.close()));
@@ -220,23 +229,6 @@ export async function watchNaks(
 }
 
 /**
- * The harness's waitFor, with a failure message that can be computed when it fails (so it can
- * show what was observed instead of only what was expected).
- */
-export async function waitUntil(
-  predicate: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; message: string | (() => string) },
-): Promise<void> {
-  const { message, ...rest } = options;
-  try {
-    await waitFor(predicate, { ...rest, message: typeof message === 'string' ? message : 'condition' });
-  } catch (err) {
-    if (typeof message !== 'function') throw err;
-    throw new Error(`${(err as Error).message}: ${message()}`);
-  }
-}
-
-/**
  * The hooks of a spec on the shared server: a raw client of its own (the streams it created are
  * deleted after the spec) and every app closed after each test, whatever failed. `client` is
  * only there once beforeAll has run.
@@ -261,4 +253,36 @@ export function sharedServerHooks(): { readonly apps: AppTracker; readonly clien
       return client;
     },
   };
+}
+
+/**
+ * A stream of its own for one test, and a dead-letter stream per test: listings stay independent
+ * on the shared server. The dead-letter subject stays outside `dlq.>`, which the default DLQ
+ * stream of other tests claims.
+ */
+export async function freshStream(
+  jsm: JetStreamManager,
+  prefix: string,
+): Promise<{ stream: string; subject: (s: string) => string; dlqStream: string; dlq: { stream: string; subject: string } }> {
+  const stream = uniqueName(prefix);
+  await createStream(jsm, stream, [`${stream}.>`]);
+  const dlqStream = uniqueName('DL');
+  return { stream, subject: (s) => `${stream}.${s}`, dlqStream, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } };
+}
+
+/** The dead letters of a stream once there are `count` of them, read through the app's service. */
+export async function waitForDeadLetters(app: JetStreamTestApp, dlqStream: string, count: number, originalStream?: string): Promise<DeadLetter[]> {
+  const service = app.inner.app.get(DeadLetterService);
+  let letters = await service.list({ stream: dlqStream, originalStream });
+  await waitFor(async () => (letters = await service.list({ stream: dlqStream, originalStream })).length >= count, {
+    timeoutMs: 15_000,
+    message: `${count} dead letter(s) in ${dlqStream}`,
+  });
+  return letters;
+}
+
+/** A class-validated payload the delivery specs share. */
+export class Order {
+  @IsString() id!: string;
+  @IsInt() qty!: number;
 }

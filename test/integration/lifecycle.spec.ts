@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { createServer, type AddressInfo } from 'node:net';
 import { StorageType } from '@nats-io/jetstream';
 import { ConnectionFailedError } from '../../lib/index.js';
-import { deferred, NatsServerProcess, testNatsUrl, uniqueName, withDeadline } from '../harness/index.js';
+import { deferred, NatsServerProcess, testNatsUrl, uniqueName, withDeadline, waitFor } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
 import {
   AppTracker,
@@ -16,7 +16,6 @@ import {
   type JetStreamTestApp,
   type RawClient,
   watchNaks,
-  waitUntil,
 } from './kit.js';
 
 const TEST_TIMEOUT_MS = 60_000;
@@ -93,7 +92,7 @@ describe('lifecycle (real nats-server)', () => {
       const app1 = await apps.start({ servers: testNatsUrl(), shutdownTimeoutMs: 10_000 }, [First]);
       await withDeadline(started.promise, 10_000, 'the first message never reached the handler');
       // All five are in the app's client (asked over its own connection) before shutdown starts.
-      await waitUntil(async () => (await app1.connection.jsm.consumers.info(stream, durable)).num_ack_pending === 5, {
+      await waitFor(async () => (await app1.connection.jsm.consumers.info(stream, durable)).num_ack_pending === 5, {
         timeoutMs: 10_000,
         message: 'the app never received all five messages',
       });
@@ -106,7 +105,7 @@ describe('lifecycle (real nats-server)', () => {
       });
       // Shutdown is under way: the server gets naks for the four buffered messages, while the
       // in-flight one is kept and close() keeps waiting for it.
-      await waitUntil(() => naks.naks.length >= 4, {
+      await waitFor(() => naks.naks.length >= 4, {
         timeoutMs: 10_000,
         message: () => `buffered messages were not handed back while the handler ran; naks for ${JSON.stringify(naks.seqs())}`,
       });
@@ -123,7 +122,7 @@ describe('lifecycle (real nats-server)', () => {
       // The finished message is acked, as a new connection sees: the ack floor covers seq 1, and
       // what still awaits an ack is exactly the four handed back (the server counts a nak'ed
       // message as ack-pending until it is redelivered).
-      await waitUntil(async () => (await freshConsumerInfo(stream, durable)).ack_floor.stream_seq >= 1, {
+      await waitFor(async () => (await freshConsumerInfo(stream, durable)).ack_floor.stream_seq >= 1, {
         timeoutMs: 10_000,
         message: 'the message finished during shutdown was never acked',
       });
@@ -138,11 +137,11 @@ describe('lifecycle (real nats-server)', () => {
           second.push(toDelivery(payload, ctx));
         }),
       ]);
-      await waitUntil(() => second.length >= 4, {
+      await waitFor(() => second.length >= 4, {
         timeoutMs: 10_000,
         message: () => `second instance got ${JSON.stringify(second.map((d) => d.seq))}`,
       });
-      await waitUntil(async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0, {
+      await waitFor(async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0, {
         timeoutMs: 10_000,
         message: 'second instance did not ack',
       });
@@ -184,7 +183,7 @@ describe('lifecycle (real nats-server)', () => {
       expect(info.ack_floor.stream_seq).toBe(0);
 
       // ...and it is nak'ed, not left to the 30 s ack wait: a new instance gets it at once.
-      await waitUntil(() => naks.seqs().includes(1), { timeoutMs: 10_000, message: 'the server never got a nak for the abandoned message' });
+      await waitFor(() => naks.seqs().includes(1), { timeoutMs: 10_000, message: 'the server never got a nak for the abandoned message' });
       const second: Delivery[] = [];
       const startedAt = performance.now();
       await apps.start({ servers: testNatsUrl() }, [
@@ -192,11 +191,11 @@ describe('lifecycle (real nats-server)', () => {
           second.push(toDelivery(payload, ctx));
         }),
       ]);
-      await waitUntil(() => second.length >= 1, { timeoutMs: 10_000, message: 'the abandoned message was not redelivered within 10 s' });
+      await waitFor(() => second.length >= 1, { timeoutMs: 10_000, message: 'the abandoned message was not redelivered within 10 s' });
       expect(performance.now() - startedAt).toBeLessThan(10_000);
       expect(second[0].seq).toBe(1);
       expect(second[0].deliveryCount).toBe(2);
-      await waitUntil(async () => (await client.jsm.consumers.info(stream, durable)).ack_floor.stream_seq === 1, {
+      await waitFor(async () => (await client.jsm.consumers.info(stream, durable)).ack_floor.stream_seq === 1, {
         timeoutMs: 10_000,
         message: 'second instance did not ack',
       });
@@ -219,8 +218,8 @@ describe('lifecycle (real nats-server)', () => {
         completedByFirst.push(ctx.sequence);
       });
       const app1 = await apps.start({ servers: testNatsUrl(), shutdownTimeoutMs: 300 }, [First]);
-      await waitUntil(() => startedByFirst.length >= 1, { timeoutMs: 10_000, message: 'handler never started' });
-      await waitUntil(async () => (await app1.connection.jsm.consumers.info(stream, durable)).num_ack_pending === total, {
+      await waitFor(() => startedByFirst.length >= 1, { timeoutMs: 10_000, message: 'handler never started' });
+      await waitFor(async () => (await app1.connection.jsm.consumers.info(stream, durable)).num_ack_pending === total, {
         timeoutMs: 10_000,
         message: 'the app never buffered all the messages',
       });
@@ -231,7 +230,7 @@ describe('lifecycle (real nats-server)', () => {
       expect(startedByFirst).toEqual([1]);
       expect(completedByFirst).toEqual([]);
       // Every one of them handed back with a nak: 2..20 at once, 1 when the shutdown timeout hit.
-      await waitUntil(() => new Set(naks.seqs()).size >= total, {
+      await waitFor(() => new Set(naks.seqs()).size >= total, {
         timeoutMs: 10_000,
         message: () => `naks only for ${JSON.stringify(naks.seqs())}`,
       });
@@ -245,11 +244,11 @@ describe('lifecycle (real nats-server)', () => {
         }),
       ]);
       // Promptly (handed back with a nak), not after the 30 s ack wait.
-      await waitUntil(() => handledBySecond.length >= total, {
+      await waitFor(() => handledBySecond.length >= total, {
         timeoutMs: 10_000,
         message: () => `second instance handled ${handledBySecond.length}/${total}: ${JSON.stringify(handledBySecond)}`,
       });
-      await waitUntil(async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0, {
+      await waitFor(async () => (await client.jsm.consumers.info(stream, durable)).num_ack_pending === 0, {
         timeoutMs: 10_000,
         message: 'second instance did not ack everything',
       });
@@ -294,7 +293,7 @@ describe('lifecycle (real nats-server)', () => {
           await new Promise((resolve) => setTimeout(resolve, 1));
         }),
       ]);
-      await waitUntil(() => closing !== undefined, { timeoutMs: 10_000, message: () => `round ${round}: only ${roundHandled} handled` });
+      await waitFor(() => closing !== undefined, { timeoutMs: 10_000, message: () => `round ${round}: only ${roundHandled} handled` });
       await withDeadline(closing!, 10_000, `round ${round}: close()`);
 
       // This durable has no other client: every seq up to delivered.stream_seq went to the app,
@@ -306,7 +305,7 @@ describe('lifecycle (real nats-server)', () => {
         for (let seq = 1; seq <= delivered; seq++) if (!handled.has(seq) && !nacked.has(seq)) out.push(seq);
         return out;
       };
-      await waitUntil(() => stranded().length === 0, {
+      await waitFor(() => stranded().length === 0, {
         timeoutMs: 5_000,
         message: () =>
           `round ${round}: seqs ${JSON.stringify(stranded())} were delivered to the stopping app but neither handled nor handed back; they wait for the 30 s ack wait`,
@@ -326,7 +325,7 @@ describe('lifecycle (real nats-server)', () => {
     await app.publisher.publish(subject, { n: 1 });
 
     // Redelivered after the failure: a second delivery of the same message.
-    await waitUntil(() => deliveries.length >= 2, { timeoutMs: 15_000, message: () => `only ${deliveries.length} deliveries` });
+    await waitFor(() => deliveries.length >= 2, { timeoutMs: 15_000, message: () => `only ${deliveries.length} deliveries` });
     expect(deliveries.slice(0, 2).map((d) => [d.seq, d.deliveryCount])).toEqual([
       [1, 1],
       [1, 2],
@@ -411,10 +410,10 @@ describe('lifecycle (real nats-server)', () => {
       logger,
     );
     await app.publisher.publish(subject, { n: 1 });
-    await waitUntil(() => received.length >= 1, { timeoutMs: 10_000, message: 'first message not handled' });
+    await waitFor(() => received.length >= 1, { timeoutMs: 10_000, message: 'first message not handled' });
 
     await server.kill('SIGKILL');
-    await waitUntil(() => logger.find('Disconnected', 'warn').length > 0, { timeoutMs: 10_000, message: 'no Disconnected warning' });
+    await waitFor(() => logger.find('Disconnected', 'warn').length > 0, { timeoutMs: 10_000, message: 'no Disconnected warning' });
 
     // A service told to stop during a broker outage must still exit: nothing is in flight, so
     // close() has no reason to wait for the broker to come back. (Each flush the shutdown does
@@ -444,23 +443,23 @@ describe('lifecycle (real nats-server)', () => {
       logger,
     );
     await app.publisher.publish(subject, { n: 1 });
-    await waitUntil(() => received.length >= 1, { timeoutMs: 10_000, message: 'first message not handled' });
+    await waitFor(() => received.length >= 1, { timeoutMs: 10_000, message: 'first message not handled' });
 
     await server.kill('SIGKILL');
-    await waitUntil(() => logger.find('Disconnected', 'warn').length > 0, {
+    await waitFor(() => logger.find('Disconnected', 'warn').length > 0, {
       timeoutMs: 10_000,
       message: () => `no Disconnected warning; logs:\n${logger.text()}`,
     });
 
     await server.restart();
-    await waitUntil(() => logger.find('Reconnected').length > 0, {
+    await waitFor(() => logger.find('Reconnected').length > 0, {
       timeoutMs: 15_000,
       message: () => `no Reconnected log; logs:\n${logger.text()}`,
     });
 
     // Same app, same connection object, same consumer: it resumed by itself.
     await app.publisher.publish(subject, { n: 2 });
-    await waitUntil(() => received.some((d) => (d.payload as { n: number }).n === 2), {
+    await waitFor(() => received.some((d) => (d.payload as { n: number }).n === 2), {
       timeoutMs: 15_000,
       message: () => `message published after the reconnect was not handled; got ${JSON.stringify(received.map((d) => d.payload))}`,
     });

@@ -20,31 +20,20 @@ import {
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
-import { openClient, type RawClient } from './kit.js';
+import { sharedServerHooks } from './kit.js';
 
 /**
  * How applications wire the module: forRoot, forRootAsync (factory and class), global scope,
  * the NATS_URL default, and options that must stop the startup.
  */
 
-let client: RawClient;
-const apps: TestApp[] = [];
 
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
+const hooks = sharedServerHooks();
 
-afterAll(async () => {
-  await client?.close();
-});
-
-afterEach(async () => {
-  await Promise.allSettled(apps.splice(0).map((a) => a.close()));
-});
 
 async function start(metadata: ModuleMetadata): Promise<TestApp> {
   const app = await startApp(metadata);
-  apps.push(app);
+  hooks.apps.track(app);
   return app;
 }
 
@@ -56,7 +45,7 @@ async function startupError(metadata: ModuleMetadata): Promise<Error> {
   } catch (err) {
     return err as Error;
   }
-  apps.push(app);
+  hooks.apps.track(app);
   throw new Error('expected the application startup to fail, but it started');
 }
 
@@ -81,7 +70,7 @@ function recorder(subject: string): { type: Type<unknown>; received: unknown[] }
 
 async function streamExists(name: string): Promise<boolean> {
   try {
-    await client.jsm.streams.info(name);
+    await hooks.client.jsm.streams.info(name);
     return true;
   } catch {
     return false;

@@ -5,7 +5,7 @@ import { JetStreamHealthIndicator, type JetStreamHealthOptions } from '../../lib
 import { JetStreamLifecycle, JetStreamModule, type JetStreamModuleOptions } from '../../lib/index.js';
 import { deferred, NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
-import { createStream, deleteCreatedStreams, handlerClass, openClient, waitUntil, type RawClient } from './kit.js';
+import { createStream, deleteCreatedStreams, handlerClass, openClient, type RawClient } from './kit.js';
 
 /** The terminus indicator against real servers: connection state, running consumers, lag. */
 
@@ -56,14 +56,14 @@ describe('JetStreamHealthIndicator', () => {
 
     await server.kill();
     let last: Detail | undefined;
-    await waitUntil(async () => (last = await check(health)).status === 'down', {
+    await waitFor(async () => (last = await check(health)).status === 'down', {
       timeoutMs: 15_000,
       message: () => `down after the server died, last ${JSON.stringify(last)}`,
     });
     expect(last).toMatchObject({ status: 'down', connection: 'reconnecting', message: 'NATS connection is reconnecting' });
 
     await server.restart();
-    await waitUntil(async () => (last = await check(health)).status === 'up', {
+    await waitFor(async () => (last = await check(health)).status === 'up', {
       timeoutMs: 20_000,
       message: () => `up after the restart, last ${JSON.stringify(last)}`,
     });
@@ -85,7 +85,7 @@ describe('JetStreamHealthIndicator', () => {
     let last: Detail | undefined;
     // The client may pull one message ahead of the held one: wait until all 10 are accounted for.
     const accounted = (d: Detail) => (d.lag?.[key]?.ackPending ?? 0) >= 1 && (d.lag?.[key]?.pending ?? 0) + (d.lag?.[key]?.ackPending ?? 0) === 10;
-    await waitUntil(async () => accounted((last = await check(health, { maxLag: 3 }))), {
+    await waitFor(async () => accounted((last = await check(health, { maxLag: 3 }))), {
       timeoutMs: 10_000,
       message: () => `the handler holding its message, last ${JSON.stringify(last)}`,
     });
@@ -95,7 +95,7 @@ describe('JetStreamHealthIndicator', () => {
     expect((await check(health, { maxLag: 100 })).status).toBe('up');
 
     release.resolve();
-    await waitUntil(async () => (last = await check(health, { maxLag: 3 })).status === 'up', {
+    await waitFor(async () => (last = await check(health, { maxLag: 3 })).status === 'up', {
       timeoutMs: 10_000,
       message: () => `up once caught up, last ${JSON.stringify(last)}`,
     });

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Registry, register as defaultRegistry } from 'prom-client';
 import { PublishRejectedError, TerminalError } from '../../lib/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
-import { createStream, handlerClass, sharedServerHooks, waitUntil } from './kit.js';
+import { createStream, handlerClass, sharedServerHooks } from './kit.js';
 
 /**
  * Metrics against a real server: known traffic gives exact counter values, the lag gauge
@@ -80,7 +80,7 @@ describe('metrics', () => {
       const consumed = (subject: string, durable: string, status: string) =>
         sample(registry, 'nats_consume_total', { subject, durable, status });
       let seen = '';
-      await waitUntil(
+      await waitFor(
         async () => {
           seen = (await registry.metrics()).split('\n').filter((l) => l.startsWith('nats_consume_total')).join('\n');
           return (await consumed(flaky, 'flaky', 'dead_letter')) === 1 && (await consumed(ok, 'ok', 'success')) === 4;
@@ -147,7 +147,7 @@ describe('metrics', () => {
     await app.publisher.publish(`${stream}.term`, { id: 'x' });
     const consumed = (subject: string, durable: string, status: string) =>
       sample(registry, 'nats_consume_total', { subject: `${stream}.${subject}`, durable, status });
-    await waitUntil(
+    await waitFor(
       async () =>
         (await consumed('amo', 'amo', 'success')) === 1 &&
         (await consumed('amo', 'amo', 'failed')) === 1 &&
@@ -173,7 +173,7 @@ describe('metrics', () => {
 
     // The handler holds its message, so the consumer's numbers stay put once the pulls are in.
     let info = await shared.client.jsm.consumers.info(stream, 'slow');
-    await waitUntil(
+    await waitFor(
       async () => {
         const before = info;
         info = await shared.client.jsm.consumers.info(stream, 'slow');
@@ -182,7 +182,7 @@ describe('metrics', () => {
       { timeoutMs: 10_000, intervalMs: 200, message: () => `stable consumer, last ${info.num_pending} pending / ${info.num_ack_pending} ack pending` },
     );
     expect(info.num_pending).toBeGreaterThanOrEqual(7);
-    await waitUntil(async () => (await lag()) === info.num_pending && (await ackPending()) === info.num_ack_pending, {
+    await waitFor(async () => (await lag()) === info.num_pending && (await ackPending()) === info.num_ack_pending, {
       timeoutMs: 5_000,
       message: () => `lag gauge ${info.num_pending}`,
     });

@@ -12,35 +12,30 @@ import { lastValueFrom, type Observable } from 'rxjs';
 import { OnEvent, TerminalError } from '../../lib/index.js';
 import { JetStreamClient, JetStreamContext, JetStreamServer } from '../../lib/transport/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
-import { AppTracker, createStream, deleteCreatedStreams, handlerClass, openClient, type RawClient } from './kit.js';
+import { createStream, handlerClass, sharedServerHooks } from './kit.js';
 
 /**
  * Tracing against a real server: the trace context travels in the message's headers from the
  * publish span to the handler's span, which is active while the handler runs.
  */
 
-const apps = new AppTracker();
+const hooks = sharedServerHooks();
 const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 const tracer = trace.getTracer('observability-tracing.spec');
-let client: RawClient;
 
 beforeAll(async () => {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
-  client = await openClient(testNatsUrl());
 });
 afterAll(async () => {
-  await deleteCreatedStreams(client.jsm);
-  await client.close();
   await provider.shutdown();
   trace.disable();
   propagation.disable();
   context.disable();
 });
-afterEach(async () => {
-  await apps.closeAll();
+afterEach(() => {
   exporter.reset();
 });
 
@@ -63,7 +58,7 @@ interface Seen {
 describe('tracing', () => {
   it('continues the publisher\'s trace in the handler: publish span, traceparent, process span, user spans nested', async () => {
     const stream = uniqueName('TRC');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.orders.created`;
     const seen: Seen = {};
     const done = deferred();
@@ -75,7 +70,7 @@ describe('tracing', () => {
       tracer.startActiveSpan('inside handler', (span) => span.end());
       done.resolve();
     });
-    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
 
     const ack = await tracer.startActiveSpan('checkout', async (span) => {
       try {
@@ -131,7 +126,7 @@ describe('tracing', () => {
 
   it('keeps the process span active through the Nest pipeline (interceptors) into the handler', async () => {
     const stream = uniqueName('TRCI');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const inInterceptor: Array<string | undefined> = [];
     const inHandler: Array<string | undefined> = [];
     const done = deferred();
@@ -151,7 +146,7 @@ describe('tracing', () => {
         done.resolve();
       }
     }
-    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Intercepted]);
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true }, [Intercepted]);
     await app.publisher.publish(`${stream}.x`, { n: 1 });
     await done.promise;
     const span = await oneFinished(`process ${stream}.x`);
@@ -161,15 +156,15 @@ describe('tracing', () => {
 
   it('records a failing handler on its span; a message without trace headers starts a new trace', async () => {
     const stream = uniqueName('TRCF');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const called = deferred();
     const Handler = handlerClass('FailingTracedHandler', `${stream}.x`, { durable: 'failing', dlq: false }, () => {
       called.resolve();
       throw new TerminalError('card declined');
     });
-    await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+    await hooks.apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
     // Published by a plain client: no traceparent header.
-    await client.js.publish(`${stream}.x`, JSON.stringify({ id: 1 }));
+    await hooks.client.js.publish(`${stream}.x`, JSON.stringify({ id: 1 }));
     await called.promise;
 
     const span = await oneFinished(`process ${stream}.x`);
@@ -183,12 +178,12 @@ describe('tracing', () => {
   it('keeps a dead-letter copy in the trace of the message it parks', async () => {
     const stream = uniqueName('TRCD');
     const dlqStream = uniqueName('TRDL');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const dlqSubject = `${dlqStream}.letters`;
     const Handler = handlerClass('DeadLetteringHandler', `${stream}.x`, { durable: 'dl', dlq: { stream: dlqStream, subject: dlqSubject } }, () => {
       throw new TerminalError('unprocessable');
     });
-    const app = await apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true }, [Handler]);
     try {
       await tracer.startActiveSpan('checkout', async (span) => {
         await app.publisher.publish(`${stream}.x`, { id: 1 });
@@ -199,18 +194,18 @@ describe('tracing', () => {
       const process = await oneFinished(`process ${stream}.x`);
       expect(copy.spanContext().traceId).toBe(original.spanContext().traceId);
       expect([process.spanContext().spanId, original.spanContext().spanId]).toContain(copy.parentSpanContext?.spanId);
-      const stored = await client.jsm.streams.getMessage(dlqStream, { last_by_subj: dlqSubject });
+      const stored = await hooks.client.jsm.streams.getMessage(dlqStream, { last_by_subj: dlqSubject });
       expect(stored?.header.get('traceparent')).toBe(`00-${copy.spanContext().traceId}-${copy.spanContext().spanId}-01`);
     } finally {
       await app.close();
-      await client.jsm.streams.delete(dlqStream).catch(() => undefined);
+      await hooks.client.jsm.streams.delete(dlqStream).catch(() => undefined);
     }
   });
 
   it('marks a failed publish span as an error', async () => {
     const stream = uniqueName('TRCP');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
-    const app = await apps.start({ servers: testNatsUrl(), tracing: true });
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true });
     await expect(app.publisher.publish(`${stream}.x`, { n: 1 }, { expect: { lastSequence: 42 } })).rejects.toThrow();
     const span = await oneFinished(`publish ${stream}.x`);
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
@@ -219,14 +214,14 @@ describe('tracing', () => {
 
   it('with tracing off, creates no spans and sends no traceparent, even with an SDK registered', async () => {
     const stream = uniqueName('TRCOFF');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const seen: Seen = {};
     const done = deferred();
     const Handler = handlerClass('UntracedHandler', `${stream}.x`, { durable: 'untraced' }, (_payload, ctx) => {
       seen.traceparent = ctx.header('traceparent');
       done.resolve();
     });
-    const app = await apps.start({ servers: testNatsUrl() }, [Handler]);
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
     await tracer.startActiveSpan('caller', async (span) => {
       await app.publisher.publish(`${stream}.x`, { n: 1 });
       span.end();
@@ -250,7 +245,7 @@ async function counter(registry: Registry, name: string, labels: Record<string, 
 describe('the microservices transport', () => {
   it('traces and counts JetStreamClient.emit through to an @EventPattern handler on JetStreamServer', async () => {
     const stream = uniqueName('TRMS');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const subject = `${stream}.orders.created`;
     const filter = `${stream}.orders.*`;
     const registry = new Registry();
@@ -317,14 +312,14 @@ describe('the microservices transport', () => {
     expect(() => new JetStreamClient({ servers: testNatsUrl(), tracing: 'on' as never })).toThrow(/tracing must be true, false or an options object/);
     expect(() => new JetStreamClient({ servers: testNatsUrl(), metrics: { prefix: 'bad prefix' } })).toThrow(/metrics.prefix must be a valid Prometheus name prefix/);
     const stream = uniqueName('TRMSOFF');
-    await createStream(client.jsm, stream, [`${stream}.>`]);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const emitter = new JetStreamClient({ servers: testNatsUrl() });
     try {
       await tracer.startActiveSpan('caller', async (span) => {
         await lastValueFrom(emitter.emit(`${stream}.x`, { n: 1 }));
         span.end();
       });
-      const stored = await client.jsm.streams.getMessage(stream, { last_by_subj: `${stream}.x` });
+      const stored = await hooks.client.jsm.streams.getMessage(stream, { last_by_subj: `${stream}.x` });
       expect(stored?.header?.get('traceparent') ?? '').toBe('');
       expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['caller']);
       expect((await defaultRegistry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.includes('nats_'))).toEqual([]);

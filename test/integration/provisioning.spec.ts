@@ -18,27 +18,16 @@ import {
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
-import { openClient, type RawClient } from './kit.js';
+import { sharedServerHooks } from './kit.js';
 
 /**
  * What the module makes of the server at startup: streams from the options (created, kept,
  * updated, or refused), the stream each handler reads from, and durable consumers.
  */
 
-let client: RawClient;
-const apps: TestApp[] = [];
 
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
+const hooks = sharedServerHooks();
 
-afterAll(async () => {
-  await client?.close();
-});
-
-afterEach(async () => {
-  await Promise.allSettled(apps.splice(0).map((a) => a.close()));
-});
 
 function options(streams: StreamDefinition[], extra: Partial<JetStreamModuleOptions> = {}): JetStreamModuleOptions {
   return { servers: testNatsUrl(), streams, ...extra };
@@ -46,7 +35,7 @@ function options(streams: StreamDefinition[], extra: Partial<JetStreamModuleOpti
 
 async function start(moduleOptions: JetStreamModuleOptions, providers: Array<Type<unknown>> = []): Promise<TestApp> {
   const app = await startApp({ imports: [JetStreamModule.forRoot(moduleOptions)], providers });
-  apps.push(app);
+  hooks.apps.track(app);
   return app;
 }
 
@@ -59,7 +48,7 @@ async function startupError(moduleOptions: JetStreamModuleOptions, providers: Ar
   } catch (err) {
     return err as Error;
   }
-  apps.push(app);
+  hooks.apps.track(app);
   throw new Error('expected the application startup to fail, but it started');
 }
 
@@ -87,10 +76,10 @@ describe('stream provisioning', () => {
       ]),
     );
 
-    const infoA = await client.jsm.streams.info(a);
+    const infoA = await hooks.client.jsm.streams.info(a);
     expect(infoA.config.subjects).toEqual([`${a}.>`]);
     expect(infoA.config.max_msgs).toBe(100);
-    const infoB = await client.jsm.streams.info(b);
+    const infoB = await hooks.client.jsm.streams.info(b);
     expect(infoB.config.subjects).toEqual([`${b}.one`, `${b}.two`]);
     expect(infoB.config.storage).toBe(StorageType.Memory);
   });
@@ -103,10 +92,10 @@ describe('stream provisioning', () => {
     await first.app.get(JetStreamPublisher).publish(`${name}.a`, { n: 1 });
     await first.app.get(JetStreamPublisher).publish(`${name}.b`, { n: 2 });
     await first.close();
-    const before = await client.jsm.streams.info(name);
+    const before = await hooks.client.jsm.streams.info(name);
 
     const second = await start(config);
-    const after = await client.jsm.streams.info(name);
+    const after = await hooks.client.jsm.streams.info(name);
     expect(after.created).toEqual(before.created);
     expect(after.config).toEqual(before.config);
     expect(after.state.messages).toBe(2);
@@ -126,10 +115,10 @@ describe('stream provisioning', () => {
     const first = await start(config);
     await first.app.get(JetStreamPublisher).publish(`${name}.a`, { n: 1 });
     await first.close();
-    const before = await client.jsm.streams.info(name);
+    const before = await hooks.client.jsm.streams.info(name);
 
     const second = await start(config);
-    const after = await client.jsm.streams.info(name);
+    const after = await hooks.client.jsm.streams.info(name);
     expect(after.config).toEqual(before.config);
     expect(after.state.messages).toBe(1);
     expect(second.logger.find(`Updated stream "${name}"`)).toEqual([]);
@@ -142,7 +131,7 @@ describe('stream provisioning', () => {
     await first.close();
 
     const second = await start(options([{ name, subjects: [`${name}.a.>`, `${name}.b.>`], max_msgs: 20 }]));
-    const info = await client.jsm.streams.info(name);
+    const info = await hooks.client.jsm.streams.info(name);
     expect([...(info.config.subjects ?? [])].sort()).toEqual([`${name}.a.>`, `${name}.b.>`]);
     expect(info.config.max_msgs).toBe(20);
     expect(info.state.messages).toBe(1);
@@ -169,7 +158,7 @@ describe('stream provisioning', () => {
     expect(drift.message).toContain(`Stream "${name}"`);
     expect(drift.message).toContain(field);
     // The stream is left exactly as it was, data included.
-    const info = await client.jsm.streams.info(name);
+    const info = await hooks.client.jsm.streams.info(name);
     expect(info.config[field as keyof StreamConfig]).toBe(was[field as keyof StreamConfig]);
     expect(info.state.messages).toBe(1);
   });
@@ -184,13 +173,13 @@ describe('stream provisioning', () => {
     await first.close();
 
     await start(options([{ name, subjects: [`${name}.>`], retention: RetentionPolicy.Interest }]));
-    expect((await client.jsm.streams.info(name)).config.retention).toBe(RetentionPolicy.Interest);
+    expect((await hooks.client.jsm.streams.info(name)).config.retention).toBe(RetentionPolicy.Interest);
   });
 
   it('a stream the server refuses to create (subjects overlap another stream) fails with StreamProvisioningError', async () => {
     const prefix = uniqueName('PROV_OVL');
     const owner = `${prefix}_OWNER`;
-    await client.jsm.streams.add({ name: owner, subjects: [`${prefix}.>`] });
+    await hooks.client.jsm.streams.add({ name: owner, subjects: [`${prefix}.>`] });
     const name = `${prefix}_NEW`;
 
     const err = await startupError(options([{ name, subjects: [`${prefix}.orders`] }]));
@@ -199,7 +188,7 @@ describe('stream provisioning', () => {
     expect(err.message).toContain(`Stream "${name}" could not be created`);
     expect(err.message).toMatch(/overlap/i);
     expect(err.cause).toBeInstanceOf(JetStreamApiError);
-    await expect(client.jsm.streams.info(name)).rejects.toThrow(/stream not found/i);
+    await expect(hooks.client.jsm.streams.info(name)).rejects.toThrow(/stream not found/i);
   });
 });
 
@@ -240,14 +229,14 @@ describe('stream resolution for handlers', () => {
 
   it('finds a stream created outside the module on the server', async () => {
     const name = uniqueName('RES_EXT');
-    await client.jsm.streams.add({ name, subjects: [`${name}.>`] });
+    await hooks.client.jsm.streams.add({ name, subjects: [`${name}.>`] });
     const sink: Array<{ payload: unknown; stream: string }> = [];
 
     const app = await start(options([]), [handler('Shipping', `${name}.shipped`, {}, sink)]);
     expect(app.app.get(JetStreamLifecycle).handlers).toEqual([
       expect.objectContaining({ handlerId: 'Shipping.handle', subject: `${name}.shipped`, stream: name }),
     ]);
-    await client.js.publish(`${name}.shipped`, JSON.stringify({ parcel: 7 }));
+    await hooks.client.js.publish(`${name}.shipped`, JSON.stringify({ parcel: 7 }));
     await waitFor(() => sink.length === 1, { timeoutMs: 5_000, message: 'Shipping.handle to receive the parcel' });
     expect(sink[0]).toMatchObject({ payload: { parcel: 7 }, stream: name });
   });
@@ -279,7 +268,7 @@ describe('durable consumers', () => {
     expect(err.message).toContain('Invoicing.handle');
     expect(err.message).toContain('Reporting.handle');
     // Nothing was created for either handler.
-    await expect(client.jsm.consumers.info(name, durable)).rejects.toThrow(/consumer not found/i);
+    await expect(hooks.client.jsm.consumers.info(name, durable)).rejects.toThrow(/consumer not found/i);
   });
 
   it('restarting a durable with another start position fails with ConsumerConfigDriftError naming the field', async () => {
@@ -289,7 +278,7 @@ describe('durable consumers', () => {
 
     const first = await start(options(streams), [handler('Ledger', `${name}.entries`, { durable, deliverPolicy: 'all' })]);
     await first.close();
-    const created = await client.jsm.consumers.info(name, durable);
+    const created = await hooks.client.jsm.consumers.info(name, durable);
     expect(created.config.deliver_policy).toBe('all');
 
     const err = await startupError(options(streams), [handler('Ledger', `${name}.entries`, { durable, deliverPolicy: { startSequence: 5 } })]);
@@ -302,7 +291,7 @@ describe('durable consumers', () => {
     expect(drift.message).toContain('deliver_policy');
     expect(drift.message).toContain('Ledger.handle');
     // The durable on the server is untouched.
-    const after = await client.jsm.consumers.info(name, durable);
+    const after = await hooks.client.jsm.consumers.info(name, durable);
     expect(after.config.deliver_policy).toBe('all');
     expect(after.config.opt_start_seq).toBeUndefined();
   });
@@ -314,12 +303,12 @@ describe('durable consumers', () => {
     const since = new Date(Date.now() - 60_000);
     const first = await start(options(streams), [handler('Since', `${name}.e`, { durable, deliverPolicy: { startTime: since } })]);
     await first.close();
-    const created = await client.jsm.consumers.info(name, durable);
+    const created = await hooks.client.jsm.consumers.info(name, durable);
     expect(created.config.deliver_policy).toBe('by_start_time');
 
     const second = await start(options(streams), [handler('Since', `${name}.e`, { durable, deliverPolicy: { startTime: new Date(since.getTime()) } })]);
     expect(second.app.get(JetStreamLifecycle).handlers.map((h) => h.consumer)).toEqual([durable]);
-    expect((await client.jsm.consumers.info(name, durable)).created).toEqual(created.created);
+    expect((await hooks.client.jsm.consumers.info(name, durable)).created).toEqual(created.created);
   });
 
   it('changing ackWaitMs on restart updates the durable in place, keeping its position', async () => {
@@ -329,17 +318,17 @@ describe('durable consumers', () => {
     const sink: unknown[] = [];
 
     const first = await start(options(streams), [handler('Mailer', `${name}.mail`, { durable, ackWaitMs: 30_000 }, sink)]);
-    expect((await client.jsm.consumers.info(name, durable)).config.ack_wait).toBe(nanos(30_000));
+    expect((await hooks.client.jsm.consumers.info(name, durable)).config.ack_wait).toBe(nanos(30_000));
     await first.app.get(JetStreamPublisher).publish(`${name}.mail`, { n: 1 });
     await waitFor(() => sink.length === 1, { timeoutMs: 5_000, message: 'Mailer.handle to receive message 1' });
-    await waitFor(async () => (await client.jsm.consumers.info(name, durable)).ack_floor.stream_seq === 1, {
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(name, durable)).ack_floor.stream_seq === 1, {
       timeoutMs: 5_000,
       message: 'message 1 to be acked',
     });
     await first.close();
 
     const second = await start(options(streams), [handler('Mailer', `${name}.mail`, { durable, ackWaitMs: 12_000 }, sink)]);
-    const info = await client.jsm.consumers.info(name, durable);
+    const info = await hooks.client.jsm.consumers.info(name, durable);
     expect(info.config.ack_wait).toBe(nanos(12_000));
     expect(info.config.deliver_policy).toBe('all');
     expect(second.logger.find(`Updated durable consumer "${durable}"`)).toHaveLength(1);

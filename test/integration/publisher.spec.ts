@@ -16,28 +16,19 @@ import {
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
-import { openClient, type RawClient } from './kit.js';
+import { sharedServerHooks } from './kit.js';
 
 /**
  * JetStreamPublisher against a real server: what is stored, deduplication, expectations, and
  * the typed error for every way a publish can fail.
  */
 
-let client: RawClient;
-const apps: TestApp[] = [];
 const subscriptions: Subscription[] = [];
 
-beforeAll(async () => {
-  client = await openClient(testNatsUrl());
-});
+const hooks = sharedServerHooks();
 
-afterAll(async () => {
-  await client?.close();
-});
-
-afterEach(async () => {
+afterEach(() => {
   for (const sub of subscriptions.splice(0)) sub.unsubscribe();
-  await Promise.allSettled(apps.splice(0).map((a) => a.close()));
 });
 
 interface Setup {
@@ -52,7 +43,7 @@ async function setup(prefix: string, extra: Partial<JetStreamModuleOptions> = {}
   const app = await startApp({
     imports: [JetStreamModule.forRoot({ servers: testNatsUrl(), streams: [{ name: stream, subjects: [`${stream}.>`] }], ...extra })],
   });
-  apps.push(app);
+  hooks.apps.track(app);
   return { app, publisher: app.app.get(JetStreamPublisher), stream };
 }
 
@@ -64,13 +55,13 @@ async function silentResponder(): Promise<{ subject: string; msgIds: Array<strin
   const subject = `${uniqueName('silent')}.event`;
   const msgIds: Array<string | undefined> = [];
   subscriptions.push(
-    client.nc.subscribe(subject, {
+    hooks.client.nc.subscribe(subject, {
       callback: (_err, msg) => {
         msgIds.push(msg.headers?.get('Nats-Msg-Id'));
       },
     }),
   );
-  await client.nc.flush();
+  await hooks.client.nc.flush();
   return { subject, msgIds };
 }
 
@@ -89,11 +80,11 @@ async function flushThrough(app: TestApp, target: { subject: string; msgIds: Arr
 }
 
 async function storedCount(stream: string): Promise<number> {
-  return (await client.jsm.streams.info(stream)).state.messages;
+  return (await hooks.client.jsm.streams.info(stream)).state.messages;
 }
 
 async function stored(stream: string, seq: number) {
-  const msg = await client.jsm.streams.getMessage(stream, { seq });
+  const msg = await hooks.client.jsm.streams.getMessage(stream, { seq });
   if (!msg) throw new Error(`no message ${seq} in ${stream}`);
   return msg;
 }

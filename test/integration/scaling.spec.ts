@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { testNatsUrl, uniqueName } from '../harness/index.js';
-import { createStream, handlerClass, type JetStreamTestApp, sharedServerHooks, waitUntil } from './kit.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { createStream, handlerClass, type JetStreamTestApp, sharedServerHooks } from './kit.js';
 
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -48,13 +48,13 @@ describe('scaling out on one durable (real nats-server)', () => {
     expect(results.filter((r) => !r.ok)).toEqual([]);
 
     const count = () => handled.get('a')!.length + handled.get('b')!.length;
-    await waitUntil(() => count() >= total, {
+    await waitFor(() => count() >= total, {
       timeoutMs: 30_000,
       message: () => `expected ${total} handled messages, got ${count()}`,
     });
 
     // Nothing is left to deliver, pending ack or waiting for redelivery: no further call can come.
-    await waitUntil(
+    await waitFor(
       async () => {
         const info = await shared.client.jsm.consumers.info(stream, durable);
         return info.num_ack_pending === 0 && info.num_pending === 0;
@@ -105,17 +105,17 @@ describe('scaling out on one durable (real nats-server)', () => {
     expect(results.every((r) => r.ok)).toBe(true);
 
     // Stop instance a while it is busy: in-flight calls finish and ack, buffered ones go back.
-    await waitUntil(() => handled.get('a')!.length >= 20, { timeoutMs: 10_000, message: 'instance a never got going' });
+    await waitFor(() => handled.get('a')!.length >= 20, { timeoutMs: 10_000, message: 'instance a never got going' });
     await a.close();
     const handledByA = handled.get('a')!.length;
 
     // Well before the 30 s ack wait: what a had not started was handed back, not abandoned.
     const count = () => handled.get('a')!.length + handled.get('b')!.length;
-    await waitUntil(() => count() >= total, {
+    await waitFor(() => count() >= total, {
       timeoutMs: 10_000,
       message: () => `expected ${total} handled messages within 10 s of a's shutdown, got ${count()} (a ${handled.get('a')!.length}, b ${handled.get('b')!.length})`,
     });
-    await waitUntil(
+    await waitFor(
       async () => {
         const info = await shared.client.jsm.consumers.info(stream, durable);
         return info.num_ack_pending === 0 && info.num_pending === 0;

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { StorageType } from '@nats-io/jetstream';
 import { PublishTimeoutError, type DeliveryMode } from '../../lib/index.js';
-import { deferred, NatsServerProcess, uniqueName, withDeadline } from '../harness/index.js';
+import { deferred, NatsServerProcess, uniqueName, withDeadline, waitFor } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
-import { AppTracker, handlerClass, openClient, timed, waitUntil, type RawClient } from '../integration/kit.js';
+import { AppTracker, handlerClass, openClient, timed, type RawClient } from '../integration/kit.js';
 import { describeErrors, startPublishLoop } from './publish-loop.js';
 import { scale } from './report.js';
 import { Tally } from './tally.js';
@@ -74,7 +74,7 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
     });
     try {
       // Mid-stream: a third published, handlers busy, most of the stream still to come.
-      await waitUntil(() => tally.publishedCount >= COUNT / 3 && tally.handledCount > 0, {
+      await waitFor(() => tally.publishedCount >= COUNT / 3 && tally.handledCount > 0, {
         timeoutMs: 30_000,
         message: () => `never reached a third of the stream: ${tally.describe()}`,
       });
@@ -83,7 +83,7 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
       await broker.kill('SIGKILL');
 
       // The outage is seen by callers as errors, not as silence: every lane has had one.
-      await waitUntil(() => loop.errorCount() >= 8, {
+      await waitFor(() => loop.errorCount() >= 8, {
         timeoutMs: 30_000,
         message: () => `no publish failed while the broker was down: ${describeErrors(loop.stats)}`,
       });
@@ -93,11 +93,11 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
       const restartedAt = Date.now();
 
       await withDeadline(loop.done, 60_000, `publishing after the restart (${describeErrors(loop.stats)})`);
-      await waitUntil(() => tally.complete(), { timeoutMs: 60_000, message: () => `consumers did not catch up: ${tally.describe()}` });
+      await waitFor(() => tally.complete(), { timeoutMs: 60_000, message: () => `consumers did not catch up: ${tally.describe()}` });
       // Settled for good: nothing pending or awaiting an ack, so no redelivery can still come.
       client = await openClient(broker.url);
       const raw = client;
-      await waitUntil(
+      await waitFor(
         async () => {
           const info = await raw.jsm.consumers.info(stream, durable);
           return info.num_pending === 0 && info.num_ack_pending === 0;
@@ -177,7 +177,7 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
     await broker.restart();
     client = await openClient(broker.url);
     const raw = client;
-    await waitUntil(
+    await waitFor(
       async () => {
         const info = await raw.jsm.consumers.info(stream, durable);
         return info.ack_floor.stream_seq === 1 && info.num_ack_pending === 0 && info.num_pending === 0;
@@ -218,7 +218,7 @@ describe('reliability: broker crash (kill -9 and restart, file storage)', () => 
     await broker.restart();
     // The caller's retry: same msg-id. Whether the failed attempt reached the stream after the
     // reconnect (the client resends what it buffered) or not, the stream now holds it once.
-    await waitUntil(
+    await waitFor(
       async () => {
         try {
           await app.publisher.publish(subject, { n: 1 }, { msgId: 'during-outage' });

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startCluster, uniqueName, withDeadline } from '../harness/index.js';
+import { startCluster, uniqueName, withDeadline, waitFor } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
-import { AppTracker, handlerClass, waitUntil, type RawClient } from '../integration/kit.js';
+import { AppTracker, handlerClass, type RawClient } from '../integration/kit.js';
 import { describeErrors, startPublishLoop } from './publish-loop.js';
 import { scale } from './report.js';
 import { Tally } from './tally.js';
@@ -95,7 +95,7 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
       onStored: (id) => tally.confirmPublished(id),
     });
     try {
-      await waitUntil(() => tally.publishedCount >= COUNT / 3 && tally.handledCount > 0, {
+      await waitFor(() => tally.publishedCount >= COUNT / 3 && tally.handledCount > 0, {
         timeoutMs: 30_000,
         message: () => `never reached a third of the stream: ${tally.describe()}`,
       });
@@ -104,7 +104,7 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
       await nodes.servers[leader].kill('SIGKILL');
 
       let newLeader: string | undefined;
-      await waitUntil(
+      await waitFor(
         async () => {
           newLeader = (await raw.jsm.streams.info(stream)).cluster?.leader;
           return newLeader !== undefined && newLeader !== leaderName;
@@ -113,9 +113,9 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
       );
 
       await withDeadline(loop.done, 60_000, `publishing after the failover (${describeErrors(loop.stats)})`);
-      await waitUntil(() => tally.complete(), { timeoutMs: 60_000, message: () => `consumers did not catch up: ${tally.describe()}` });
+      await waitFor(() => tally.complete(), { timeoutMs: 60_000, message: () => `consumers did not catch up: ${tally.describe()}` });
       const handledAllMs = Date.now() - killedAt;
-      await waitUntil(
+      await waitFor(
         async () => {
           const info = await raw.jsm.consumers.info(stream, durable);
           return info.num_pending === 0 && info.num_ack_pending === 0;

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { testNatsUrl } from '../harness/index.js';
-import { handlerClass, waitUntil } from '../integration/kit.js';
+import { testNatsUrl, waitFor } from '../harness/index.js';
+import { handlerClass } from '../integration/kit.js';
 import { prefilledStream, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
 
@@ -32,7 +32,7 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
     const first = await WorkerProcess.start(config);
     workers.push(first);
     // Mid-stream and mid-handler: a third done, and at least one call begun but not finished.
-    await waitUntil(
+    await waitFor(
       () => {
         const lines = first.lines();
         return lines.filter((l) => l.kind === 'done').length >= COUNT / 3 && first.inFlight(lines).length > 0;
@@ -56,8 +56,8 @@ describe('reliability: consumer crash (app process SIGKILLed mid-handler)', () =
         tally.handle(id);
       }),
     ]);
-    await waitUntil(() => tally.complete(), { timeoutMs: 30_000, message: () => `the second instance did not pick everything up: ${tally.describe()}` });
-    await waitUntil(
+    await waitFor(() => tally.complete(), { timeoutMs: 30_000, message: () => `the second instance did not pick everything up: ${tally.describe()}` });
+    await waitFor(
       async () => {
         const info = await client().jsm.consumers.info(stream, durable);
         return info.num_pending === 0 && info.num_ack_pending === 0;

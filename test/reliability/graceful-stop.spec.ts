@@ -1,6 +1,6 @@
 import 'reflect-metadata';
-import { testNatsUrl, withDeadline } from '../harness/index.js';
-import { handlerClass, waitUntil } from '../integration/kit.js';
+import { testNatsUrl, withDeadline, waitFor } from '../harness/index.js';
+import { handlerClass } from '../integration/kit.js';
 import { prefilledStream, WorkerProcess, workerScenario, type WorkerConfig } from './child-app.js';
 import { scale } from './report.js';
 
@@ -37,7 +37,7 @@ describe('reliability: graceful stop (SIGTERM under load)', () => {
     const first = await WorkerProcess.start(config);
     workers.push(first);
     // Under load: a backlog buffered, every concurrency slot busy.
-    await waitUntil(
+    await waitFor(
       () => {
         const lines = first.lines();
         return lines.filter((l) => l.kind === 'done').length >= 24 && first.inFlight(lines).length >= 4;
@@ -68,12 +68,12 @@ describe('reliability: graceful stop (SIGTERM under load)', () => {
       }),
     ]);
     // Well inside the ack wait: what the first instance did not finish was handed back, not stranded.
-    await waitUntil(() => tally.complete(), {
+    await waitFor(() => tally.complete(), {
       timeoutMs: ACK_WAIT_MS / 2,
       message: () => `the next instance did not get the rest promptly: ${tally.describe()}`,
     });
     const drainMs = Date.now() - startedAt;
-    await waitUntil(
+    await waitFor(
       async () => {
         const info = await client().jsm.consumers.info(stream, durable);
         return info.num_pending === 0 && info.num_ack_pending === 0;
