@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { redactText } from '../connection/redact.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import { ASYNCAPI_OPTIONS, parseAsyncApiCommand, runAsyncApiCommand } from './asyncapi-command.js';
@@ -112,7 +113,9 @@ function prepare(command: string, positionals: string[], flags: Flags, io: CliIo
 
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    // The CLI runs from the CommonJS build (dist/cli/), the package's only implementation, so
+    // __dirname is defined; import.meta would not compile to CommonJS.
+    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version?: string };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';
