@@ -1,8 +1,8 @@
-// Run inside an app that installed the packed tarball: `import` and `require` of every entry
+// Copied into an app that installed the packed tarball and run there: `import` and `require` of every entry
 // must give the same objects (one implementation, no dual-package hazard) and the same names.
 import { createRequire } from 'node:module';
 
-const require = createRequire(`${process.cwd()}/`);
+const require = createRequire(import.meta.url);
 const problems = [];
 for (const entry of ['nestjs-jetstream', 'nestjs-jetstream/transport', 'nestjs-jetstream/testing', 'nestjs-jetstream/health']) {
   const esm = await import(entry);

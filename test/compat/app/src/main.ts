@@ -20,29 +20,30 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined> |
 }
 
 async function check(app: INestApplication): Promise<string> {
+  const id = `o-${process.pid}-${Date.now()}`;
   const response = await fetch(`${await app.getUrl()}/orders`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ id: 'o-1', cents: 1250 }),
+    // The apps share one server across Node versions: a fresh id keeps the msg-id fresh.
+    body: JSON.stringify({ id, cents: 1250 }),
   });
   if (response.status !== 202) throw new Error(`POST /orders answered ${response.status}: ${await response.text()}`);
   const { seq } = (await response.json()) as { seq: number };
   const handler = app.get(OrdersHandler);
   const deadLetters = app.get(DeadLetterService);
+  const letterOf = async (sequence: number) => (await deadLetters.list({ consumer: 'compat-orders' })).find((l) => l.originalSequence === sequence);
   const outcome = await eventually('the order to be handled or dead-lettered', async () =>
-    handler.seen.length > 0 ? 'handled' : (await deadLetters.list({ consumer: 'compat-orders' })).length > 0 ? 'dead-lettered' : undefined,
+    handler.seen.length > 0 ? 'handled' : (await letterOf(seq)) ? 'dead-lettered' : undefined,
   );
   if (outcome !== 'handled') {
-    const [letter] = await deadLetters.list({ consumer: 'compat-orders' });
+    const letter = await letterOf(seq);
     throw new Error(`the valid order was dead-lettered: ${letter?.reason} ${letter?.error?.name}: ${letter?.error?.message}`);
   }
-  expectSeenOrder(handler.seen[0], 'o-1', seq);
+  expectSeenOrder(handler.seen[0], id, seq);
   if (app.get(OrdersGuard).calls < 1 || app.get(OrdersInterceptor).calls < 1) throw new Error('the guard or the interceptor did not run');
 
   const bad = await app.get(JetStreamPublisher).publish('orders.placed', { id: 42 });
-  const letter = await eventually('the invalid order in the dead-letter stream', async () =>
-    (await deadLetters.list({ consumer: 'compat-orders' })).find((l) => l.originalSequence === bad.seq),
-  );
+  const letter = await eventually('the invalid order in the dead-letter stream', () => letterOf(bad.seq));
   if (handler.seen.length !== 1) throw new Error(`the invalid order reached the handler: ${JSON.stringify(handler.seen)}`);
   return `order seq ${seq} handled with every context field; invalid seq ${bad.seq} dead-lettered (${letter.reason}: ${letter.error?.name})`;
 }
