@@ -83,7 +83,7 @@ for app in ${COMPAT_APPS:-nest11-cjs nest11-esm nest12-esm}; do
       COMPAT_NAME="$app" NATS_URL="$APP_NATS_URL" node dist/main.js
       npm run --silent test:e2e -- --silent 2>&1 | tail -n 5
       if [ "$app" = nest12-esm ]; then npm run --silent test:vitest 2>&1 | tail -n 5; fi
-      if [ "$app" = nest11-esm ]; then cp "$ROOT/test/compat/dual-package.mjs" . && node dual-package.mjs; fi
+      if [ "$app" = nest11-esm ]; then cp "$ROOT/test/compat/dual-package.mjs" . && node dual-package.mjs import-first && node dual-package.mjs require-first; fi
     )
   done
 done

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { redactText } from '../connection/redact.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import { ASYNCAPI_OPTIONS, parseAsyncApiCommand, runAsyncApiCommand } from './asyncapi-command.js';
@@ -112,12 +112,15 @@ function prepare(command: string, positionals: string[], flags: Flags, io: CliIo
 }
 
 function packageVersion(): string {
-  try {
-    // The CLI runs from the CommonJS build (dist/cli/), the package's only implementation, so
-    // __dirname is defined; import.meta would not compile to CommonJS.
-    const pkg = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
+  // The CLI runs from the CommonJS build (dist/cjs/cli/), so __dirname is defined (import.meta
+  // would not compile to CommonJS). The package's own package.json is the nearest one with its name.
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'nestjs-jetstream') return pkg.version ?? 'unknown';
+    } catch {
+      // no package.json here: look further up
+    }
   }
+  return 'unknown';
 }
