@@ -4,7 +4,7 @@ import { OrdersController, OrdersGuard, OrdersHandler, OrdersInterceptor } from 
 
 @Module({
   // NATS_URL is read when the module connects, so a test may set it after importing this file.
-  imports: [JetStreamModule.forRoot({ streams: [{ name: 'ORDERS', subjects: ['orders.>'] }] })],
+  imports: [JetStreamModule.forRoot({ streams: [{ name: 'SHOP', subjects: ['shop.>'] }] })],
   controllers: [OrdersController],
   providers: [OrdersHandler, OrdersGuard, OrdersInterceptor],
 })

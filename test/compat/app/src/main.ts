@@ -42,7 +42,7 @@ async function check(app: INestApplication): Promise<string> {
   expectSeenOrder(handler.seen[0], id, seq);
   if (app.get(OrdersGuard).calls < 1 || app.get(OrdersInterceptor).calls < 1) throw new Error('the guard or the interceptor did not run');
 
-  const bad = await app.get(JetStreamPublisher).publish('orders.placed', { id: 42 });
+  const bad = await app.get(JetStreamPublisher).publish('shop.orders.placed', { id: 42 });
   const letter = await eventually('the invalid order in the dead-letter stream', () => letterOf(bad.seq));
   if (handler.seen.length !== 1) throw new Error(`the invalid order reached the handler: ${JSON.stringify(handler.seen)}`);
   return `order seq ${seq} handled with every context field; invalid seq ${bad.seq} dead-lettered (${letter.reason}: ${letter.error?.name})`;

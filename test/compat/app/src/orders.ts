@@ -65,7 +65,7 @@ export class OrdersHandler {
 
   // A guard, a method interceptor and (from main.ts / the spec) the global ValidationPipe: on
   // Nest 11 any enhancer once cost the handler its EventContext (issue 20, item 1).
-  @OnEvent('orders.placed', { durable: 'compat-orders', retry: { maxAttempts: 2, initialDelayMs: 100 } })
+  @OnEvent('shop.orders.placed', { durable: 'compat-orders', retry: { maxAttempts: 2, initialDelayMs: 100 } })
   @UseGuards(OrdersGuard)
   @UseInterceptors(OrdersInterceptor)
   onPlaced(order: OrderPlaced, ctx: EventContext): void {
@@ -99,7 +99,7 @@ export class OrdersController {
   @Post()
   @HttpCode(202)
   async place(@Body() order: OrderPlaced): Promise<{ seq: number }> {
-    const ack = await this.publisher.publish('orders.placed', order, { msgId: `order-${order.id}`, headers: { 'X-Compat-Trace': `trace-${order.id}` } });
+    const ack = await this.publisher.publish('shop.orders.placed', order, { msgId: `order-${order.id}`, headers: { 'X-Compat-Trace': `trace-${order.id}` } });
     return { seq: ack.seq };
   }
 }
@@ -110,8 +110,8 @@ export function expectSeenOrder(seen: SeenOrder | undefined, id: string, seq: nu
     isOrderPlaced: true,
     id,
     isEventContext: true,
-    subject: 'orders.placed',
-    stream: 'ORDERS',
+    subject: 'shop.orders.placed',
+    stream: 'SHOP',
     sequence: seq,
     deliveryCount: 1,
     attempt: 1,
