@@ -76,6 +76,8 @@ for app in ${COMPAT_APPS:-nest11-cjs nest11-esm nest12-esm}; do
   step "$app: install, type-check and build"
   (cd "$dir" && npm install --silent --no-audit --no-fund "$TARBALL" >/dev/null && npx tsc -p tsconfig.build.json && npx tsc -p tsconfig.json --noEmit)
   if [ "$app" = nest11-cjs ]; then (cd "$dir" && npx tsc -p tsconfig.node10.json); fi
+  # The CLI as installed (node_modules/.bin), the way a user runs it.
+  [ "$(cd "$dir" && npx --no-install nestjs-jetstream --version)" = "$(node -p 'require("./package.json").version')" ]
   for node in "${NODES[@]}"; do
     (
       # The test runners' `#!/usr/bin/env node` picks this Node too.
