@@ -32,9 +32,10 @@ fi
 BIN="${NATS_SERVER_BIN:-$ROOT/.cache/nats-server/bin/nats-server}"
 [ -x "$BIN" ] || bash scripts/install-nats-server.sh
 # The e2e specs start their own server through startNatsTestServer() from this binary, as a
-# user's suite would; the apps' own runs use the server started here (or NATS_URL).
+# user's suite would. The apps read NATS_URL as apps do: it is set from NATS_TEST_URL or from the
+# server started here, never taken from the shell (a developer's dev server).
 export NATS_SERVER_BIN="$BIN"
-APP_NATS_URL="${NATS_URL:-}"
+APP_NATS_URL="${NATS_TEST_URL:-}"
 unset NATS_URL
 if [ -z "$APP_NATS_URL" ]; then
   "$BIN" -a 127.0.0.1 -p -1 -js -sd "$WORK/store" > "$WORK/server.log" 2>&1 &
@@ -84,6 +85,10 @@ for app in ${COMPAT_APPS:-nest11-cjs nest11-esm nest12-esm}; do
       export PATH="$(dirname "$node"):$PATH"
       cd "$dir"
       COMPAT_NAME="$app" NATS_URL="$APP_NATS_URL" node dist/main.js
+      # Extra checks an app may carry as transport.js (`module.exports = async () => summary`).
+      if [ -f transport.js ]; then
+        NATS_URL="$APP_NATS_URL" node -e 'require("reflect-metadata"); require("./transport.js")().then((line) => console.log(`'"$app"' on Node ${process.version}: ${line}`), (err) => { console.error(err); process.exit(1); })'
+      fi
       npm run --silent test:e2e -- --silent 2>&1 | tail -n 5
       if [ "$app" = nest12-esm ]; then npm run --silent test:vitest 2>&1 | tail -n 5; fi
       if [ "$app" = nest11-esm ]; then cp "$ROOT/test/compat/dual-package.mjs" . && node dual-package.mjs import-first && node dual-package.mjs require-first; fi
