@@ -36,6 +36,13 @@ export function parseAsyncApiCommand(positionals: readonly string[], flags: Flag
   };
 }
 
+/**
+ * A real dynamic import(), also in the CommonJS build: TypeScript compiles `import()` to
+ * `require()` there, and require() takes no file URL (the one form of an absolute path that
+ * works on every OS).
+ */
+const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<Record<string, unknown>>;
+
 export async function runAsyncApiCommand(command: AsyncApiCommand, io: CliIo): Promise<void> {
   const path = resolve(io.cwd, command.file);
   if (!existsSync(path)) throw new Error(`module file ${command.file} does not exist`);
@@ -44,7 +51,7 @@ export async function runAsyncApiCommand(command: AsyncApiCommand, io: CliIo): P
   }
   let exports: Record<string, unknown>;
   try {
-    exports = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    exports = await importModule(pathToFileURL(path).href);
   } catch (err) {
     throw new Error(`cannot load ${command.file}: ${(err as Error).message}`, { cause: err });
   }

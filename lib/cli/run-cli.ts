@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { redactText } from '../connection/redact.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import { ASYNCAPI_OPTIONS, parseAsyncApiCommand, runAsyncApiCommand } from './asyncapi-command.js';
@@ -111,10 +112,15 @@ function prepare(command: string, positionals: string[], flags: Flags, io: CliIo
 }
 
 function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
+  // The CLI runs from the CommonJS build (dist/cjs/cli/), so __dirname is defined (import.meta
+  // would not compile to CommonJS). The package's own package.json is the nearest one with its name.
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'nestjs-jetstream') return pkg.version ?? 'unknown';
+    } catch {
+      // no package.json here: look further up
+    }
   }
+  return 'unknown';
 }
