@@ -1,6 +1,6 @@
 export { JetStreamModule } from './module/jetstream.module.js';
 export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.js';
-export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
+export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './options/jetstream.tokens.js';
 export {
   getConnectionToken,
   getDeadLetterServiceToken,
@@ -19,7 +19,7 @@ export type {
   NatsConnectionOptions,
   ResolvedModuleOptions,
   StreamDefinition,
-} from './module/jetstream-module-options.js';
+} from './options/jetstream-module-options.js';
 
 export { OnEvent } from './decorators/on-event.decorator.js';
 export type {
@@ -37,7 +37,7 @@ export { DeadLetterService } from './dead-letters/dead-letter.service.js';
 export type { DeadLetter, DeadLetterFilter } from './dead-letters/dead-letter.service.js';
 export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-letter-headers.js';
 
-export { EventContext } from './consumer/event-context.js';
+export { EventContext } from './context/event-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
 export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';
@@ -54,8 +54,8 @@ export type {
 export { JetStreamConnection } from './connection/jetstream-connection.js';
 export type { ConnectionState } from './connection/jetstream-connection.js';
 
-export type { MetricsOptions, TracingOptions } from './observability/observability-options.js';
-export type { MetricsRegistry } from './observability/metrics.js';
+export type { MetricsOptions, TracingOptions } from './options/observability-options.js';
+export type { MetricsRegistry } from './options/observability-options.js';
 export type { ConsumeStatus } from './observability/instrumentation.js';
 
 export { createAsyncApiDocument } from './asyncapi/create-asyncapi-document.js';

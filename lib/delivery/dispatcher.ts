@@ -1,11 +1,11 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
-import { EventContext, type ConsumerDescriptor } from '../consumer/event-context.js';
+import { EventContext, type ConsumerDescriptor } from '../context/event-context.js';
 import type { DeliveryMode } from '../decorators/on-event-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
-import type { DeadLetterReason } from './failure-policy.js';
+import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
 import type { HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
@@ -85,20 +85,20 @@ export class Dispatcher {
 
   private async atLeastOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome === SUCCESS) this.settlement.succeed(msg, ctx);
+    if (outcome === SUCCESS) this.settlement.ackAfterSuccess(msg, ctx);
     else await this.settleFailure(msg, ctx, outcome);
   }
 
   private async atMostOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
-    if (!(await this.settlement.confirmAck(msg, ctx))) return;
+    if (!(await this.settlement.ackConfirmedBeforeRun(msg, ctx))) return;
     const outcome = await this.run(msg, ctx, decoded);
     if (outcome === SUCCESS) {
-      this.settlement.reportSucceeded(ctx);
+      this.settlement.reportSuccess(ctx);
       return;
     }
     // Already acked: a failure is reported (and parked as a copy when a DLQ is set), never retried.
     if (outcome instanceof DeadLettered) {
-      this.settlement.reportDeadLettered(ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
+      this.settlement.reportDeadLettered(ctx, outcome);
       return;
     }
     const error = unwrap(outcome.error);
@@ -106,7 +106,7 @@ export class Dispatcher {
     if (sink) {
       try {
         const seq = await sink.publish(msg, ctx, error, 'at-most-once');
-        this.settlement.reportDeadLettered(ctx, error, 'at-most-once', seq, sink.target);
+        this.settlement.reportDeadLettered(ctx, new DeadLettered(error, 'at-most-once', seq));
         return;
       } catch (publishError) {
         this.logger.error(`${ctx.handler}: dead-letter copy of seq ${msg.seq} failed: ${describeCause(publishError)}`);
@@ -122,16 +122,16 @@ export class Dispatcher {
     try {
       lease = await idem.store.acquire(key, msg.seq, idem.leaseMs);
     } catch (err) {
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
       return;
     }
     if (lease.kind === 'done') {
-      this.settlement.skipDuplicate(msg, ctx);
+      this.settlement.ackDuplicate(msg, ctx);
       this.observe(ctx, NOT_DECODED, 'skipped');
       return;
     }
     if (lease.kind === 'busy') {
-      this.settlement.defer(msg, lease.retryInMs);
+      this.settlement.nakWhileLeased(msg, lease.retryInMs);
       return;
     }
     const outcome = await this.run(msg, ctx, decoded);
@@ -141,7 +141,7 @@ export class Dispatcher {
       } catch (err) {
         // A record left behind would make a later copy of this message (a redrive, a repeated
         // publish) look like a duplicate of a success. The redelivery releases it.
-        this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+        this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
         return;
       }
       await this.settleFailure(msg, ctx, outcome);
@@ -150,7 +150,7 @@ export class Dispatcher {
     // The confirmed ack is the success record: the server never redelivers this sequence, and
     // a later message with the same key finds our lease on an acked sequence. One write per
     // message (the lease) instead of two.
-    if (await this.settlement.confirmSuccess(msg, ctx)) {
+    if (await this.settlement.ackConfirmedAfterSuccess(msg, ctx)) {
       idem.store.settled(key);
       return;
     }
@@ -161,13 +161,13 @@ export class Dispatcher {
       completed = await idem.store.complete(key, lease.revision);
     } catch (err) {
       // Not recorded either: the store remembers the key, and the redelivery records it.
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
       return;
     }
     if (!completed) {
       this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
     }
-    this.settlement.succeed(msg, ctx);
+    this.settlement.ackAfterSuccess(msg, ctx);
   }
 
   /**
@@ -179,7 +179,7 @@ export class Dispatcher {
       await this.options.idempotency!.store.releaseIfHeld(this.idempotencyKey(ctx), msg.seq);
       return true;
     } catch (err) {
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
       return false;
     }
   }
@@ -251,12 +251,12 @@ export class Dispatcher {
 
   private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Outcome): Promise<void> {
     if (outcome instanceof DeadLettered) {
-      this.settlement.deadLettered(msg, ctx, outcome.failure, outcome.reason, outcome.deadLetterSeq, this.runtime.sink?.target);
+      this.settlement.termDeadLettered(msg, ctx, outcome);
       return;
     }
     const error = (outcome as Failure).error;
     if (error instanceof RetryScheduled) {
-      this.settlement.retry(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
+      this.settlement.nakWithDelay(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
       return;
     }
     if (error instanceof DeadLetterRequired) {
@@ -267,7 +267,7 @@ export class Dispatcher {
     // rebuilt without them. The same policy applies, so none of them can lose a message.
     const decision = this.runtime.policy.decide(error, ctx.attempt);
     if (decision.action === 'retry') {
-      this.settlement.retry(msg, ctx, error, decision.delayMs);
+      this.settlement.nakWithDelay(msg, ctx, error, decision.delayMs);
       return;
     }
     await this.deadLetter(msg, ctx, error, decision.reason);
@@ -276,17 +276,17 @@ export class Dispatcher {
   private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): Promise<void> {
     const sink = this.runtime.sink;
     if (!sink) {
-      this.settlement.reject(msg, ctx, error, reason);
+      this.settlement.termWithoutDeadLetter(msg, ctx, error, reason);
       return;
     }
     let seq: number;
     try {
       seq = await sink.publish(msg, ctx, error, reason);
     } catch (publishError) {
-      this.settlement.retry(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
+      this.settlement.nakWithDelay(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
       return;
     }
-    this.settlement.deadLettered(msg, ctx, error, reason, seq, sink.target);
+    this.settlement.termDeadLettered(msg, ctx, new DeadLettered(error, reason, seq));
   }
 
   /** Keeps the message's ack wait alive while an ordered lane waits out a retry delay. */

@@ -2,7 +2,7 @@ import type { ArgumentMetadata, NestInterceptor, PipeTransform } from '@nestjs/c
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from './interceptors/retry.interceptor.js';
 import { JETSTREAM_CONTEXT_TYPE } from './jetstream-context-type.js';

@@ -2,7 +2,7 @@ import type { StreamInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { streamInfoOrUndefined } from './stream-info.js';
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
-import { subjectCovers, subjectsOverlap } from '../producer/subject-validation.js';
+import { subjectCovers, subjectsOverlap } from '../options/subject-validation.js';
 
 /**
  * Finds the stream a handler reads from by asking the server, so handlers work on streams
