@@ -1,6 +1,6 @@
 export { JetStreamModule } from './module/jetstream.module.js';
 export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.js';
-export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './module/jetstream.tokens.js';
+export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './options/jetstream.tokens.js';
 export {
   getConnectionToken,
   getDeadLetterServiceToken,
@@ -13,7 +13,7 @@ export {
 } from './module/connection-tokens.js';
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
-export type { DeadLetterReason } from './delivery/failure-policy.js';
+export type { DeadLetterReason } from './dead-letters/dead-letter-target.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';
 export type { JetStreamFeatureOptions } from './module/jetstream-feature.js';
 export type {
@@ -21,7 +21,7 @@ export type {
   NatsConnectionOptions,
   ResolvedModuleOptions,
   StreamDefinition,
-} from './module/jetstream-module-options.js';
+} from './options/jetstream-module-options.js';
 
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
 export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
@@ -40,7 +40,7 @@ export { DeadLetterService } from './dead-letters/dead-letter.service.js';
 export type { DeadLetter, DeadLetterFilter } from './dead-letters/dead-letter.service.js';
 export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-letter-headers.js';
 
-export { EventContext } from './consumer/event-context.js';
+export { EventContext } from './context/event-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
 export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';
@@ -57,8 +57,8 @@ export type {
 export { JetStreamConnection } from './connection/jetstream-connection.js';
 export type { ConnectionState } from './connection/jetstream-connection.js';
 
-export type { MetricsOptions, TracingOptions } from './observability/observability-options.js';
-export type { MetricsRegistry } from './observability/metrics.js';
+export type { MetricsOptions, TracingOptions } from './options/observability-options.js';
+export type { MetricsRegistry } from './options/observability-options.js';
 export type { ConsumeStatus } from './observability/instrumentation.js';
 
 export { createAsyncApiDocument } from './asyncapi/create-asyncapi-document.js';

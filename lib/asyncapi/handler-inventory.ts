@@ -1,15 +1,14 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { OnEventOptions, ResolvedHandlerOptions } from '../decorators/on-event-options.js';
-import { getOnEventMetadata } from '../decorators/on-event.decorator.js';
+import { readOnEventHandlers } from '../discovery/on-event-metadata.accessor.js';
 import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import type { JetStreamModuleOptions, StreamDefinition } from '../module/jetstream-module-options.js';
+import type { JetStreamModuleOptions, StreamDefinition } from '../options/jetstream-module-options.js';
 import { JETSTREAM_MODULE_OPTIONS } from '../module/jetstream-module-definition.js';
-import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME } from '../module/jetstream.tokens.js';
-import { assertFilterSubject, subjectCovers } from '../producer/subject-validation.js';
+import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME } from '../options/jetstream.tokens.js';
+import { assertFilterSubject, subjectCovers } from '../options/subject-validation.js';
 import { payloadParameterIndex, readPatternMetadata } from './pattern-metadata.js';
-import { payloadParameterType } from '../decorators/event-params.decorator.js';
 
 /**
  * A handler consuming from JetStream as the application declares it, found without running
@@ -92,33 +91,25 @@ export function inventoryHandlers(app: INestApplicationContext, transport: Async
       if (!cls || seen.has(cls)) continue;
       seen.add(cls);
       const prototype = cls.prototype as object;
-      for (const methodName of scanner.getAllMethodNames(prototype)) {
-        const method = (prototype as Record<string, unknown>)[methodName];
-        if (controllers.has(wrapper)) collectPatterns(cls, methodName, method, transport, handlers, requestHandlers);
-        const metadata = getOnEventMetadata(method);
-        if (!metadata?.length) continue;
-        const handlerId = `${cls.name}.${methodName}`;
-        const payloadType = payloadParameterType(prototype, methodName);
-        for (const { subject, options } of metadata) {
-          try {
-            assertFilterSubject(subject);
-          } catch (err) {
-            throw new InvalidOptionsError(`@OnEvent on ${handlerId}: ${(err as Error).message}`);
-          }
-          const connection = connectionOf(options);
-          const moduleOptions = optionsOf.get(connection);
-          const resolved = resolveHandlerOptions(handlerId, moduleOptions?.defaults ?? {}, options);
-          handlers.push({
-            source: '@OnEvent',
-            handlerId,
-            engineId: handlerId,
-            subject,
-            connection,
-            options: resolved,
-            payloadType,
-            stream: resolved.stream ?? streamFor(subject, moduleOptions?.streams ?? []),
-          });
+      if (controllers.has(wrapper)) {
+        for (const methodName of scanner.getAllMethodNames(prototype)) {
+          collectPatterns(cls, methodName, (prototype as Record<string, unknown>)[methodName], transport, handlers, requestHandlers);
         }
+      }
+      for (const { handlerId, subject, options, payloadType } of readOnEventHandlers(prototype, cls.name)) {
+        const connection = connectionOf(options);
+        const moduleOptions = optionsOf.get(connection);
+        const resolved = resolveHandlerOptions(handlerId, moduleOptions?.defaults ?? {}, options);
+        handlers.push({
+          source: '@OnEvent',
+          handlerId,
+          engineId: handlerId,
+          subject,
+          connection,
+          options: resolved,
+          payloadType,
+          stream: resolved.stream ?? streamFor(subject, moduleOptions?.streams ?? []),
+        });
       }
     }
   }

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { connect, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ConnectionFailedError, describeCause } from '../errors/jetstream-errors.js';
-import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import { PermissionDenials } from './permission-denials.js';
 import { redactServers, redactText } from './redact.js';
 

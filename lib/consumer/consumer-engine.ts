@@ -5,14 +5,14 @@ import type { JetStreamConnection } from '../connection/jetstream-connection.js'
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
 import { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
 import { Dispatcher, NOT_DECODED, type HandledEvent } from '../delivery/dispatcher.js';
-import { HandledObservers } from './handled-observers.js';
+import { HandledObservers } from '../delivery/handled-observers.js';
 import { FailurePolicy } from '../delivery/failure-policy.js';
 import { IdempotencyStore } from '../delivery/idempotency-store.js';
 import { ReplyInbox } from '../connection/reply-inbox.js';
 import { Settlement } from '../delivery/settlement.js';
 import type { HandlerPlan, HandlerRegistration } from '../discovery/handler-plan.js';
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
-import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
@@ -22,7 +22,7 @@ import { createPayloadDecoder } from '../serialization/payload-decoder.js';
 import { ConsumerRunner } from './consumer-runner.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
-import { EventContext } from './event-context.js';
+import { EventContext } from '../context/event-context.js';
 
 export interface RunningHandlerInfo {
   readonly handlerId: string;

@@ -72,14 +72,14 @@ export class ConsumerRunner {
     await this.drainInbox();
     this.messages?.stop();
     this.gate.open();
-    for (const item of this.lanes?.drain() ?? []) this.settlement.release(item.msg);
+    for (const item of this.lanes?.drain() ?? []) this.settlement.nakImmediately(item.msg);
     this.laneSpace?.();
     const finished = await this.waitIdle(timeoutMs);
     if (!finished) {
       this.logger.warn(
         `${this.options.handlerId}: ${this.inFlight.size} handler call(s) still running after ${timeoutMs} ms; handing their messages back for redelivery`,
       );
-      for (const msg of this.inFlight.keys()) this.settlement.release(msg);
+      for (const msg of this.inFlight.keys()) this.settlement.nakImmediately(msg);
     }
     // Acks of the last handler calls are still queued for the end of this turn; the connection
     // may close right after stop() resolves.
@@ -92,7 +92,7 @@ export class ConsumerRunner {
     try {
       for await (const msg of messages) {
         if (this.stopping) {
-          this.settlement.release(msg);
+          this.settlement.nakImmediately(msg);
           continue;
         }
         if (this.lanes) {
@@ -103,7 +103,7 @@ export class ConsumerRunner {
         if (wait) await wait;
         if (this.stopping) {
           this.gate.release();
-          this.settlement.release(msg);
+          this.settlement.nakImmediately(msg);
           continue;
         }
         this.inFlight.set(msg, Date.now());
@@ -139,7 +139,7 @@ export class ConsumerRunner {
     try {
       while (item) {
         if (this.stopping) {
-          this.settlement.release(item.msg);
+          this.settlement.nakImmediately(item.msg);
         } else {
           this.inFlight.set(item.msg, Date.now());
           await this.handle(item.msg, item.decoded);

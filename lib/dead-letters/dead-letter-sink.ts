@@ -1,7 +1,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
-import type { DeadLetterReason } from '../delivery/failure-policy.js';
+import type { DeadLetterReason } from './dead-letter-target.js';
 import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { failureMessage, failureName } from '../errors/failure-description.js';
 import { PayloadTooLargeError } from '../errors/jetstream-errors.js';

@@ -1,4 +1,4 @@
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 
 /**
  * Where a consumer starts reading. Only applies when a durable is first created, or to every

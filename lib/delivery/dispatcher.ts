@@ -1,11 +1,11 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
-import { EventContext, type ConsumerDescriptor } from '../consumer/event-context.js';
+import { EventContext, type ConsumerDescriptor } from '../context/event-context.js';
 import type { DeliveryMode } from '../decorators/on-event-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
-import type { DeadLetterReason } from './failure-policy.js';
+import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
 import type { HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
@@ -96,21 +96,21 @@ export class Dispatcher {
 
   private async atLeastOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome === SUCCESS) this.settlement.succeed(msg, ctx);
+    if (outcome === SUCCESS) this.settlement.ackAfterSuccess(msg, ctx);
     else await this.settleFailure(msg, ctx, outcome);
   }
 
   private async atMostOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
-    if (!(await this.settlement.confirmAck(msg, ctx))) return;
+    if (!(await this.settlement.ackConfirmedBeforeRun(msg, ctx))) return;
     const outcome = await this.run(msg, ctx, decoded);
     if (outcome === SUCCESS) {
-      this.settlement.reportSucceeded(ctx);
+      this.settlement.reportSuccess(ctx);
       return;
     }
     // Already acked: a failure is reported (and parked as a copy when a DLQ is set), never retried.
     const parked = outcome.error;
     if (parked instanceof DeadLettered) {
-      this.settlement.reportDeadLettered(ctx, parked.failure, parked.reason, parked.deadLetterSeq, this.runtime.sink?.target);
+      this.settlement.reportDeadLettered(ctx, parked);
       this.observeDeadLettered(ctx, outcome.payload, parked.failure, parked.reason, parked.deadLetterSeq);
       return;
     }
@@ -119,7 +119,7 @@ export class Dispatcher {
     if (sink) {
       try {
         const seq = await sink.publish(msg, ctx, error, 'at-most-once');
-        this.settlement.reportDeadLettered(ctx, error, 'at-most-once', seq, sink.target);
+        this.settlement.reportDeadLettered(ctx, new DeadLettered(error, 'at-most-once', seq));
         this.observeDeadLettered(ctx, outcome.payload, error, 'at-most-once', seq);
         return;
       } catch (publishError) {
@@ -136,16 +136,16 @@ export class Dispatcher {
     try {
       lease = await idem.store.acquire(key, msg.seq, idem.leaseMs);
     } catch (err) {
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
       return;
     }
     if (lease.kind === 'done') {
-      this.settlement.skipDuplicate(msg, ctx);
+      this.settlement.ackDuplicate(msg, ctx);
       this.observe(ctx, NOT_DECODED, 'skipped');
       return;
     }
     if (lease.kind === 'busy') {
-      this.settlement.defer(msg, lease.retryInMs);
+      this.settlement.nakWhileLeased(msg, lease.retryInMs);
       return;
     }
     const outcome = await this.run(msg, ctx, decoded);
@@ -155,7 +155,7 @@ export class Dispatcher {
       } catch (err) {
         // A record left behind would make a later copy of this message (a redrive, a repeated
         // publish) look like a duplicate of a success. The redelivery releases it.
-        this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+        this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
         return;
       }
       await this.settleFailure(msg, ctx, outcome);
@@ -164,7 +164,7 @@ export class Dispatcher {
     // The confirmed ack is the success record: the server never redelivers this sequence, and
     // a later message with the same key finds our lease on an acked sequence. One write per
     // message (the lease) instead of two.
-    if (await this.settlement.confirmSuccess(msg, ctx)) {
+    if (await this.settlement.ackConfirmedAfterSuccess(msg, ctx)) {
       idem.store.settled(key);
       return;
     }
@@ -175,13 +175,13 @@ export class Dispatcher {
       completed = await idem.store.complete(key, lease.revision);
     } catch (err) {
       // Not recorded either: the store remembers the key, and the redelivery records it.
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
       return;
     }
     if (!completed) {
       this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
     }
-    this.settlement.succeed(msg, ctx);
+    this.settlement.ackAfterSuccess(msg, ctx);
   }
 
   /**
@@ -193,7 +193,7 @@ export class Dispatcher {
       await this.options.idempotency!.store.releaseIfHeld(this.idempotencyKey(ctx), msg.seq);
       return true;
     } catch (err) {
-      this.settlement.retry(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
       return false;
     }
   }
@@ -276,12 +276,12 @@ export class Dispatcher {
   private async settleFailure(msg: JsMsg, ctx: EventContext, outcome: Failure): Promise<void> {
     const error = outcome.error;
     if (error instanceof DeadLettered) {
-      this.settlement.deadLettered(msg, ctx, error.failure, error.reason, error.deadLetterSeq, this.runtime.sink?.target);
+      this.settlement.termDeadLettered(msg, ctx, error);
       this.observeDeadLettered(ctx, outcome.payload, error.failure, error.reason, error.deadLetterSeq);
       return;
     }
     if (error instanceof RetryScheduled) {
-      this.settlement.retry(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
+      this.settlement.nakWithDelay(msg, ctx, error.failure, error.delayMs, error.deadLetterError ? `dead-letter publish failed: ${describeCause(error.deadLetterError)}` : undefined);
       return;
     }
     if (error instanceof DeadLetterRequired) {
@@ -292,7 +292,7 @@ export class Dispatcher {
     // rebuilt without them. The same policy applies, so none of them can lose a message.
     const decision = this.runtime.policy.decide(error, ctx.attempt);
     if (decision.action === 'retry') {
-      this.settlement.retry(msg, ctx, error, decision.delayMs);
+      this.settlement.nakWithDelay(msg, ctx, error, decision.delayMs);
       return;
     }
     await this.deadLetter(msg, ctx, error, decision.reason, outcome.payload);
@@ -301,7 +301,7 @@ export class Dispatcher {
   private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason, payload: unknown): Promise<void> {
     const sink = this.runtime.sink;
     if (!sink) {
-      this.settlement.reject(msg, ctx, error, reason);
+      this.settlement.termWithoutDeadLetter(msg, ctx, error, reason);
       this.observeDeadLettered(ctx, payload, error, reason, undefined);
       return;
     }
@@ -309,10 +309,10 @@ export class Dispatcher {
     try {
       seq = await sink.publish(msg, ctx, error, reason);
     } catch (publishError) {
-      this.settlement.retry(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
+      this.settlement.nakWithDelay(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
       return;
     }
-    this.settlement.deadLettered(msg, ctx, error, reason, seq, sink.target);
+    this.settlement.termDeadLettered(msg, ctx, new DeadLettered(error, reason, seq));
     this.observeDeadLettered(ctx, payload, error, reason, seq);
   }
 

@@ -1,4 +1,4 @@
-import type { DeadLetterReason } from './failure-policy.js';
+import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 
 /**
  * Outcomes the retry and dead-letter interceptors hand to the dispatcher. They travel through

@@ -3,9 +3,7 @@ import type { ResolvedHandlerOptions } from '../decorators/on-event-options.js';
 import { RetryableError, TerminalError } from '../errors/handler-errors.js';
 import { PayloadValidationError } from '../errors/jetstream-errors.js';
 import { computeBackoffDelay } from './backoff.js';
-
-/** Why a message leaves the normal flow for the dead-letter stream. */
-export type DeadLetterReason = 'exhausted' | 'terminal' | 'invalid-payload' | 'forbidden' | 'at-most-once';
+import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 
 // The statuses a ValidationPipe answers with (400 by default, 422 with `errorHttpStatusCode`):
 // the same failure as the module's own validation, so the same dead-letter reason.

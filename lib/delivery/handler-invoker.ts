@@ -2,7 +2,7 @@ import type { ArgumentMetadata, NestInterceptor, PipeTransform } from '@nestjs/c
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import { eventParamLayout, payloadParameterType } from '../decorators/event-params.decorator.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from './interceptors/retry.interceptor.js';

@@ -1,4 +1,4 @@
-import { EventContext } from '../consumer/event-context.js';
+import { EventContext } from '../context/event-context.js';
 import type { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
 import type { FailurePolicy } from './failure-policy.js';
 import type { HandlerInstrumentation } from '../observability/instrumentation.js';

@@ -1,4 +1,4 @@
-import { EventContext } from '../consumer/event-context.js';
+import { EventContext } from '../context/event-context.js';
 import { HandlerTimeoutError } from '../errors/jetstream-errors.js';
 
 /**

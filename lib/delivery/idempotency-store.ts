@@ -5,8 +5,6 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { ReplyInbox } from '../connection/reply-inbox.js';
 import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
-export const DEFAULT_IDEMPOTENCY_BUCKET = 'nestjs_jetstream_idempotency';
-
 /**
  * The KV value of one message key. One is written per exactly-once message, so the field names
  * on the wire are one letter each; each is named here.

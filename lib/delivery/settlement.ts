@@ -1,19 +1,19 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
-import { EventContext } from '../consumer/event-context.js';
-import type { ResolvedDeadLetter } from '../decorators/on-event-options.js';
+import { EventContext } from '../context/event-context.js';
 import type { ReplyInbox } from '../connection/reply-inbox.js';
 import { describeFailure } from '../errors/failure-description.js';
 import { describeCause } from '../errors/jetstream-errors.js';
-import type { DeadLetterReason } from './failure-policy.js';
+import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
+import type { DeadLettered } from './dispositions.js';
 import type { HandlerRuntime } from './handler-runtime.js';
 
 const ACK = new TextEncoder().encode('+ACK');
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
- * done". A message is acked only by `succeed` (after success), `confirmSuccess` (after success,
- * exactly-once), `confirmAck` (before the handler in at-most-once mode) and `skipDuplicate`
+ * done". A message is acked only by `ackAfterSuccess` (after success), `ackConfirmedAfterSuccess` (after success,
+ * exactly-once), `ackConfirmedBeforeRun` (before the handler in at-most-once mode) and `ackDuplicate`
  * (already handled, per the idempotency record).
  */
 export class Settlement {
@@ -33,12 +33,12 @@ export class Settlement {
    * go out at the end of the event-loop turn, so the handlers that finish in one turn share one
    * socket write instead of one write each (the largest per-message cost in profiles).
    */
-  succeed(msg: JsMsg, ctx: EventContext): void {
+  ackAfterSuccess(msg: JsMsg, ctx: EventContext): void {
     observed(ctx)?.settled('success');
     if (this.acks.push(msg) === 1) setImmediate(this.flushAcks);
   }
 
-  /** Sends the acks queued by `succeed` now (also before a consumer reports itself stopped). */
+  /** Sends the acks queued by `ackAfterSuccess` now (also before a consumer reports itself stopped). */
   readonly flushAcks = (): void => {
     const acks = this.acks;
     if (acks.length === 0) return;
@@ -47,7 +47,7 @@ export class Settlement {
   };
 
   /** The handler resolved and the ack is someone else's business (at-most-once, exactly-once). */
-  reportSucceeded(ctx: EventContext): void {
+  reportSuccess(ctx: EventContext): void {
     observed(ctx)?.settled('success');
   }
 
@@ -55,7 +55,7 @@ export class Settlement {
    * Acks and waits for the server to confirm. False when it cannot be confirmed: the caller
    * must then not treat the message as settled (at-most-once skips the handler).
    */
-  async confirmAck(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+  async ackConfirmedBeforeRun(msg: JsMsg, ctx: EventContext): Promise<boolean> {
     try {
       await this.ackConfirmed(msg);
       return true;
@@ -69,7 +69,7 @@ export class Settlement {
    * The handler resolved (exactly-once): acks and waits for the confirmation, which then stands
    * for the success record. False when unconfirmed; the message is not settled yet.
    */
-  async confirmSuccess(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+  async ackConfirmedAfterSuccess(msg: JsMsg, ctx: EventContext): Promise<boolean> {
     try {
       await this.ackConfirmed(msg);
     } catch (err) {
@@ -95,19 +95,19 @@ export class Settlement {
   }
 
   /** A duplicate per the idempotency record (handled before, or a copy): ack without running. */
-  skipDuplicate(msg: JsMsg, ctx: EventContext): void {
+  ackDuplicate(msg: JsMsg, ctx: EventContext): void {
     this.logger.debug?.(`${ctx.handler}: seq ${msg.seq} is a duplicate (its key was handled, or is being handled); acking it`);
     observed(ctx)?.settled('duplicate');
     this.send(msg, 'ack', () => msg.ack());
   }
 
   /** Another instance holds this message's lease: look again once it may have expired. */
-  defer(msg: JsMsg, delayMs: number): void {
+  nakWhileLeased(msg: JsMsg, delayMs: number): void {
     this.send(msg, 'nak', () => msg.nak(Math.max(100, delayMs)));
   }
 
   /** The handler failed; the server redelivers after `delayMs` (never at once). */
-  retry(msg: JsMsg, ctx: EventContext, error: unknown, delayMs: number, note?: string): void {
+  nakWithDelay(msg: JsMsg, ctx: EventContext, error: unknown, delayMs: number, note?: string): void {
     this.reportRetry(ctx, error, delayMs, false, note);
     this.send(msg, 'nak', () => msg.nak(delayMs));
   }
@@ -120,33 +120,21 @@ export class Settlement {
   }
 
   /** The copy is safely in the dead-letter stream: the original is done for this consumer. */
-  deadLettered(
-    msg: JsMsg,
-    ctx: EventContext,
-    error: unknown,
-    reason: DeadLetterReason,
-    deadLetterSeq: number,
-    target: ResolvedDeadLetter | undefined,
-  ): void {
-    this.reportDeadLettered(ctx, error, reason, deadLetterSeq, target);
-    this.terminate(msg, reason);
+  termDeadLettered(msg: JsMsg, ctx: EventContext, outcome: DeadLettered): void {
+    this.reportDeadLettered(ctx, outcome);
+    this.terminate(msg, outcome.reason);
   }
 
-  reportDeadLettered(
-    ctx: EventContext,
-    error: unknown,
-    reason: DeadLetterReason,
-    deadLetterSeq: number,
-    target: ResolvedDeadLetter | undefined,
-  ): void {
+  reportDeadLettered(ctx: EventContext, { failure, reason, deadLetterSeq }: DeadLettered): void {
     observed(ctx)?.settled('dead_letter', reason);
+    const target = runtimeOf(ctx)?.sink?.target;
     this.logger.error(
-      `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeFailure(error)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
+      `${ctx.handler} dead-lettered ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}): ${describeFailure(failure)} -> ${target?.stream ?? '?'} seq ${deadLetterSeq} (${target?.subject ?? '?'})`,
     );
   }
 
   /** No dead-letter stream: the message is terminated and everything about it is logged. */
-  reject(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): void {
+  termWithoutDeadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason): void {
     observed(ctx)?.settled('terminated', reason);
     this.logger.error(
       `${ctx.handler} gave up on ${ctx.subject} (stream ${ctx.stream} seq ${ctx.sequence}, consumer ${ctx.consumer}, attempt ${ctx.attempt}, reason ${reason}, msg-id ${ctx.msgId ?? 'none'}): ${describeFailure(error)}; message terminated (no dead-letter stream configured)`,
@@ -163,7 +151,7 @@ export class Settlement {
   }
 
   /** Hands an unprocessed message back at once, e.g. when stopping, so another instance takes it. */
-  release(msg: JsMsg): void {
+  nakImmediately(msg: JsMsg): void {
     this.send(msg, 'nak', () => msg.nak());
   }
 
@@ -183,5 +171,9 @@ export class Settlement {
 
 /** The handler's metrics, counting each way a delivery ends once, in this file. */
 function observed(ctx: EventContext): HandlerRuntime['instrumentation'] {
-  return (EventContext.runtimeOf(ctx) as HandlerRuntime | undefined)?.instrumentation;
+  return runtimeOf(ctx)?.instrumentation;
+}
+
+function runtimeOf(ctx: EventContext): HandlerRuntime | undefined {
+  return EventContext.runtimeOf(ctx) as HandlerRuntime | undefined;
 }

@@ -6,8 +6,8 @@ import type {
   RetryOptions,
 } from '../decorators/on-event-options.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import { DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
-import { positiveInt } from '../module/resolve-module-options.js';
+import { DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
+import { positiveInt } from '../options/resolve-module-options.js';
 import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it

@@ -2,9 +2,10 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { scopedToken } from '../module/connection-tokens.js';
-import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
-import { assertConnectionName, DEFAULT_CONNECTION } from '../module/jetstream.tokens.js';
-import { JetStreamMetrics, type MetricsRegistry } from '../observability/metrics.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
+import { assertConnectionName, DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
+import { JetStreamMetrics } from '../observability/metrics.js';
+import type { MetricsRegistry } from '../options/observability-options.js';
 import { createMetricsController, JETSTREAM_METRICS_REGISTRY } from './metrics.controller.js';
 
 export interface JetStreamMetricsModuleOptions {

@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, Res, type Type } from '@nestjs/common';
-import type { MetricsRegistry } from '../observability/metrics.js';
+import type { MetricsRegistry } from '../options/observability-options.js';
 
 /** The registry the endpoint serves: the one the module's metrics are recorded in. */
 export const JETSTREAM_METRICS_REGISTRY = Symbol('JETSTREAM_METRICS_REGISTRY');

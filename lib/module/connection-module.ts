@@ -11,17 +11,15 @@ import { observabilityProvider } from '../observability/observability.provider.j
 import { scopedToken } from './connection-tokens.js';
 import { withFeatureStreams } from './jetstream-feature.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
-// A cycle, but only read when forRoot runs, long after both files are evaluated.
-import { JETSTREAM_MODULE_OPTIONS } from './jetstream-module-definition.js';
-import type { JetStreamModuleOptions, ResolvedModuleOptions } from './jetstream-module-options.js';
+import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import {
   assertConnectionName,
   DEFAULT_CONNECTION,
   isDefaultConnection,
   JETSTREAM_CONNECTION_NAME,
   JETSTREAM_RESOLVED_OPTIONS,
-} from './jetstream.tokens.js';
-import { resolveModuleOptions } from './resolve-module-options.js';
+} from '../options/jetstream.tokens.js';
+import { resolveModuleOptions } from '../options/resolve-module-options.js';
 
 /**
  * Completes the dynamic module ConfigurableModuleBuilder made (which only provides the raw
@@ -29,7 +27,12 @@ import { resolveModuleOptions } from './resolve-module-options.js';
  * so its own lifecycle, publisher and dead-letter service inject each other unchanged; only the
  * exports differ: the default connection exports the classes, a named one string tokens.
  */
-export function buildConnectionModule(definition: DynamicModule, name: string | undefined, isGlobal: boolean): DynamicModule {
+export function buildConnectionModule(
+  definition: DynamicModule,
+  optionsToken: string | symbol,
+  name: string | undefined,
+  isGlobal: boolean,
+): DynamicModule {
   try {
     assertConnectionName(name, 'JetStreamModule.forRoot');
   } catch (err) {
@@ -42,7 +45,7 @@ export function buildConnectionModule(definition: DynamicModule, name: string | 
       provide: JETSTREAM_RESOLVED_OPTIONS,
       useFactory: (options: JetStreamModuleOptions, modules: ModulesContainer) =>
         withFeatureStreams(resolveModuleOptions(options), connectionName, modules),
-      inject: [JETSTREAM_MODULE_OPTIONS, ModulesContainer],
+      inject: [optionsToken, ModulesContainer],
     },
     {
       // Streams are ensured before anything can inject the connection or the publisher, so a

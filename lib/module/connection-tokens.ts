@@ -3,7 +3,7 @@ import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
-import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
+import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 // The default connection keeps the class tokens, so `constructor(publisher: JetStreamPublisher)`
 // works without decorators; a named connection's providers are exported under string tokens so

@@ -2,9 +2,9 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import type { ModulesContainer } from '@nestjs/core';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { mergeStreamDeclarations, type StreamDeclaration } from '../provisioning/stream-declarations.js';
-import type { ResolvedModuleOptions, StreamDefinition } from './jetstream-module-options.js';
-import { assertConnectionName, DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_CONNECTION_NAME } from './jetstream.tokens.js';
-import { checkStream } from './resolve-module-options.js';
+import type { ResolvedModuleOptions, StreamDefinition } from '../options/jetstream-module-options.js';
+import { assertConnectionName, DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_CONNECTION_NAME } from '../options/jetstream.tokens.js';
+import { checkStream } from '../options/resolve-module-options.js';
 
 export interface JetStreamFeatureOptions {
   /** Streams this feature module owns, ensured at startup with the root's. */

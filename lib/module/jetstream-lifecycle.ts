@@ -19,8 +19,8 @@ import type { HandlerRegistration } from '../discovery/handler-plan.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamPayloadPipe } from '../serialization/payload-validation.pipe.js';
-import type { ResolvedModuleOptions } from './jetstream-module-options.js';
-import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME, JETSTREAM_RESOLVED_OPTIONS } from './jetstream.tokens.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
+import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME, JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 /**
  * Starts a consumer per `@OnEvent` handler once the whole application is wired, and on shutdown

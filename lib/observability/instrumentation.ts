@@ -1,5 +1,5 @@
 import type { MsgHdrs } from '@nats-io/transport-node';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 
 /**
  * How a delivery was settled, the `status` label of `nats_consume_total`:

@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs } from '@nats-io/transport-node';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import { ConsumerLagSampler, type LagTarget } from './consumer-lag-sampler.js';
 import type {
   ConsumeStatus,
@@ -12,8 +12,9 @@ import type {
   PublishOutcome,
   PublishScope,
 } from './instrumentation.js';
-import { JetStreamMetrics, type HandlerMetrics, type ResolvedMetricsOptions } from './metrics.js';
-import { JetStreamTracing, type ResolvedTracingOptions, type TracedCall } from './tracing.js';
+import { JetStreamMetrics, type HandlerMetrics } from './metrics.js';
+import { JetStreamTracing, type TracedCall } from './tracing.js';
+import type { ResolvedMetricsOptions, ResolvedTracingOptions } from '../options/observability-options.js';
 
 export interface ObservabilitySettings {
   readonly metrics: ResolvedMetricsOptions | false;

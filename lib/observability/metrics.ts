@@ -2,32 +2,10 @@ import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import type { ConsumeStatus, HandlerLabels } from './instrumentation.js';
 import { loadPeer } from './load-peer.js';
+import type { MetricsRegistry, ResolvedMetricsOptions } from '../options/observability-options.js';
 
 // Type-only: erased from the emitted JavaScript, so nothing loads prom-client until metrics are on.
 type PromClient = typeof import('prom-client');
-
-/**
- * What the module needs of a prom-client `Registry`: any `new Registry()` (or the default
- * `register`) fits. Structural, so the public types do not require prom-client to be installed.
- */
-export interface MetricsRegistry {
-  getSingleMetric(name: string): unknown;
-  metrics(): Promise<string>;
-  /** The exposition format's content type (prom-client sets it: text or OpenMetrics). */
-  readonly contentType?: string;
-}
-
-export interface ResolvedMetricsOptions {
-  readonly registry: MetricsRegistry | undefined;
-  readonly prefix: string;
-  readonly lagIntervalMs: number;
-  readonly latencyBuckets: readonly number[];
-  readonly durationBuckets: readonly number[];
-  readonly publishSubjectLabel: ((subject: string) => string) | undefined;
-}
-
-export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
-export const DEFAULT_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** The counters of one handler, label children bound once (prom-client's `labels()` hashes). */
 export interface HandlerMetrics {

@@ -1,15 +1,12 @@
 import type { Attributes, Context, Span, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import type { HandlerLabels, PublishOutcome } from './instrumentation.js';
 import { loadPeer } from './load-peer.js';
+import type { ResolvedTracingOptions } from '../options/observability-options.js';
 
 // Type-only: erased from the emitted JavaScript, so nothing loads the API until tracing is on.
 type OtelApi = typeof import('@opentelemetry/api');
-
-export interface ResolvedTracingOptions {
-  readonly tracerName: string;
-}
 
 /** A span with what ends it; the context is where the handler call runs. */
 export interface TracedCall {

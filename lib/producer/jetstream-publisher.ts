@@ -3,13 +3,13 @@ import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-n
 import type { JetStreamPublishOptions } from '@nats-io/jetstream';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConnectionClosedError, InvalidOptionsError } from '../errors/jetstream-errors.js';
-import type { ResolvedModuleOptions } from '../module/jetstream-module-options.js';
-import { JETSTREAM_RESOLVED_OPTIONS } from '../module/jetstream.tokens.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
+import { JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import type { PublishInstrumentation } from '../observability/instrumentation.js';
 import { encodePayload } from '../serialization/codec.js';
 import { toPublishError } from './publish-errors.js';
-import { assertPublishSubject } from './subject-validation.js';
+import { assertPublishSubject } from '../options/subject-validation.js';
 
 export interface PublishExpectations {
   /** Fail unless the stream's last message has this msg-id. */

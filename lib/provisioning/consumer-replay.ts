@@ -1,6 +1,7 @@
 import { DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
-import { DEFAULT_IDEMPOTENCY_BUCKET, IdempotencyStore } from '../delivery/idempotency-store.js';
+import { IdempotencyStore } from '../delivery/idempotency-store.js';
+import { DEFAULT_IDEMPOTENCY_BUCKET } from '../options/jetstream-module-options.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { streamInfoOrUndefined } from './stream-info.js';
 import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';

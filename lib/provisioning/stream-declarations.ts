@@ -1,6 +1,6 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import type { StreamDefinition } from '../module/jetstream-module-options.js';
-import { subjectsOverlap } from '../producer/subject-validation.js';
+import type { StreamDefinition } from '../options/jetstream-module-options.js';
+import { subjectsOverlap } from '../options/subject-validation.js';
 import { diffConfig } from './config-diff.js';
 
 /** Streams one place declares: the root's options or one `forFeature()`. */

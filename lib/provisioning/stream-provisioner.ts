@@ -1,12 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { nanos } from '@nats-io/transport-node';
 import { RetentionPolicy, StorageType, type StreamConfig, type StreamInfo } from '@nats-io/jetstream';
-import { subjectCovers } from '../producer/subject-validation.js';
+import { subjectCovers } from '../options/subject-validation.js';
 import { DEFAULT_DEAD_LETTER_STREAM } from '../dead-letters/dead-letter-target.js';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { streamInfoOrUndefined } from './stream-info.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
-import type { StreamDefinition } from '../module/jetstream-module-options.js';
+import type { StreamDefinition } from '../options/jetstream-module-options.js';
 import { diffConfig } from './config-diff.js';
 
 // Fields the server refuses to change on an existing stream (nats-server stream.go update

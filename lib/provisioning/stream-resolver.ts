@@ -2,7 +2,7 @@ import type { StreamInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { streamInfoOrUndefined } from './stream-info.js';
 import { HandlerConfigurationError, handlerLabel, NoStreamForHandlerError } from '../errors/jetstream-errors.js';
-import { subjectCovers, subjectsOverlap } from '../producer/subject-validation.js';
+import { subjectCovers, subjectsOverlap } from '../options/subject-validation.js';
 
 /** How many streams a "no stream captures" error lists; a shared server may hold hundreds. */
 const CONSIDERED_LISTED = 8;

@@ -2,11 +2,11 @@ import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microser
 import { errors as natsErrors } from '@nats-io/transport-node';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { InvalidOptionsError, JetStreamModuleError } from '../errors/jetstream-errors.js';
-import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../module/jetstream-module-options.js';
-import { resolveModuleOptions } from '../module/resolve-module-options.js';
+import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../options/jetstream-module-options.js';
+import { resolveModuleOptions } from '../options/resolve-module-options.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher, type PublishResult } from '../producer/jetstream-publisher.js';
-import { assertPublishSubject } from '../producer/subject-validation.js';
+import { assertPublishSubject } from '../options/subject-validation.js';
 import { decodeJson, encodePayload } from '../serialization/codec.js';
 import { JetStreamRecord } from './jetstream-record.js';
 import { storedByStream, type ReplyEnvelope } from './reply-envelope.js';

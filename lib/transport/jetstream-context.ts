@@ -1,7 +1,7 @@
 import type { Msg } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import { BaseRpcContext } from '@nestjs/microservices';
-import type { EventContext } from '../consumer/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 
 /**
  * `@Ctx()` of an `@EventPattern` handler on the JetStream server strategy: the same facts as

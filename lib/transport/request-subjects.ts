@@ -1,6 +1,6 @@
 import { RequestPatternCapturedError } from '../errors/jetstream-errors.js';
-import type { StreamDefinition } from '../module/jetstream-module-options.js';
-import { subjectsOverlap } from '../producer/subject-validation.js';
+import type { StreamDefinition } from '../options/jetstream-module-options.js';
+import { subjectsOverlap } from '../options/subject-validation.js';
 import type { StreamResolver } from '../provisioning/stream-resolver.js';
 
 /**

@@ -1,8 +1,8 @@
 import { Registry } from 'prom-client';
 import { InvalidOptionsError } from '../../lib/index.js';
-import { resolveModuleOptions } from '../../lib/module/resolve-module-options.js';
+import { resolveModuleOptions } from '../../lib/options/resolve-module-options.js';
 import { loadPeer } from '../../lib/observability/load-peer.js';
-import { DEFAULT_LATENCY_BUCKETS } from '../../lib/observability/metrics.js';
+import { DEFAULT_LATENCY_BUCKETS } from '../../lib/options/observability-options.js';
 
 describe('metrics and tracing options', () => {
   it('are off unless asked for', () => {

@@ -1,5 +1,5 @@
 import { InvalidOptionsError } from '../../lib/index.js';
-import { resolveModuleOptions } from '../../lib/module/resolve-module-options.js';
+import { resolveModuleOptions } from '../../lib/options/resolve-module-options.js';
 import { resolveHandlerOptions } from '../../lib/discovery/resolve-handler-options.js';
 
 describe('resolveModuleOptions', () => {

@@ -4,7 +4,7 @@ import {
   assertPublishSubject,
   subjectCovers,
   subjectsOverlap,
-} from '../../lib/producer/subject-validation.js';
+} from '../../lib/options/subject-validation.js';
 
 describe('subject validation', () => {
   it.each(['orders.created', 'a', 'a.b.c', 'orders-1.x_y', 'ünïcode.ok'])('accepts publish subject %p', (s) => {

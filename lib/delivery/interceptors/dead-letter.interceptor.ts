@@ -1,8 +1,8 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, from, map, throwError, type Observable } from 'rxjs';
-import { EventContext } from '../../consumer/event-context.js';
+import { EventContext } from '../../context/event-context.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
-import type { DeadLetterReason } from '../failure-policy.js';
+import type { DeadLetterReason } from '../../dead-letters/dead-letter-target.js';
 import { handlerRuntime } from '../handler-runtime.js';
 import { isJetStreamContext } from '../jetstream-context-type.js';
 

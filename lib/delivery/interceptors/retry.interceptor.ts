@@ -1,6 +1,6 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, throwError, type Observable } from 'rxjs';
-import type { EventContext } from '../../consumer/event-context.js';
+import type { EventContext } from '../../context/event-context.js';
 import { DeadLetterRequired, RetryScheduled } from '../dispositions.js';
 import { handlerRuntime } from '../handler-runtime.js';
 import { isJetStreamContext } from '../jetstream-context-type.js';

@@ -1,8 +1,7 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import { assertFilterSubject } from '../producer/subject-validation.js';
-import { resolveMetricsOptions, resolveTracingOptions } from '../observability/observability-options.js';
-import type { JetStreamModuleOptions, ResolvedModuleOptions, StreamDefinition } from './jetstream-module-options.js';
-import { DEFAULT_IDEMPOTENCY_BUCKET } from '../delivery/idempotency-store.js';
+import { assertFilterSubject } from './subject-validation.js';
+import { resolveMetricsOptions, resolveTracingOptions } from './observability-options.js';
+import { DEFAULT_IDEMPOTENCY_BUCKET, type JetStreamModuleOptions, type ResolvedModuleOptions, type StreamDefinition } from './jetstream-module-options.js';
 
 const DEFAULT_SERVER = 'nats://127.0.0.1:4222';
 

@@ -3,9 +3,10 @@ import type { StreamConfig } from '@nats-io/jetstream';
 import type { ValidatorOptions } from 'class-validator';
 import type { ClassTransformOptions } from 'class-transformer';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
-import type { ResolvedMetricsOptions } from '../observability/metrics.js';
-import type { MetricsOptions, TracingOptions } from '../observability/observability-options.js';
-import type { ResolvedTracingOptions } from '../observability/tracing.js';
+import type { MetricsOptions, ResolvedMetricsOptions, ResolvedTracingOptions, TracingOptions } from './observability-options.js';
+
+/** KV bucket of exactly-once handlers' idempotency records, unless `idempotency.bucket` names another. */
+export const DEFAULT_IDEMPOTENCY_BUCKET = 'nestjs_jetstream_idempotency';
 
 /**
  * A stream the module ensures at startup: NATS's own stream configuration (snake_case,

@@ -1,11 +1,31 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import {
-  DEFAULT_DURATION_BUCKETS,
-  DEFAULT_LATENCY_BUCKETS,
-  type MetricsRegistry,
-  type ResolvedMetricsOptions,
-} from './metrics.js';
-import type { ResolvedTracingOptions } from './tracing.js';
+
+/**
+ * What the module needs of a prom-client `Registry`: any `new Registry()` (or the default
+ * `register`) fits. Structural, so the public types do not require prom-client to be installed.
+ */
+export interface MetricsRegistry {
+  getSingleMetric(name: string): unknown;
+  metrics(): Promise<string>;
+  /** The exposition format's content type (prom-client sets it: text or OpenMetrics). */
+  readonly contentType?: string;
+}
+
+export interface ResolvedMetricsOptions {
+  readonly registry: MetricsRegistry | undefined;
+  readonly prefix: string;
+  readonly lagIntervalMs: number;
+  readonly latencyBuckets: readonly number[];
+  readonly durationBuckets: readonly number[];
+  readonly publishSubjectLabel: ((subject: string) => string) | undefined;
+}
+
+export const DEFAULT_LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+export const DEFAULT_DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface ResolvedTracingOptions {
+  readonly tracerName: string;
+}
 
 /** `metrics` module option; `true` takes every default. Needs `prom-client` installed. */
 export interface MetricsOptions {

@@ -1,4 +1,4 @@
-import type { HandledEvent, HandledObserver } from '../delivery/dispatcher.js';
+import type { HandledEvent, HandledObserver } from './dispatcher.js';
 
 /** The listeners of handler outcomes; `active` lets the hot path skip building events. */
 export class HandledObservers implements HandledObserver {
