@@ -1,6 +1,6 @@
-// The README's reliability table, generated from the rows of the last full run.
-//   --write  rewrites the block between the README's markers (`npm run reliability:report`)
-//   --check  fails when the README block and the last run disagree in anything but the
+// The reliability table of docs/reliability.md, generated from the rows of the last full run.
+//   --write  rewrites the block between the page's markers (`npm run reliability:report`)
+//   --check  fails when the page's block and the last run disagree in anything but the
 //            measured column (scripts/run-tests.sh runs it after every full run)
 // Both need a run in which every reliability spec ran and passed at the default scale: a
 // partial or soak run has other rows, and is skipped by --check, refused by --write.
@@ -11,7 +11,7 @@ import { compareTables, readRows, readmeBlock, renderTable, replaceReadmeBlock }
 const root = resolve(import.meta.dirname, '..');
 const rowsFile = process.env.RELIABILITY_ROWS ?? resolve(root, '.cache/reliability/rows.jsonl');
 const resultsFile = resolve(root, '.cache/jest-results.json');
-const readmeFile = process.env.RELIABILITY_README ?? resolve(root, 'README.md');
+const readmeFile = process.env.RELIABILITY_README ?? resolve(root, 'docs/reliability.md');
 const mode = process.argv[2];
 
 /** Why the last run cannot stand for the table, or undefined when it can. */
@@ -38,7 +38,7 @@ if (mode === '--write') {
   }
   const readme = readFileSync(readmeFile, 'utf8');
   writeFileSync(readmeFile, replaceReadmeBlock(readme, renderTable(readRows(rowsFile))));
-  console.log(`reliability:report: README table rewritten from ${rowsFile}`);
+  console.log(`reliability:report: the table of docs/reliability.md rewritten from ${rowsFile}`);
 } else if (mode === '--check') {
   if (why) {
     console.log(`reliability table check skipped: ${why}`);
@@ -51,10 +51,10 @@ if (mode === '--write') {
   }
   const diffs = compareTables(block, renderTable(readRows(rowsFile)));
   if (diffs.length) {
-    console.error(`reliability table check FAILED: the README's table does not match this run (the measured column aside):\n  ${diffs.join('\n  ')}\nIf the change is intended, run \`npm run reliability:report\` and commit the README.`);
+    console.error(`reliability table check FAILED: the table of docs/reliability.md does not match this run (the measured column aside):\n  ${diffs.join('\n  ')}\nIf the change is intended, run \`npm run reliability:report\` and commit docs/reliability.md.`);
     process.exit(1);
   }
-  console.log('reliability table check: the README table matches this run (the measured column aside)');
+  console.log('reliability table check: docs/reliability.md matches this run (the measured column aside)');
 } else {
   console.error('usage: node scripts/reliability-readme.mjs --write | --check');
   process.exit(2);

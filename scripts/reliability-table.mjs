@@ -1,5 +1,7 @@
-// The reliability table: rendered from the rows the reliability specs record, written into the
-// README between markers, and compared with the README after each full run.
+// The reliability table: rendered from the rows the reliability specs record, written into
+// docs/reliability.md between markers, and compared with that page after each full run. The
+// counts form a narrow table; each scenario's outcome and measured figures follow as a wrapped
+// list item, so no line runs hundreds of characters wide.
 import { readFileSync } from 'node:fs';
 
 export const BEGIN = '<!-- reliability:begin -->';
@@ -22,14 +24,34 @@ function cell(row, column) {
   return String(row[column] ?? '').replace(/\|/g, '\\|');
 }
 
-export function renderTable(rows) {
-  const cells = rows.map((r) => COLUMNS.map((c) => cell(r, c)));
-  const widths = COLUMNS.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
-  return [line(COLUMNS), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+const COUNTS = ['scenario', 'published', 'handled', 'lost', 'duplicates'];
+const WIDTH = 100;
+
+/** Words of `text` on lines of at most WIDTH characters, the first after `first`, the rest indented. */
+function wrap(first, text) {
+  const out = [];
+  let line = first;
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line.length + word.length + 1 > WIDTH && line.trim().length > 1) {
+      out.push(line);
+      line = '  ';
+    }
+    line += (line.endsWith(' ') ? '' : ' ') + word;
+  }
+  out.push(line);
+  return out;
 }
 
-/** The README's block: the table between the markers, or undefined when the markers are missing. */
+export function renderTable(rows) {
+  const cells = rows.map((r) => COUNTS.map((c) => cell(r, c)));
+  const widths = COUNTS.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  const table = [line(COUNTS), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)];
+  const notes = rows.flatMap((r) => wrap('-', `**${r.scenario}**: ${r.outcome}.${r.measured ? ` *Measured:* ${r.measured}` : ''}`));
+  return [...table, '', ...notes].join('\n');
+}
+
+/** The page's block: the table between the markers, or undefined when the markers are missing. */
 export function readmeBlock(readme) {
   const begin = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
@@ -40,20 +62,35 @@ export function readmeBlock(readme) {
 export function replaceReadmeBlock(readme, table) {
   const begin = readme.indexOf(BEGIN);
   const end = readme.indexOf(END);
-  if (begin < 0 || end < begin) throw new Error(`README has no ${BEGIN} … ${END} block`);
+  if (begin < 0 || end < begin) throw new Error(`no ${BEGIN} … ${END} block`);
   return `${readme.slice(0, begin + BEGIN.length)}\n${table}\n${readme.slice(end)}`;
 }
 
 function parseTable(text) {
   const rows = new Map();
-  const lines = text.split('\n').filter((l) => l.startsWith('|'));
-  const header = splitRow(lines[0] ?? '');
-  for (const line of lines.slice(2)) {
+  const lines = text.split('\n');
+  const tableLines = lines.filter((l) => l.startsWith('|'));
+  const header = splitRow(tableLines[0] ?? '');
+  for (const line of tableLines.slice(2)) {
     const values = splitRow(line);
     const row = Object.fromEntries(header.map((h, i) => [h, values[i] ?? '']));
     rows.set(row.scenario, row);
   }
-  return { header, rows };
+  // The list below the table: `- **scenario**: outcome. *Measured:* figures`, wrapped.
+  const items = [];
+  for (const line of lines) {
+    if (line.startsWith('- ')) items.push(line.slice(2));
+    else if (line.startsWith('  ') && items.length) items[items.length - 1] += ` ${line.trim()}`;
+  }
+  for (const item of items) {
+    const m = /^\*\*(.+?)\*\*: (.*?)(?:\. \*Measured:\* (.*))?$/.exec(item);
+    if (!m) continue;
+    const row = rows.get(m[1]) ?? { scenario: m[1] };
+    row.outcome = m[2].replace(/\.$/, '');
+    row.measured = m[3] ?? '';
+    rows.set(m[1], row);
+  }
+  return { header: [...header, 'outcome', 'measured'], rows };
 }
 
 function splitRow(line) {
@@ -85,7 +122,7 @@ export function compareTables(readmeTable, generatedTable) {
     }
     for (const column of COLUMNS) {
       if (column === 'measured' || column === 'scenario') continue;
-      let [x, y] = [documented[column], generated[column]];
+      let [x, y] = [documented[column] ?? '', generated[column] ?? ''];
       if (column === 'duplicates' && (x.endsWith(VARIES) || y.endsWith(VARIES))) {
         x = x.endsWith(VARIES) ? VARIES : x;
         y = y.endsWith(VARIES) ? VARIES : y;

@@ -23,6 +23,6 @@ if [ -f "$RESULTS" ]; then
   node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$ROOT/$RESULTS"
 fi
 node scripts/reliability-summary.mjs
-# After a full reliability run, the README's table must say what this run saw (timings aside).
+# After a full reliability run, the table of docs/reliability.md must say what this run saw (timings aside).
 node scripts/reliability-readme.mjs --check || status=1
 exit "$status"

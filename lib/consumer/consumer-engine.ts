@@ -214,8 +214,9 @@ export class ConsumerEngine {
  * reuses; a payload that cannot be parsed gets a lane of its own and fails in the handler path.
  */
 function createOrderKey(plan: HandlerPlan, consumer: string, raw: boolean): (msg: JsMsg) => { key: string; decoded: unknown } {
-  const orderBy = plan.options.orderBy!;
-  if (orderBy === 'subject') return (msg) => ({ key: msg.subject, decoded: NOT_DECODED });
+  const option = plan.options.orderBy!;
+  if (option === 'subject') return (msg) => ({ key: msg.subject, decoded: NOT_DECODED });
+  const orderBy = option as (payload: unknown, ctx: EventContext) => string;
   const descriptor = { stream: plan.stream, consumer, durable: plan.options.durable, handlerId: plan.handlerId };
   return (msg) => {
     let decoded: unknown;

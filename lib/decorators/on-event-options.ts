@@ -36,8 +36,13 @@ export interface RetryOptions {
 
 export type DeadLetterOption = boolean | string | { subject?: string; stream?: string };
 
-/** Key of an ordering lane: messages with the same key are handled one at a time, in order. */
-export type OrderKey = 'subject' | ((payload: unknown, ctx: EventContext) => string);
+/**
+ * Key of an ordering lane: messages with the same key are handled one at a time, in order.
+ * The function's payload parameter is `never` so that a function of the handler's own payload
+ * type, `(e: OrderEvent) => e.orderId`, type-checks under `strictFunctionTypes`; it is called
+ * with the decoded payload.
+ */
+export type OrderKey = 'subject' | ((payload: never, ctx: EventContext) => string);
 
 export interface OnEventOptions {
   /**
