@@ -1,5 +1,6 @@
 // Type-checks every ```ts block of README.md and docs/*.md against the library's sources, so a
-// renamed option or method cannot leave a stale example behind.
+// renamed option or method cannot leave a stale example behind, and checks that every relative
+// link of those pages reaches a file and, with an anchor, a heading of it.
 //
 // Each block is its own module. A block whose first line is a file-name comment (`// billing.service.ts`)
 // is written under that name, so blocks of one page can import each other ('./billing.service.js').
@@ -7,7 +8,7 @@
 // declared once, in test/docs/doc-context.d.ts. A block fenced as ```ts file=PATH shows a file of the
 // repository that a run already proves (a compat app's config needing packages this repository does
 // not install): it must equal that file.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
@@ -29,6 +30,41 @@ export function extractBlocks(markdown) {
     i = end;
   }
   return blocks;
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading) {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\- _]/gu, '').replace(/ /g, '-');
+}
+
+/** Relative links of the pages, each to a file that exists and, with `#anchor`, to a heading it has. */
+function brokenLinks(pages) {
+  const anchors = new Map();
+  const anchorsOf = (file) => {
+    if (!anchors.has(file)) {
+      let fence = false;
+      const found = new Set();
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        if (line.startsWith('```')) fence = !fence;
+        const m = !fence && /^#{1,6} (.*)$/.exec(line);
+        if (m) found.add(slug(m[1]));
+      }
+      anchors.set(file, found);
+    }
+    return anchors.get(file);
+  };
+  const broken = [];
+  for (const page of pages) {
+    const text = readFileSync(join(root, page), 'utf8');
+    for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      const [target, anchor] = m[1].split('#');
+      if (/^[a-z]+:/.test(target)) continue;
+      const file = target ? resolve(root, dirname(page), target) : join(root, page);
+      if (!existsSync(file)) broken.push(`${page}: link to ${m[1]}: no such file`);
+      else if (anchor && file.endsWith('.md') && !anchorsOf(file).has(anchor)) broken.push(`${page}: link to ${m[1]}: no such heading`);
+    }
+  }
+  return broken;
 }
 
 export function checkDocs() {
@@ -77,7 +113,7 @@ export function checkDocs() {
       'nestjs-jetstream/health': lib('health/index.ts'),
     },
   });
-  const problems = [...fileMismatches];
+  const problems = [...fileMismatches, ...brokenLinks(pages)];
   for (const d of ts.getPreEmitDiagnostics(program)) {
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
     const where = d.file ? origin.get(resolve(d.file.fileName)) : undefined;
