@@ -6,8 +6,6 @@ export interface ConsumerDescriptor {
   readonly consumer: string;
   readonly durable: string | undefined;
   readonly handlerId: string;
-  /** Internal: the handler's failure policy and dead-letter sink, read by the interceptors. */
-  readonly runtime?: unknown;
 }
 
 /**
@@ -101,9 +99,9 @@ export class EventContext {
     this.message.working();
   }
 
-  /** @internal */
-  static runtimeOf(ctx: EventContext): unknown {
-    return ctx.descriptor.runtime;
+  /** @internal The handler's descriptor: one object per handler, shared by all its contexts. */
+  static descriptorOf(ctx: EventContext): ConsumerDescriptor {
+    return ctx.descriptor;
   }
 
   /** @internal */

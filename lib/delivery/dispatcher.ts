@@ -7,7 +7,7 @@ import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
-import type { HandlerRuntime } from './handler-runtime.js';
+import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
 import { IdempotencyStore } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
@@ -63,7 +63,7 @@ export class Dispatcher {
   private readonly descriptor: ConsumerDescriptor;
 
   constructor(
-    descriptor: Omit<ConsumerDescriptor, 'runtime'>,
+    descriptor: ConsumerDescriptor,
     private readonly runtime: HandlerRuntime,
     private readonly decoder: PayloadDecoder,
     private readonly invoke: HandlerInvoker,
@@ -71,7 +71,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
     private readonly logger: Logger,
   ) {
-    this.descriptor = { ...descriptor, runtime };
+    this.descriptor = { ...descriptor };
+    bindHandlerRuntime(this.descriptor, runtime);
   }
 
   /** `decoded`: the payload already parsed by an ordering lane, so JSON is parsed once. */

@@ -1,12 +1,12 @@
 import type { Logger } from '@nestjs/common';
 import type { JsMsg } from '@nats-io/jetstream';
-import { EventContext } from '../context/event-context.js';
+import type { EventContext } from '../context/event-context.js';
 import type { ReplyInbox } from '../connection/reply-inbox.js';
 import { describeFailure } from '../errors/failure-description.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { DeadLettered } from './dispositions.js';
-import type { HandlerRuntime } from './handler-runtime.js';
+import { runtimeOf, type HandlerRuntime } from './handler-runtime.js';
 
 const ACK = new TextEncoder().encode('+ACK');
 
@@ -174,6 +174,3 @@ function observed(ctx: EventContext): HandlerRuntime['instrumentation'] {
   return runtimeOf(ctx)?.instrumentation;
 }
 
-function runtimeOf(ctx: EventContext): HandlerRuntime | undefined {
-  return EventContext.runtimeOf(ctx) as HandlerRuntime | undefined;
-}
