@@ -24,8 +24,6 @@ export class ConsumerRunner {
   private messages?: ConsumerMessages;
   private loop?: Promise<void>;
   private stopping = false;
-  /** True while stop() ends the client's iteration: the one queued function still run then. */
-  private endIteration = false;
   private readonly gate: ConcurrencyGate;
   /** Messages whose handler call is running, with when it started. */
   private readonly inFlight = new Map<JsMsg, number>();
@@ -59,7 +57,6 @@ export class ConsumerRunner {
 
   async start(): Promise<void> {
     this.messages = await this.consumer.consume({ max_messages: this.options.prefetch });
-    this.skipQueuedWorkOnceStopping(this.messages);
     this.startHeartbeat();
     this.watchStatus(this.messages).catch(() => undefined);
     this.loop = this.run(this.messages);
@@ -73,9 +70,7 @@ export class ConsumerRunner {
     if (this.stopping) return this.loop;
     this.stopping = true;
     await this.drainInbox();
-    this.endIteration = true;
     this.messages?.stop();
-    this.endIteration = false;
     this.gate.open();
     for (const item of this.lanes?.drain() ?? []) this.settlement.nakImmediately(item.msg);
     this.laneSpace?.();
@@ -187,28 +182,6 @@ export class ConsumerRunner {
    * arrive; the loop hands each back at once because `stopping` is set. The client keeps the
    * subscription private, hence the guarded reach for it.
    */
-  /**
-   * The client queues each refill pull as a function that its iterator runs when the loop reaches
-   * it. Once this runner stops, the loop keeps iterating to hand buffered messages back, and would
-   * run such a pull after the inbox is unsubscribed: the server then sends the refill to nobody,
-   * and those messages wait out the ack wait (2 of 1 000 were stranded in about 1 of 30 runs of
-   * the lifecycle spec's under-load shutdown test). So, once stopping, queued functions are
-   * skipped, except the one that ends the iteration (`stop()`, called from `stop()` below).
-   * `_push` is the client's internal queue method (nats.js 3.x); without it nothing changes.
-   */
-  private skipQueuedWorkOnceStopping(messages: ConsumerMessages): void {
-    const queue = messages as unknown as { _push?: (item: unknown) => void };
-    const push = queue._push?.bind(messages);
-    if (!push) return;
-    queue._push = (item: unknown) => {
-      if (typeof item !== 'function' || this.endIteration) return push(item);
-      const work = item as () => void;
-      push(() => {
-        if (!this.stopping) work();
-      });
-    };
-  }
-
   private async drainInbox(): Promise<void> {
     const sub = (this.messages as unknown as { sub?: { drain?: () => Promise<void>; isClosed?: () => boolean } } | undefined)?.sub;
     if (!sub?.drain || sub.isClosed?.()) return;
