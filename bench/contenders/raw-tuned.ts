@@ -1,7 +1,7 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nuid, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { defaultPrefetch } from '../../lib/discovery/resolve-handler-options.js';
-import { PUBLISH_WINDOW, deferred, profiler, uniqueName, type CpuSpent, startCpuMeter } from '../support.js';
+import { PUBLISH_WINDOW, deferred, encoder, profiler, uniqueName, type CpuSpent, startCpuMeter } from '../support.js';
 
 /**
  * The floor every target is measured against: `@nats-io/jetstream` as a performance-minded
@@ -105,11 +105,15 @@ export async function tunedPublisher(url: string): Promise<{ js: JetStreamClient
   return { js: jetstream(nc), close: () => nc.close() };
 }
 
-/** Up to PUBLISH_WINDOW publishes awaiting their ack, awaited window by window. */
-export async function tunedPublishPipelined(js: JetStreamClient, subject: string, n: number, data: Uint8Array): Promise<void> {
+/**
+ * Up to PUBLISH_WINDOW publishes awaiting their ack, awaited window by window. With `asModule`,
+ * each message does by hand what the module's publisher does: JSON-encode the object and send a
+ * fresh `Nats-Msg-Id` (which the stream then deduplicates).
+ */
+export async function tunedPublishPipelined(js: JetStreamClient, subject: string, n: number, data: Uint8Array, asModule?: { payload: unknown }): Promise<void> {
   const window: Promise<unknown>[] = [];
   for (let i = 0; i < n; i++) {
-    window.push(js.publish(subject, data));
+    window.push(asModule ? js.publish(subject, encoder.encode(JSON.stringify(asModule.payload)), { msgID: nuid.next() }) : js.publish(subject, data));
     if (window.length === PUBLISH_WINDOW) await Promise.all(window.splice(0));
   }
   await Promise.all(window);
