@@ -1,19 +1,24 @@
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { spreadOf } from './support.js';
 
 /**
- * One line of the results table. Figures are numbers in `unit`; the ratios are module/raw and
- * module/peer when higher is better (throughput), and written as a difference where a ratio
+ * One line of the results table. Figures are numbers in `unit`; the ratios are module/raw-tuned,
+ * module/raw and module/peer when higher is better (throughput), and written as a difference where a ratio
  * means nothing (latency, memory growth).
  */
 export interface ResultRow {
   readonly workload: string;
   readonly unit: string;
+  /** The tuned client (`bench/contenders/raw-tuned.ts`): the floor the targets are set against. */
+  readonly tuned?: number;
   readonly raw?: number;
   readonly module?: number;
   readonly peer?: number;
+  /** module/raw-tuned: what the targets read. */
+  readonly vsTuned?: string;
   readonly vsRaw?: string;
   readonly vsPeer?: string;
   readonly target?: string;
@@ -48,8 +53,13 @@ export const times = (r: number | undefined): string | undefined => (r === undef
 
 function figure(v: number | undefined, unit: string): string {
   if (v === undefined) return '-';
-  if (unit.endsWith('/s')) return Math.round(v).toLocaleString('en');
-  return v.toFixed(unit === 'MB' ? 1 : 2);
+  const spread = spreadOf(v);
+  if (unit.endsWith('/s')) {
+    const k = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : Math.round(x).toString());
+    return `${Math.round(v).toLocaleString('en')}${spread ? ` (${k(spread[0])}-${k(spread[1])})` : ''}`;
+  }
+  const digits = unit === 'MB' ? 1 : 2;
+  return `${v.toFixed(digits)}${spread ? ` (${spread[0].toFixed(digits)}-${spread[1].toFixed(digits)})` : ''}`;
 }
 
 export interface Environment {
@@ -58,6 +68,8 @@ export interface Environment {
   readonly cpu: string;
   readonly memoryGiB: number;
   readonly rounds: number;
+  /** 1-minute load average when the run ended: how busy the machine was. */
+  readonly load: string;
   readonly git: string;
   readonly date: string;
 }
@@ -69,6 +81,7 @@ export function environment(natsServer: string, rounds: number): Environment {
     cpu: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}`,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     rounds,
+    load: loadavg()[0].toFixed(2),
     git: safeGit(),
     date: new Date().toISOString(),
   };
@@ -76,12 +89,14 @@ export function environment(natsServer: string, rounds: number): Environment {
 
 /** The table as markdown: what the console shows and what `.cache/bench/results.md` holds. */
 export function renderTable(env: Environment): string {
-  const head = ['workload', 'raw', 'module', 'peer', 'module/raw', 'module/peer', 'target', 'met?'];
+  const head = ['workload', 'raw-tuned', 'raw', 'module', 'peer', 'module/raw-tuned', 'module/raw', 'module/peer', 'target', 'met?'];
   const cells = rows.map((r) => [
     `${r.workload} (${r.unit})`,
+    figure(r.tuned, r.unit),
     figure(r.raw, r.unit),
     figure(r.module, r.unit),
     figure(r.peer, r.unit),
+    r.vsTuned ?? '-',
     r.vsRaw ?? '-',
     r.vsPeer ?? '-',
     r.target ?? '',
@@ -90,7 +105,7 @@ export function renderTable(env: Environment): string {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
   const out = [
-    `nats-server ${env.natsServer}, node ${env.node}, ${env.cpu}, ${env.memoryGiB} GiB, ${env.rounds} rounds (medians), git ${env.git}, ${env.date}`,
+    `nats-server ${env.natsServer}, node ${env.node}, ${env.cpu}, ${env.memoryGiB} GiB, ${env.rounds} rounds after a warm-up (median, min-max), load average ${env.load}, git ${env.git}, ${env.date}`,
     '',
     line(head),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,

@@ -15,14 +15,15 @@ import { recordsWorkload } from './workloads/records.js';
 import { slowWorkload } from './workloads/slow.js';
 
 /**
- * Side-by-side benchmarks: every contender (raw `@nats-io/jetstream`, this module, and the
+ * Side-by-side benchmarks: every contender (`@nats-io/jetstream` tuned as the module tunes it,
+ * the same client as its docs show, this module, and the
  * `@nestjs-plugins/nestjs-nats-jetstream-transport` peer) runs in the same process against the
- * same throwaway server, rounds alternate between contenders, and the table prints medians and
- * ratios. Nothing here asserts; the numbers are for the README and for spotting regressions.
+ * same throwaway server; after a warm-up round, rounds alternate between contenders in a rotating
+ * order, and the table prints medians, min-max and ratios against the tuned client. Nothing here asserts; the numbers are for the README and for spotting regressions.
  *
  *   npm run bench                                  # everything, default sizes
  *   BENCH_ONLY=consume,publish npm run bench       # some workloads
- *   BENCH_CONTENDERS=raw,module npm run bench      # skip the peer
+ *   BENCH_CONTENDERS=tuned,module npm run bench    # skip the docs example and the peer
  *   BENCH_ROUNDS=5 BENCH_CONSUME=50000 npm run bench
  */
 const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [

@@ -6,6 +6,8 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 
 /** Sizes and switches, all from the environment so a profiling run can shrink them. */
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** BENCH_WARMUP=0 skips the uncounted first round (for a quick profiling run). */
+export const WARMUP = process.env.BENCH_WARMUP !== '0';
 export const N_CONSUME = Number(process.env.BENCH_CONSUME ?? 20_000);
 export const N_PUBLISH = Number(process.env.BENCH_PUBLISH ?? 10_000);
 export const N_SLOW = Number(process.env.BENCH_SLOW ?? 2_000);
@@ -23,9 +25,9 @@ export const PUBLISH_WINDOW = 256;
 // BENCH_ONLY=consume,publish runs just those workloads (for profiling one path).
 const ONLY = process.env.BENCH_ONLY?.split(',');
 export const wanted = (workload: string): boolean => !ONLY || ONLY.includes(workload);
-// BENCH_CONTENDERS=raw,module skips the others (e.g. the peer while profiling the module).
+// BENCH_CONTENDERS=tuned,module skips the others (e.g. the peer while profiling the module).
 const CONTENDERS = process.env.BENCH_CONTENDERS?.split(',');
-export const enabled = (contender: 'raw' | 'module' | 'peer'): boolean => !CONTENDERS || CONTENDERS.includes(contender);
+export const enabled = (contender: 'tuned' | 'raw' | 'module' | 'peer'): boolean => !CONTENDERS || CONTENDERS.includes(contender);
 
 /**
  * Extra `JetStreamModule.forRoot` options for the module contender, as JSON: an A/B switch for
@@ -150,9 +152,15 @@ export class Finish {
   tick(): void {
     if (this.first === 0) this.start();
     if (++this.count === this.n) {
-      this.cpu = this.meter?.stop();
-      this.done.resolve(performance.now() - this.first);
-      profiler.stop();
+      // The clock stops once the last acks are written: the module queues them for the end of
+      // this event-loop turn, so the next turn but one is after that flush.
+      setImmediate(() =>
+        setImmediate(() => {
+          this.cpu = this.meter?.stop();
+          this.done.resolve(performance.now() - this.first);
+          profiler.stop();
+        }),
+      );
     }
   }
 
@@ -209,21 +217,44 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
+/** Fastest and slowest round of each median `rounds()` returned, keyed by that median. */
+const spreads = new Map<number, readonly [number, number]>();
+
+/**
+ * The min and max of the rounds behind a median from `rounds()`, for the table. Keyed by the
+ * median's value so that every row shows its spread without each workload passing it on.
+ */
+export function spreadOf(medianValue: number | undefined): readonly [number, number] | undefined {
+  return medianValue === undefined ? undefined : spreads.get(medianValue);
+}
+
 /**
  * Runs every contender once per round, in turn, so slow drifts of a shared machine hit them all
- * alike; returns each contender's median. Contenders return a figure (msg/s, ms, ...).
+ * alike; returns each contender's median. A warm-up round (JIT, connections, server caches)
+ * runs first and is not counted, and each round starts one contender later than the previous
+ * one, so no contender always runs first or right after the same neighbour. Contenders return
+ * a figure (msg/s, ms, ...).
  */
 export async function rounds(label: string, contenders: Record<string, () => Promise<number>>, unit: (v: number) => string): Promise<Record<string, number>> {
-  const results: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
-  for (let r = 0; r < ROUNDS; r++) {
-    for (const [k, run] of Object.entries(contenders)) {
-      profiler.label = `${label}-${k}-${r + 1}`;
-      const v = await run();
-      results[k].push(v);
-      process.stderr.write(`  ${label} / ${k} round ${r + 1}: ${unit(v)}\n`);
+  const names = Object.keys(contenders);
+  const results: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
+  for (let r = WARMUP ? -1 : 0; r < ROUNDS; r++) {
+    const offset = r < 0 ? 0 : r % names.length;
+    for (let i = 0; i < names.length; i++) {
+      const k = names[(i + offset) % names.length];
+      profiler.label = r < 0 ? `${label}-${k}-warmup` : `${label}-${k}-${r + 1}`;
+      const v = await contenders[k]();
+      if (r >= 0) results[k].push(v);
+      process.stderr.write(`  ${label} / ${k} ${r < 0 ? 'warm-up' : `round ${r + 1}`}: ${unit(v)}\n`);
     }
   }
-  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+  return Object.fromEntries(
+    Object.entries(results).map(([k, v]) => {
+      const m = median(v);
+      spreads.set(m, [Math.min(...v), Math.max(...v)]);
+      return [k, m];
+    }),
+  );
 }
 
 export const msgPerSec = (n: number, ms: number): number => (n / ms) * 1000;

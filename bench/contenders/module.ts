@@ -1,5 +1,6 @@
 import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { IsString, MaxLength } from 'class-validator';
 import { JetStreamModule, JetStreamPublisher, OnEvent, type EventContext, type OnEventOptions } from '../../lib/index.js';
 import { Finish, MODULE_OPTIONS, type CpuSpent } from '../support.js';
 
@@ -13,6 +14,20 @@ export interface ModuleConsumer {
   readonly cpu: () => CpuSpent | undefined;
 }
 
+/** The bench's event as a validated class: the same 128-byte `{ pad }` object. */
+export class PaddedEvent {
+  @IsString()
+  @MaxLength(1024)
+  pad!: string;
+}
+
+/**
+ * How the handler declares its payload: `json` (an untyped parameter: parsed JSON), `binary`
+ * (`Uint8Array`: the bytes, no decoding) or `class` (`PaddedEvent`: class-transformer +
+ * class-validator on every message).
+ */
+export type PayloadKind = 'json' | 'binary' | 'class';
+
 /** A Nest app with one `@OnEvent` handler that runs `body` and counts. */
 export async function moduleConsumer(
   url: string,
@@ -20,10 +35,12 @@ export async function moduleConsumer(
   n: number,
   options: OnEventOptions,
   body?: (payload: unknown, ctx: EventContext) => Promise<void> | void,
+  kind: PayloadKind = 'json',
 ): Promise<ModuleConsumer> {
   const finish = new Finish(n);
+  // One class per kind: the parameter's declared type is what the module reads.
   @Injectable()
-  class Counter {
+  class JsonCounter {
     @OnEvent(subject, options)
     async handle(payload: unknown, ctx: EventContext) {
       finish.begin();
@@ -31,7 +48,26 @@ export async function moduleConsumer(
       finish.tick();
     }
   }
-  @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [Counter] })
+  @Injectable()
+  class BinaryCounter {
+    @OnEvent(subject, options)
+    async handle(payload: Uint8Array, ctx: EventContext) {
+      finish.begin();
+      if (body) await body(payload, ctx);
+      finish.tick();
+    }
+  }
+  @Injectable()
+  class ClassCounter {
+    @OnEvent(subject, options)
+    async handle(payload: PaddedEvent, ctx: EventContext) {
+      finish.begin();
+      if (body) await body(payload, ctx);
+      finish.tick();
+    }
+  }
+  const counter = kind === 'binary' ? BinaryCounter : kind === 'class' ? ClassCounter : JsonCounter;
+  @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [counter] })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
   return { app, elapsed: finish.elapsed, cpu: () => finish.cpu };

@@ -1,4 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
+import { deliveryCountOf } from './delivery-count.js';
 
 /** Facts about the handler a message is delivered to, shared by all its messages. */
 export interface ConsumerDescriptor {
@@ -38,7 +39,7 @@ export class EventContext {
 
   /** 1 on first delivery, counting every redelivery (nak, ack timeout, crash) after it. */
   get deliveryCount(): number {
-    return this.message.info.deliveryCount;
+    return deliveryCountOf(this.message);
   }
 
   /**
@@ -46,7 +47,7 @@ export class EventContext {
    * handlers retry without giving the message back, so their delivery count stays put).
    */
   get attempt(): number {
-    return this.message.info.deliveryCount + this.inPlaceRetries;
+    return deliveryCountOf(this.message) + this.inPlaceRetries;
   }
 
   get redelivered(): boolean {

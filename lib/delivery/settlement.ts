@@ -43,7 +43,14 @@ export class Settlement {
     const acks = this.acks;
     if (acks.length === 0) return;
     this.acks = [];
-    for (const msg of acks) this.send(msg, 'ack', () => msg.ack());
+    // No closure per ack through send(): this loop runs for every message of the default path.
+    for (const msg of acks) {
+      try {
+        msg.ack();
+      } catch (err) {
+        this.unsent(msg, 'ack', err);
+      }
+    }
   };
 
   /** The handler resolved and the ack is someone else's business (at-most-once, exactly-once). */
@@ -163,9 +170,13 @@ export class Settlement {
     try {
       action();
     } catch (err) {
-      // A closed connection cannot settle; the server redelivers after the ack wait.
-      this.logger.warn(`Could not ${what} stream seq ${msg.seq} (${describeCause(err)}); the server will redeliver it`);
+      this.unsent(msg, what, err);
     }
+  }
+
+  /** A closed connection cannot settle; the server redelivers after the ack wait. */
+  private unsent(msg: JsMsg, what: string, err: unknown): void {
+    this.logger.warn(`Could not ${what} stream seq ${msg.seq} (${describeCause(err)}); the server will redeliver it`);
   }
 }
 

@@ -47,7 +47,7 @@ export function resolveHandlerOptions(
     fail(`stream must be a stream name, got ${JSON.stringify(stream)}`);
   }
   const concurrency = int(merged.concurrency, 1, 'concurrency');
-  const prefetch = int(merged.prefetch, Math.max(2 * concurrency, 32), 'prefetch');
+  const prefetch = int(merged.prefetch, defaultPrefetch(concurrency), 'prefetch');
   const ackWaitMs = int(merged.ackWaitMs, 30_000, 'ackWaitMs');
   const timeoutMs = merged.timeoutMs === undefined ? undefined : int(merged.timeoutMs, 0, 'timeoutMs');
   const maxAckPending =
@@ -152,4 +152,9 @@ function checkDeliverPolicy(policy: DeliverPolicyOption, fail: (m: string) => ne
     }
   }
   return fail(`deliverPolicy is not recognised: ${JSON.stringify(policy)}`);
+}
+
+/** Messages one pull asks for when `prefetch` is not set (the benchmark's tuned floor uses it too). */
+export function defaultPrefetch(concurrency: number): number {
+  return Math.max(2 * concurrency, 32);
 }

@@ -67,6 +67,8 @@ const DEFAULT_WINDOW = 256;
 export class JetStreamPublisher {
   /** Metrics and tracing hooks; undefined when both are off, so a publish pays one check. */
   private readonly observed: PublishInstrumentation | undefined;
+  /** The last subject that passed `assertPublishSubject`. */
+  private lastSubject?: string;
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -76,13 +78,40 @@ export class JetStreamPublisher {
     this.observed = observability?.publishing;
   }
 
-  async publish<T>(subject: string, payload: T, options?: PublishOptions): Promise<PublishResult> {
-    assertPublishSubject(subject);
-    const data = encodePayload(payload);
-    const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
-    const clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
+  /**
+   * Not an async function: on the common path it hands back `send`'s promise instead of wrapping
+   * it in one more (a promise and three microtask hops per publish). Bad input still rejects,
+   * never throws.
+   */
+  publish<T>(subject: string, payload: T, options?: PublishOptions): Promise<PublishResult> {
+    let data: Uint8Array;
+    let timeoutMs: number;
+    let clientOptions: Partial<JetStreamPublishOptions>;
+    try {
+      // Publishers send to a handful of subjects, often one in a loop: checked once in a row.
+      // lastSubject holds only subjects that passed, so equality means checked (undefined aside).
+      if (subject !== this.lastSubject || this.lastSubject === undefined) {
+        assertPublishSubject(subject);
+        this.lastSubject = subject;
+      }
+      data = encodePayload(payload);
+      timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
+      clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const observed = this.observed;
     if (!observed) return this.send(subject, data, clientOptions, timeoutMs);
+    return this.publishObserved(observed, subject, data, clientOptions, timeoutMs);
+  }
+
+  private async publishObserved(
+    observed: PublishInstrumentation,
+    subject: string,
+    data: Uint8Array,
+    clientOptions: Partial<JetStreamPublishOptions>,
+    timeoutMs: number,
+  ): Promise<PublishResult> {
     const scope = observed.begin(subject, clientOptions.msgID!, clientOptions.headers);
     clientOptions.headers = scope.headers;
     let result: PublishResult;

@@ -189,6 +189,18 @@ describe('JetStreamPublisher.publish', () => {
     expect(await publisher.publish(`${stream}.ok`, { n: 2 })).toEqual({ stream, seq: 1, duplicate: false });
   });
 
+  it('checks every subject that differs from the last valid one, also a missing one first', async () => {
+    const { publisher, stream } = await setup('PUB_SUBJCACHE');
+    // The publisher remembers only the last subject that passed: undefined must not match it.
+    expect(await rejection(publisher.publish(undefined as unknown as string, { n: 0 }))).toBeInstanceOf(InvalidSubjectError);
+    await publisher.publish(`${stream}.ok`, { n: 1 });
+    await publisher.publish(`${stream}.ok`, { n: 2 });
+    for (const subject of [`${stream}.*`, '', undefined as unknown as string]) {
+      expect(await rejection(publisher.publish(subject, { n: 3 }))).toBeInstanceOf(InvalidSubjectError);
+    }
+    expect(await storedCount(stream)).toBe(2);
+  });
+
   it('rejects payloads that cannot be encoded with PayloadEncodingError', async () => {
     const { publisher, stream } = await setup('PUB_ENCODE');
     const circular: Record<string, unknown> = { name: 'loop' };

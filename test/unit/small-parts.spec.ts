@@ -3,6 +3,8 @@ import { ConcurrencyGate } from '../../lib/consumer/concurrency-gate.js';
 import { diffConfig } from '../../lib/provisioning/config-diff.js';
 import { decodeJson, encodePayload } from '../../lib/serialization/codec.js';
 import { PayloadEncodingError, PayloadValidationError } from '../../lib/index.js';
+import { deliveryCountOf } from '../../lib/context/delivery-count.js';
+import type { JsMsg } from '@nats-io/jetstream';
 
 describe('redaction', () => {
   it('strips credentials from server URLs and from free text', () => {
@@ -68,5 +70,30 @@ describe('codec', () => {
   it('rejects invalid UTF-8 and invalid JSON as validation errors', () => {
     expect(() => decodeJson(new Uint8Array([0xc3, 0x28]))).toThrow(PayloadValidationError);
     expect(() => decodeJson(new TextEncoder().encode('{nope'))).toThrow(/not valid JSON/);
+  });
+});
+
+describe('deliveryCountOf', () => {
+  // A stand-in with only what the function reads; `info` is the client's parse, consulted only
+  // for subjects the fast read does not recognise.
+  const msg = (reply: string) =>
+    ({
+      reply,
+      get info(): { deliveryCount: number } {
+        throw new Error(`fell back to msg.info for ${reply}`);
+      },
+    }) as unknown as JsMsg;
+
+  it('reads the count from both forms of the ack subject', () => {
+    expect(deliveryCountOf(msg('$JS.ACK._.AH.ORDERS.worker.3.120.7.1700000000000000000.5.x1y2'))).toBe(3);
+    expect(deliveryCountOf(msg('$JS.ACK.hub.AH.ORDERS.worker.12.120.7.1700000000000000000.0'))).toBe(12);
+    expect(deliveryCountOf(msg('$JS.ACK.ORDERS.worker.2.120.7.1700000000000000000.5'))).toBe(2);
+  });
+
+  it("leaves anything else to the client's parse, and its error", () => {
+    expect(() => deliveryCountOf(msg('_INBOX.abc'))).toThrow('fell back to msg.info for _INBOX.abc');
+    expect(() => deliveryCountOf(msg('$JS.ACK.a.b.c.d.e.f.g.h'))).toThrow('fell back');
+    expect(() => deliveryCountOf(msg('$JS.ACK.a.b.c.d.e.f.g.h.i'))).toThrow('fell back');
+    expect(() => deliveryCountOf(msg('$JS.ACK._.AH.ORDERS.worker.x.120.7.1.5.r'))).toThrow('fell back');
   });
 });
