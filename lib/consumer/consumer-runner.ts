@@ -6,6 +6,10 @@ import { describeCause } from '../errors/jetstream-errors.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
 import { OrderingLanes, type LaneItem } from './ordering-lanes.js';
 
+// How long a stopping runner waits for its open pull requests to be answered: with a backlog
+// they are within milliseconds; on an idle stream they would stay open until they expire.
+const PULLS_ANSWERED_MAX_MS = 500;
+
 export interface RunnerOptions {
   readonly handlerId: string;
   readonly concurrency: number;
@@ -24,6 +28,12 @@ export class ConsumerRunner {
   private messages?: ConsumerMessages;
   private loop?: Promise<void>;
   private stopping = false;
+  /** While stopping with the inbox still open: messages reached are held, then handed back. */
+  private holding = false;
+  private readonly held: JsMsg[] = [];
+  private inboxClosed = false;
+  /** True while stop() ends the client's iteration: the one queued function still run then. */
+  private endIteration = false;
   private readonly gate: ConcurrencyGate;
   /** Messages whose handler call is running, with when it started. */
   private readonly inFlight = new Map<JsMsg, number>();
@@ -69,11 +79,22 @@ export class ConsumerRunner {
   async stop(timeoutMs: number): Promise<void> {
     if (this.stopping) return this.loop;
     this.stopping = true;
-    await this.drainInbox();
-    this.messages?.stop();
+    // Messages reached from now on are held, not nak'ed, while the inbox is open: a nak'ed message
+    // would come straight back to a pull request of ours that is still open.
+    this.holding = true;
+    this.stopRefills();
     this.gate.open();
-    for (const item of this.lanes?.drain() ?? []) this.settlement.nakImmediately(item.msg);
+    for (const item of this.lanes?.drain() ?? []) this.handBack(item.msg);
     this.laneSpace?.();
+    await this.untilPullsAnswered();
+    await this.drainInbox();
+    this.inboxClosed = true;
+    this.endIteration = true;
+    this.messages?.stop();
+    this.endIteration = false;
+    // The server has no interest in the inbox any more: what is handed back goes to others.
+    this.holding = false;
+    for (const msg of this.held.splice(0)) this.settlement.nakImmediately(msg);
     const finished = await this.waitIdle(timeoutMs);
     if (!finished) {
       this.logger.warn(
@@ -92,7 +113,7 @@ export class ConsumerRunner {
     try {
       for await (const msg of messages) {
         if (this.stopping) {
-          this.settlement.nakImmediately(msg);
+          this.handBack(msg);
           continue;
         }
         if (this.lanes) {
@@ -103,7 +124,7 @@ export class ConsumerRunner {
         if (wait) await wait;
         if (this.stopping) {
           this.gate.release();
-          this.settlement.nakImmediately(msg);
+          this.handBack(msg);
           continue;
         }
         this.inFlight.set(msg, Date.now());
@@ -139,7 +160,7 @@ export class ConsumerRunner {
     try {
       while (item) {
         if (this.stopping) {
-          this.settlement.nakImmediately(item.msg);
+          this.handBack(item.msg);
         } else {
           this.inFlight.set(item.msg, Date.now());
           await this.handle(item.msg, item.decoded);
@@ -200,6 +221,48 @@ export class ConsumerRunner {
    * arrive; the loop hands each back at once because `stopping` is set. The client keeps the
    * subscription private, hence the guarded reach for it.
    */
+  /** A message this stopping runner will not handle: handed back now, or once the inbox is closed. */
+  private handBack(msg: JsMsg): void {
+    if (this.holding) this.held.push(msg);
+    else this.settlement.nakImmediately(msg);
+  }
+
+  /**
+   * A stopping runner asks for no more messages. The client's refill pulls are internal
+   * (nats.js 3.x `pull`, queued as functions its iterator runs); without these members nothing
+   * changes. New refills are not asked for, and one still queued once the inbox is closed is
+   * skipped: sent then, the server would answer it to a subject nobody listens on, and JetStream
+   * counts those messages as delivered until the ack wait ends (seen: a refill batch of 2 or 4
+   * stranded in about 1 of 10 runs of the lifecycle spec's under-load shutdown test).
+   */
+  private stopRefills(): void {
+    const client = this.messages as unknown as { pull?: unknown; _push?: (item: unknown) => void } | undefined;
+    if (!client || typeof client.pull !== 'function' || typeof client._push !== 'function') return;
+    client.pull = () => undefined;
+    const push = client._push.bind(client);
+    client._push = (item: unknown) => {
+      if (typeof item !== 'function' || this.endIteration) return push(item);
+      const work = item as () => void;
+      push(() => {
+        if (!this.inboxClosed) work();
+      });
+    };
+  }
+
+  /**
+   * Pull requests already sent stay open on the server until their messages are sent. Closing
+   * the inbox before those answers arrive would strand them, so wait until the client counts
+   * none outstanding; bounded, since on an idle stream a request stays open until it expires.
+   */
+  private async untilPullsAnswered(): Promise<void> {
+    const pending = (this.messages as unknown as { pending?: { msgs: number } } | undefined)?.pending;
+    if (!pending) return;
+    const deadline = Date.now() + PULLS_ANSWERED_MAX_MS;
+    while (pending.msgs > 0 && Date.now() < deadline && !this.loopEnded) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   private async drainInbox(): Promise<void> {
     const sub = (this.messages as unknown as { sub?: { drain?: () => Promise<void>; isClosed?: () => boolean } } | undefined)?.sub;
     if (!sub?.drain || sub.isClosed?.()) return;
