@@ -10,6 +10,8 @@ import type { PublishInstrumentation } from '../observability/instrumentation.js
 import { encodePayload } from '../serialization/codec.js';
 import { toPublishError } from './publish-errors.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
+import { requireServerFeature } from '../options/server-features.js';
+import { messageTtl } from './message-ttl.js';
 
 export interface PublishExpectations {
   /** Fail unless the stream's last message has this msg-id. */
@@ -33,6 +35,12 @@ export interface PublishOptions {
   /** Wait this long for the server's ack; default the module's `publishTimeoutMs`. */
   timeoutMs?: number;
   expect?: PublishExpectations;
+  /**
+   * Per-message TTL (`Nats-TTL`, nats-server 2.11+): the stream removes the message this long
+   * after storing it. Milliseconds (at least 1000), a Go duration (`'90s'`, `'10m'`, `'1h30m'`)
+   * or `'never'` (kept even past the stream's max_age). The stream needs `allow_msg_ttl: true`.
+   */
+  ttl?: number | string;
 }
 
 export interface PublishResult {
@@ -95,6 +103,7 @@ export class JetStreamPublisher {
         this.lastSubject = subject;
       }
       data = encodePayload(payload);
+      if (options?.ttl !== undefined) requireServerFeature(this.connection, 'messageTtl', `publish to "${subject}" with a ttl`);
       timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
       clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
     } catch (err) {
@@ -182,6 +191,7 @@ function toClientOptions(options: PublishOptions | undefined, timeout: number, a
   const out: Partial<JetStreamPublishOptions> = { timeout, retries: attempts, msgID: options?.msgId ?? nuid.next() };
   if (!options) return out;
   if (options.headers) out.headers = toHeaders(options.headers);
+  if (options.ttl !== undefined) out.ttl = messageTtl(options.ttl);
   if (options.expect) {
     const e = options.expect;
     out.expect = {};

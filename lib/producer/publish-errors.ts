@@ -11,6 +11,14 @@ import {
   StreamUnavailableError,
 } from '../errors/jetstream-errors.js';
 import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
+import { StreamFeatureDisabledError } from '../errors/server-feature-errors.js';
+
+/** Refusals that mean "the stream has this feature off": the error names the flag to set. */
+const STREAM_FLAG_OF_CODE: Readonly<Record<number, string>> = {
+  [ApiCode.MessageTtlDisabled]: 'allow_msg_ttl',
+  [ApiCode.MessageSchedulesDisabled]: 'allow_msg_schedules',
+  [ApiCode.AtomicPublishDisabled]: 'allow_atomic',
+};
 
 /** What a failed publish was: enough to name the cause precisely. */
 export interface FailedPublish {
@@ -39,6 +47,8 @@ export async function toPublishError(err: unknown, publish: FailedPublish): Prom
     return new ConnectionClosedError(`publish to "${subject}"`, err);
   }
   if (err instanceof JetStreamApiError) {
+    const flag = STREAM_FLAG_OF_CODE[err.code];
+    if (flag) return new StreamFeatureDisabledError(subject, err.code, flag, err.message, err);
     return new PublishRejectedError(subject, err.code, err.message, err);
   }
   if (err instanceof natsErrors.PermissionViolationError) {

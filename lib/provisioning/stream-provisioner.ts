@@ -8,6 +8,7 @@ import { streamInfoOrUndefined } from './stream-info.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
 import type { StreamDefinition } from '../options/jetstream-module-options.js';
 import { diffConfig } from './config-diff.js';
+import { assertStreamFlagsSupported, enabledStreamFeatures } from './stream-features.js';
 
 // Fields the server refuses to change on an existing stream (nats-server stream.go update
 // validation). Named up front so the error says which one. Retention is special: limits and
@@ -28,11 +29,12 @@ export class StreamProvisioner {
 
   async ensure(desired: StreamDefinition): Promise<StreamInfo> {
     const { jsm } = this.connection;
+    assertStreamFlagsSupported(this.connection, desired);
     const existing = await this.info(desired.name);
     if (!existing) {
       try {
         const created = await jsm.streams.add(desired);
-        this.logger.log(`Created stream "${desired.name}" (${desired.subjects.join(', ')})`);
+        this.logger.log(`Created stream "${desired.name}" (${desired.subjects.join(', ')})${withFeatures(created.config)}`);
         return created;
       } catch (err) {
         throw new StreamProvisioningError(desired.name, describeCause(err), { cause: err });
@@ -55,7 +57,7 @@ export class StreamProvisioner {
     }
     try {
       const updated = await jsm.streams.update(desired.name, { ...existing.config, ...desired } as StreamConfig);
-      this.logger.log(`Updated stream "${desired.name}" (${changed.join(', ')})`);
+      this.logger.log(`Updated stream "${desired.name}" (${changed.join(', ')})${withFeatures(updated.config)}`);
       return updated;
     } catch (err) {
       throw new StreamConfigDriftError(desired.name, changed, `the server refused the update: ${describeCause(err)}`);
@@ -94,6 +96,11 @@ export class StreamProvisioner {
     return streamInfoOrUndefined(this.connection.jsm, name);
   }
 
+}
+
+function withFeatures(config: Partial<StreamDefinition>): string {
+  const on = enabledStreamFeatures(config);
+  return on.length ? `; allows ${on.join(', ')}` : '';
 }
 
 function show(config: object, field: string): string {
