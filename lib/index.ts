@@ -3,6 +3,7 @@ export { JETSTREAM_MODULE_OPTIONS } from './module/jetstream-module-definition.j
 export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './options/jetstream.tokens.js';
 export {
   getConnectionToken,
+  getConsumerControlToken,
   getDeadLetterServiceToken,
   getLifecycleToken,
   getOptionsToken,
@@ -12,6 +13,9 @@ export {
   InjectPublisher,
 } from './module/connection-tokens.js';
 export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
+export { ConsumerControl } from './module/consumer-control.js';
+export type { ConsumerRef } from './module/consumer-control.js';
+export type { ConsumerPauseState } from './provisioning/consumer-pause.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
 export type { DeadLetterReason } from './dead-letters/dead-letter-target.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';

@@ -23,8 +23,12 @@ const COMMANDS: Record<string, string> = {
   --consumer is the consumer (the handler's durable name) that dead-lettered the message; --subject
   its original subject. --durable is the deprecated name of --consumer.`,
   consumers: `Consumers and their lag:
-  nestjs-jetstream consumers [--stream <stream>]
-  PENDING: messages of the filter not delivered yet; ACK PENDING: delivered, not acknowledged yet.`,
+  nestjs-jetstream consumers [list] [--stream <stream>]
+  nestjs-jetstream consumers pause <stream> <consumer> (--until <ISO 8601> | --for <n>s|m|h|d)
+  nestjs-jetstream consumers resume <stream> <consumer>
+  PENDING: messages of the filter not delivered yet; ACK PENDING: delivered, not acknowledged yet.
+  pause (nats-server 2.11+): the server delivers nothing to the consumer until then, to any app;
+  its messages wait in the stream. resume: delivers again at once.`,
   replay: `Replay a consumer (a handler's durable) from a stream sequence or a time:
   nestjs-jetstream replay <stream> <consumer> (--from-seq <n> | --from-time <ISO 8601>) --yes [--recreate]
                           [--idempotency-bucket <name>]
@@ -43,7 +47,7 @@ const SUMMARY = `Usage: nestjs-jetstream <command> [options]
 
 Commands:
   dlq list|show|redrive|delete|purge   browse and act on dead letters
-  consumers                            consumers with pending and ack-pending counts
+  consumers [list|pause|resume]        consumers with pending and ack-pending counts; pause, resume
   replay <stream> <consumer>           re-deliver a consumer's messages from a sequence or a time
   asyncapi <module file>               print the AsyncAPI 3.0 document of an app
   help [command]                       help on a command

@@ -11,6 +11,7 @@ import { observabilityProvider } from '../observability/observability.provider.j
 import { scopedToken } from './connection-tokens.js';
 import { withFeatureStreams } from './jetstream-feature.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
+import { ConsumerControl } from './consumer-control.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import {
   assertConnectionName,
@@ -69,18 +70,20 @@ export function buildConnectionModule(
     DeadLetterService,
     HandlerExplorer,
     JetStreamLifecycle,
+    ConsumerControl,
   ];
   const aliases: Provider[] = [
     { provide: scopedToken('publisher', connectionName), useExisting: JetStreamPublisher },
     { provide: scopedToken('dead-letters', connectionName), useExisting: DeadLetterService },
     { provide: scopedToken('connection', connectionName), useExisting: JetStreamConnection },
     { provide: scopedToken('lifecycle', connectionName), useExisting: JetStreamLifecycle },
+    { provide: scopedToken('consumers', connectionName), useExisting: ConsumerControl },
     { provide: scopedToken('options', connectionName), useExisting: JETSTREAM_RESOLVED_OPTIONS },
   ];
   providers.push(...aliases);
   const exported: NonNullable<DynamicModule['exports']> = aliases.map((p) => (p as { provide: string }).provide);
   if (isDefaultConnection(name)) {
-    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, JETSTREAM_RESOLVED_OPTIONS);
+    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, ConsumerControl, JETSTREAM_RESOLVED_OPTIONS);
   }
   return {
     ...definition,

@@ -3,6 +3,7 @@ import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
+import { ConsumerControl } from './consumer-control.js';
 import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 // The default connection keeps the class tokens, so `constructor(publisher: JetStreamPublisher)`
@@ -16,7 +17,7 @@ import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } f
 export function scopedToken(kind: ScopedKind, name = DEFAULT_CONNECTION): string {
   return `nestjs-jetstream:${name}:${kind}`;
 }
-export type ScopedKind = 'publisher' | 'dead-letters' | 'connection' | 'lifecycle' | 'options';
+export type ScopedKind = 'publisher' | 'dead-letters' | 'connection' | 'lifecycle' | 'options' | 'consumers';
 
 const tokenFor = <T>(kind: ScopedKind, defaultToken: T) => (name?: string): T | string =>
   isDefaultConnection(name) ? defaultToken : scopedToken(kind, name);
@@ -29,6 +30,8 @@ export const getDeadLetterServiceToken = tokenFor('dead-letters', DeadLetterServ
 export const getConnectionToken = tokenFor('connection', JetStreamConnection);
 /** Injection token of the `JetStreamLifecycle` (running handlers, handled events) of a named connection. */
 export const getLifecycleToken = tokenFor('lifecycle', JetStreamLifecycle);
+/** Injection token of the `ConsumerControl` (pause and resume) of a named connection. */
+export const getConsumerControlToken = tokenFor('consumers', ConsumerControl);
 /** Injection token of the resolved options of a named connection. */
 export const getOptionsToken = tokenFor('options', JETSTREAM_RESOLVED_OPTIONS);
 

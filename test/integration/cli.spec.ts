@@ -239,6 +239,34 @@ interface ReplayJson {
   pending: number;
 }
 
+describe('consumers pause|resume', () => {
+  it('pauses a consumer until a time and resumes it; a server older than 2.11 is refused naming the version', async () => {
+    const stream = uniqueName('CLI_PAUSE');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    await hooks.client.jsm.consumers.add(stream, { durable_name: 'billing', ack_policy: AckPolicy.Explicit });
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const version = hooks.client.nc.info?.version ?? '0.0.0';
+    const [major, minor] = version.split('.').map(Number);
+    if (major === 2 && minor < 11) {
+      const refused = await cli(['consumers', 'pause', stream, 'billing', '--until', until, '--server', testNatsUrl()]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`consumer pause (pause_until) needs nats-server 2.11.0 or newer; the connected server is ${version}`);
+      return;
+    }
+    const paused = await okJson<{ paused: boolean; pauseUntil: string }>(['consumers', 'pause', stream, 'billing', '--until', until]);
+    expect(paused).toEqual({ stream, consumer: 'billing', paused: true, pauseUntil: until });
+    expect((await hooks.client.jsm.consumers.info(stream, 'billing')).paused).toBe(true);
+    expect(await ok(['consumers', '--stream', stream])).toContain('billing (paused)');
+    expect(await ok(['consumers', 'resume', stream, 'billing'])).toMatch(/^Consumer billing on CLI_PAUSE_\S+ (paused until|is not paused)/);
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'billing')).paused !== true, { message: 'resumed' });
+    const text = await ok(['consumers', 'pause', stream, 'billing', '--for', '30m']);
+    expect(text).toMatch(/paused until .*resume with: consumers resume/);
+    const bad = await cli(['consumers', 'pause', stream, 'billing', '--for', 'soon', '--server', testNatsUrl()]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--for must be a number and a unit (s, m, h, d)');
+  });
+});
+
 describe('replay', () => {
   // The consumer reset API came with nats-server 2.14; older servers get a clear refusal that
   // names --recreate, and the suite runs against either (NATS_SERVER_BIN=... npm test).
