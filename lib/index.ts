@@ -4,6 +4,7 @@ export { DEFAULT_CONNECTION, JETSTREAM_RESOLVED_OPTIONS } from './options/jetstr
 export {
   getConnectionToken,
   getConsumerControlToken,
+  getSchedulesToken,
   getDeadLetterServiceToken,
   getLifecycleToken,
   getOptionsToken,
@@ -16,6 +17,12 @@ export { JetStreamLifecycle } from './module/jetstream-lifecycle.js';
 export { ConsumerControl } from './module/consumer-control.js';
 export type { ConsumerRef } from './module/consumer-control.js';
 export type { ConsumerPauseState } from './provisioning/consumer-pause.js';
+export { JetStreamSchedules } from './scheduling/jetstream-schedules.js';
+export type { ScheduleInfo } from './scheduling/schedule-store.js';
+export type { ScheduleDefinition, ScheduleTiming } from './options/schedule-definition.js';
+export { ScheduleHeaders } from './producer/message-schedule.js';
+export type { ScheduleOptions, ScheduleResult } from './producer/message-schedule.js';
+export { ScheduleRejectedError } from './errors/schedule-errors.js';
 export type { HandledEvent } from './delivery/dispatcher.js';
 export type { DeadLetterReason } from './dead-letters/dead-letter-target.js';
 export type { RunningHandlerInfo } from './consumer/consumer-engine.js';

@@ -10,11 +10,13 @@ import { CONSUMERS_OPTIONS, parseConsumersCommand, runConsumersCommand } from '.
 import { DLQ_OPTIONS, parseDlqCommand, runDlqCommand } from './dlq-command.js';
 import { parseReplayCommand, REPLAY_OPTIONS, runReplayCommand } from './replay-command.js';
 import { isCommand, usage } from './usage.js';
+import { parseSchedulesCommand, runSchedulesCommand, SCHEDULES_OPTIONS } from './schedules-command.js';
 
 const OPTIONS: Record<string, OptionSpec> = {
   dlq: DLQ_OPTIONS,
   consumers: CONSUMERS_OPTIONS,
   replay: REPLAY_OPTIONS,
+  schedules: SCHEDULES_OPTIONS,
   asyncapi: ASYNCAPI_OPTIONS,
 };
 const ALL_OPTIONS: OptionSpec = Object.assign({}, ...Object.values(OPTIONS));
@@ -101,6 +103,10 @@ function prepare(command: string, positionals: string[], flags: Flags, io: CliIo
     case 'replay': {
       const parsed = parseReplayCommand(positionals, flags);
       return { needsNats: true, run: (session, json) => runReplayCommand(parsed, session, io, json) };
+    }
+    case 'schedules': {
+      const parsed = parseSchedulesCommand(positionals, flags);
+      return { needsNats: true, run: (session, json) => runSchedulesCommand(parsed, session, io, json) };
     }
     case 'asyncapi': {
       const parsed = parseAsyncApiCommand(positionals, flags);

@@ -37,6 +37,10 @@ const COMMANDS: Record<string, string> = {
   replay notes in their idempotency bucket (--idempotency-bucket if the app sets another).
   --recreate deletes and recreates the consumer instead (older servers, or deliver policy new/last):
   stop the apps first, and set deliverPolicy: { startSequence } on the handler, or it will refuse to start.`,
+  schedules: `Server-side schedules (nats-server 2.12+): those declared in forRoot and publisher.schedule() one-shots:
+  nestjs-jetstream schedules [list] [--stream <stream>]
+  nestjs-jetstream schedules cancel <stream> <name> --yes
+  A cancelled declared schedule comes back when its app starts; remove it from the code too.`,
   asyncapi: `AsyncAPI 3.0 document of an application's @OnEvent, @EventPattern and @MessagePattern handlers (nothing connects):
   nestjs-jetstream asyncapi <compiled module file> [--export AppModule] [--out <file>]
                    [--title <title>] [--api-version <version>] [--description <text>]
@@ -49,6 +53,7 @@ Commands:
   dlq list|show|redrive|delete|purge   browse and act on dead letters
   consumers [list|pause|resume]        consumers with pending and ack-pending counts; pause, resume
   replay <stream> <consumer>           re-deliver a consumer's messages from a sequence or a time
+  schedules [list|cancel]              server-side schedules: list them, cancel one
   asyncapi <module file>               print the AsyncAPI 3.0 document of an app
   help [command]                       help on a command
 

@@ -12,6 +12,7 @@ import { scopedToken } from './connection-tokens.js';
 import { withFeatureStreams } from './jetstream-feature.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
 import { ConsumerControl } from './consumer-control.js';
+import { JetStreamSchedules } from '../scheduling/jetstream-schedules.js';
 import type { JetStreamModuleOptions, ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import {
   assertConnectionName,
@@ -71,6 +72,7 @@ export function buildConnectionModule(
     HandlerExplorer,
     JetStreamLifecycle,
     ConsumerControl,
+    JetStreamSchedules,
   ];
   const aliases: Provider[] = [
     { provide: scopedToken('publisher', connectionName), useExisting: JetStreamPublisher },
@@ -78,12 +80,13 @@ export function buildConnectionModule(
     { provide: scopedToken('connection', connectionName), useExisting: JetStreamConnection },
     { provide: scopedToken('lifecycle', connectionName), useExisting: JetStreamLifecycle },
     { provide: scopedToken('consumers', connectionName), useExisting: ConsumerControl },
+    { provide: scopedToken('schedules', connectionName), useExisting: JetStreamSchedules },
     { provide: scopedToken('options', connectionName), useExisting: JETSTREAM_RESOLVED_OPTIONS },
   ];
   providers.push(...aliases);
   const exported: NonNullable<DynamicModule['exports']> = aliases.map((p) => (p as { provide: string }).provide);
   if (isDefaultConnection(name)) {
-    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, ConsumerControl, JETSTREAM_RESOLVED_OPTIONS);
+    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, ConsumerControl, JetStreamSchedules, JETSTREAM_RESOLVED_OPTIONS);
   }
   return {
     ...definition,

@@ -4,6 +4,7 @@ import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamLifecycle } from './jetstream-lifecycle.js';
 import { ConsumerControl } from './consumer-control.js';
+import { JetStreamSchedules } from '../scheduling/jetstream-schedules.js';
 import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 // The default connection keeps the class tokens, so `constructor(publisher: JetStreamPublisher)`
@@ -17,7 +18,7 @@ import { DEFAULT_CONNECTION, isDefaultConnection, JETSTREAM_RESOLVED_OPTIONS } f
 export function scopedToken(kind: ScopedKind, name = DEFAULT_CONNECTION): string {
   return `nestjs-jetstream:${name}:${kind}`;
 }
-export type ScopedKind = 'publisher' | 'dead-letters' | 'connection' | 'lifecycle' | 'options' | 'consumers';
+export type ScopedKind = 'publisher' | 'dead-letters' | 'connection' | 'lifecycle' | 'options' | 'consumers' | 'schedules';
 
 const tokenFor = <T>(kind: ScopedKind, defaultToken: T) => (name?: string): T | string =>
   isDefaultConnection(name) ? defaultToken : scopedToken(kind, name);
@@ -32,6 +33,8 @@ export const getConnectionToken = tokenFor('connection', JetStreamConnection);
 export const getLifecycleToken = tokenFor('lifecycle', JetStreamLifecycle);
 /** Injection token of the `ConsumerControl` (pause and resume) of a named connection. */
 export const getConsumerControlToken = tokenFor('consumers', ConsumerControl);
+/** Injection token of the `JetStreamSchedules` (list, get, cancel) of a named connection. */
+export const getSchedulesToken = tokenFor('schedules', JetStreamSchedules);
 /** Injection token of the resolved options of a named connection. */
 export const getOptionsToken = tokenFor('options', JETSTREAM_RESOLVED_OPTIONS);
 

@@ -3,6 +3,7 @@ import type { StreamConfig } from '@nats-io/jetstream';
 import type { ValidatorOptions } from 'class-validator';
 import type { ClassTransformOptions } from 'class-transformer';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
+import type { ScheduleDefinition } from './schedule-definition.js';
 import type { MetricsOptions, ResolvedMetricsOptions, ResolvedTracingOptions, TracingOptions } from './observability-options.js';
 
 /** KV bucket of exactly-once handlers' idempotency records, unless `idempotency.bucket` names another. */
@@ -24,6 +25,11 @@ export interface JetStreamModuleOptions {
   connection?: NatsConnectionOptions;
   /** Streams created when missing and updated when the change is allowed. */
   streams?: StreamDefinition[];
+  /**
+   * Server-side schedules (nats-server message schedules) created or updated at startup, like
+   * streams. The server fires them, once per tick whatever the number of app instances.
+   */
+  schedules?: ScheduleDefinition[];
   /** Defaults for every `@OnEvent` handler of the application (a durable name is per handler). */
   defaults?: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
   /** Time in-flight handlers get to finish on shutdown; default 10 000 ms. */
@@ -53,6 +59,7 @@ export interface ResolvedModuleOptions {
   readonly servers: string[];
   readonly connection: NatsConnectionOptions;
   readonly streams: StreamDefinition[];
+  readonly schedules: readonly ScheduleDefinition[];
   readonly defaults: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
   readonly shutdownTimeoutMs: number;
   readonly publishTimeoutMs: number;

@@ -1,5 +1,6 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { assertFilterSubject } from './subject-validation.js';
+import { checkScheduleDefinition, type ScheduleDefinition } from './schedule-definition.js';
 import { resolveMetricsOptions, resolveTracingOptions } from './observability-options.js';
 import { DEFAULT_IDEMPOTENCY_BUCKET, type JetStreamModuleOptions, type ResolvedModuleOptions, type StreamDefinition } from './jetstream-module-options.js';
 
@@ -25,6 +26,7 @@ export function resolveModuleOptions(
     servers: resolveServers(opts.servers, env),
     connection: { ...(opts.connection ?? {}) },
     streams: (opts.streams ?? []).map((stream, i) => checkStream(stream, `streams[${i}]`)),
+    schedules: checkSchedules(opts.schedules),
     defaults: { ...(opts.defaults ?? {}) },
     shutdownTimeoutMs: positiveInt(opts.shutdownTimeoutMs, 10_000, 'shutdownTimeoutMs', true),
     publishTimeoutMs: positiveInt(opts.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
@@ -39,6 +41,16 @@ export function resolveModuleOptions(
     metrics: resolveMetricsOptions(opts.metrics),
     tracing: resolveTracingOptions(opts.tracing),
   };
+}
+
+function checkSchedules(schedules: readonly ScheduleDefinition[] | undefined): ScheduleDefinition[] {
+  if (schedules === undefined) return [];
+  if (!Array.isArray(schedules)) throw new InvalidOptionsError('schedules must be a list of { name, subject, cron | every | at, payload }');
+  const checked = schedules.map((s, i) => checkScheduleDefinition(s, `schedules[${i}]`));
+  const names = checked.map((s) => s.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new InvalidOptionsError(`schedules: "${twice}" is declared twice; a schedule name is unique`);
+  return checked;
 }
 
 function resolveServers(servers: string | string[] | undefined, env: NodeJS.ProcessEnv): string[] {

@@ -12,6 +12,7 @@ import { toPublishError } from './publish-errors.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
 import { requireServerFeature } from '../options/server-features.js';
 import { messageTtl } from './message-ttl.js';
+import { publishSchedule, type ScheduleOptions, type ScheduleResult } from './message-schedule.js';
 
 export interface PublishExpectations {
   /** Fail unless the stream's last message has this msg-id. */
@@ -154,6 +155,15 @@ export class JetStreamPublisher {
         jsm: this.connection.jsm,
       });
     }
+  }
+
+  /**
+   * Stores a server-side schedule (nats-server 2.12+ for `at`, 2.14+ for `cron` and `every`):
+   * the server publishes `payload` to `subject` when it fires, with no timer in the app, across
+   * app and broker restarts. The stream capturing `subject` needs `allow_msg_schedules: true`.
+   */
+  schedule<T>(subject: string, payload: T, options: ScheduleOptions): Promise<ScheduleResult> {
+    return publishSchedule(this.connection, (s, p, o) => this.publish(s, p, o), subject, payload, options);
   }
 
   /**

@@ -1,6 +1,8 @@
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import type { StreamDefinition } from '../options/jetstream-module-options.js';
 import { requireServerFeature, type ServerFeature } from '../options/server-features.js';
+import { scheduleSubjects } from '../options/schedule-definition.js';
+import { subjectCovers } from '../options/subject-validation.js';
 
 // Stream flags of newer servers. An older server drops an unknown field without a word, so a
 // stream "with" allow_msg_ttl would be created without it: refuse before asking.
@@ -29,4 +31,15 @@ export function enabledStreamFeatures(stream: Partial<StreamDefinition>): string
   if (stream.allow_msg_schedules) on.push('message schedules');
   if (stream.allow_atomic) on.push('atomic batches');
   return on;
+}
+
+/**
+ * A stream that allows schedules also captures `_schedules.<stream>.>`, where
+ * `publisher.schedule()` and declared schedules store theirs, apart from the subjects handlers read.
+ */
+export function withScheduleSubjects(stream: StreamDefinition): StreamDefinition {
+  if (!stream.allow_msg_schedules) return stream;
+  const own = scheduleSubjects(stream.name);
+  if (stream.subjects.some((s) => subjectCovers(s, own))) return stream;
+  return { ...stream, subjects: [...stream.subjects, own] };
 }

@@ -8,7 +8,7 @@ import { streamInfoOrUndefined } from './stream-info.js';
 import { describeCause, StreamConfigDriftError, StreamProvisioningError } from '../errors/jetstream-errors.js';
 import type { StreamDefinition } from '../options/jetstream-module-options.js';
 import { diffConfig } from './config-diff.js';
-import { assertStreamFlagsSupported, enabledStreamFeatures } from './stream-features.js';
+import { assertStreamFlagsSupported, enabledStreamFeatures, withScheduleSubjects } from './stream-features.js';
 
 // Fields the server refuses to change on an existing stream (nats-server stream.go update
 // validation). Named up front so the error says which one. Retention is special: limits and
@@ -27,9 +27,10 @@ export class StreamProvisioner {
     }
   }
 
-  async ensure(desired: StreamDefinition): Promise<StreamInfo> {
+  async ensure(declared: StreamDefinition): Promise<StreamInfo> {
     const { jsm } = this.connection;
-    assertStreamFlagsSupported(this.connection, desired);
+    assertStreamFlagsSupported(this.connection, declared);
+    const desired = withScheduleSubjects(declared);
     const existing = await this.info(desired.name);
     if (!existing) {
       try {

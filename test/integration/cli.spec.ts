@@ -267,6 +267,38 @@ describe('consumers pause|resume', () => {
   });
 });
 
+describe('schedules list|cancel', () => {
+  it('lists a stream’s schedules and cancels one; a server older than 2.12 is refused naming the version', async () => {
+    const stream = uniqueName('CLI_SCHED');
+    const version = hooks.client.nc.info?.version ?? '0.0.0';
+    const [major, minor] = version.split('.').map(Number);
+    if (major === 2 && minor < 12) {
+      await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+      const refused = await cli(['schedules', '--stream', stream, '--server', testNatsUrl()]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`list schedules: one-shot message schedules (@at, allow_msg_schedules) needs nats-server 2.12.0 or newer; the connected server is ${version}`);
+      return;
+    }
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`, `_schedules.${stream}.>`], { allow_msg_schedules: true });
+    const at = new Date(Date.now() + 3_600_000);
+    await hooks.client.js.publish(`_schedules.${stream}.later`, JSON.stringify({ n: 1 }), {
+      schedule: { specification: at, target: `${stream}.due` },
+    });
+    const listed = await okJson<Array<{ name: string; schedule: string; target: string; payload: unknown }>>(['schedules', '--stream', stream]);
+    expect(listed).toMatchObject([{ stream, name: 'later', target: `${stream}.due`, payload: { n: 1 } }]);
+    expect(listed[0].schedule).toMatch(/^@at \d{4}-/);
+    const table = (await ok(['schedules', 'list', '--stream', stream])).trimEnd().split('\n');
+    expect(table[0]).toMatch(/^STREAM\s+NAME\s+SCHEDULE\s+TARGET\s+STORED\s+PAYLOAD$/);
+    expect(table[1]).toContain('later');
+    const unconfirmed = await cli(['schedules', 'cancel', stream, 'later', '--server', testNatsUrl()]);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.stderr).toContain('add --yes to confirm');
+    expect(await ok(['schedules', 'cancel', stream, 'later', '--yes'])).toBe(`Cancelled schedule later on ${stream}.\n`);
+    expect(await ok(['schedules', '--stream', stream])).toBe(`No schedules on stream ${stream}.\n`);
+    expect(await okJson(['schedules', 'cancel', stream, 'later', '--yes'])).toEqual({ stream, name: 'later', cancelled: false });
+  });
+});
+
 describe('replay', () => {
   // The consumer reset API came with nats-server 2.14; older servers get a clear refusal that
   // names --recreate, and the suite runs against either (NATS_SERVER_BIN=... npm test).

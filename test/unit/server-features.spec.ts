@@ -1,6 +1,8 @@
 import { InvalidOptionsError, SERVER_FEATURES, ServerFeatureUnavailableError } from '../../lib/index.js';
 import { requireServerFeature, versionAtLeast } from '../../lib/options/server-features.js';
 import { messageTtl } from '../../lib/producer/message-ttl.js';
+import { checkScheduleDefinition, scheduleHeader, type ScheduleTiming } from '../../lib/options/schedule-definition.js';
+import { resolveModuleOptions } from '../../lib/options/resolve-module-options.js';
 
 describe('server feature gates', () => {
   it('compares versions by number, pre-release suffixes aside', () => {
@@ -30,5 +32,32 @@ describe('server feature gates', () => {
     expect(messageTtl('60')).toBe('60');
     for (const bad of [999, 1.5, -1000, Number.NaN]) expect(() => messageTtl(bad)).toThrow(InvalidOptionsError);
     for (const bad of ['', 'soon', '10 m', '-1s']) expect(() => messageTtl(bad)).toThrow(/not a duration/);
+  });
+});
+
+describe('schedule timing', () => {
+  it('turns at, cron and every into the Nats-Schedule value, never firing early', () => {
+    expect(scheduleHeader({ at: new Date('2026-01-01T00:00:00.000Z') }, 'x')).toEqual({ header: '@at 2026-01-01T00:00:00Z', recurring: false });
+    expect(scheduleHeader({ at: new Date('2026-01-01T00:00:00.001Z') }, 'x').header).toBe('@at 2026-01-01T00:00:01Z');
+    expect(scheduleHeader({ cron: '0 0 6 * * *' }, 'x')).toEqual({ header: '0 0 6 * * *', recurring: true });
+    expect(scheduleHeader({ cron: '@daily', timeZone: 'Europe/Paris' }, 'x').header).toBe('@daily');
+    expect(scheduleHeader({ every: 1_000 }, 'x').header).toBe('@every 1s');
+    expect(scheduleHeader({ every: 1_500 }, 'x').header).toBe('@every 1500ms');
+    expect(scheduleHeader({ every: '5m' }, 'x').header).toBe('@every 5m');
+  });
+
+  it('refuses what cannot be a schedule, naming where it was declared', () => {
+    expect(() => scheduleHeader({} as ScheduleTiming, 'w')).toThrow('w: give exactly one of at, cron and every, got none');
+    expect(() => scheduleHeader({ at: new Date(), every: 1_000 } as unknown as ScheduleTiming, 'w')).toThrow('got at, every');
+    expect(() => scheduleHeader({ cron: '* * * * *' }, 'w')).toThrow(/has 5 fields; nats-server cron has 6, seconds first/);
+    expect(() => scheduleHeader({ every: 999 }, 'w')).toThrow(/at least 1000/);
+    expect(() => scheduleHeader({ every: 'often' }, 'w')).toThrow(/not a duration/);
+    expect(() => scheduleHeader({ every: '1s', timeZone: 'UTC' } as unknown as ScheduleTiming, 'w')).toThrow(/timeZone applies to cron/);
+    expect(() => scheduleHeader({ at: new Date('nope') }, 'w')).toThrow(/valid Date/);
+    expect(() => checkScheduleDefinition({ name: 'a.b', subject: 'x.y', every: '1s' }, 'schedules[0]')).toThrow(/letters, digits/);
+    expect(() => checkScheduleDefinition({ name: 'ok', subject: 'x.*', every: '1s' }, 'schedules[0]')).toThrow(/schedules\[0\] \(schedule "ok"\)/);
+    expect(() => resolveModuleOptions({ schedules: [{ name: 'a', subject: 'x', every: '1s' }, { name: 'a', subject: 'y', every: '2s' }] })).toThrow(
+      'schedules: "a" is declared twice',
+    );
   });
 });
