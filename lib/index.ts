@@ -67,7 +67,7 @@ export type {
 
 export { SERVER_FEATURES, serverHasFeature } from './options/server-features.js';
 export type { ServerFeature, ServerVersionSource } from './options/server-features.js';
-export { ServerFeatureUnavailableError, StreamFeatureDisabledError } from './errors/server-feature-errors.js';
+export { AtomicBatchRejectedError, ServerFeatureUnavailableError, StreamFeatureDisabledError } from './errors/server-feature-errors.js';
 
 export { JetStreamConnection } from './connection/jetstream-connection.js';
 export type { ConnectionState } from './connection/jetstream-connection.js';

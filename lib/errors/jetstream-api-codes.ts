@@ -15,6 +15,8 @@ export const ApiCode = {
   MessageTtlDisabled: 10166,
   /** `JSAtomicPublishDisabledErr`: a batch on a stream without `allow_atomic`. */
   AtomicPublishDisabled: 10174,
+  /** `JSAtomicPublishIncompleteBatchErr`: the commit came without every message of the batch. */
+  AtomicBatchIncomplete: 10176,
   /** `JSMessageSchedulesDisabledErr`: a `Nats-Schedule` on a stream without `allow_msg_schedules`. */
   MessageSchedulesDisabled: 10188,
   /** `JSMessageSchedulesPatternInvalidErr`: a cron, `@every` or `@at` the server cannot parse. */

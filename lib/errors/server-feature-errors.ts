@@ -36,3 +36,16 @@ export class StreamFeatureDisabledError extends JetStreamModuleError {
     super(`Publish to "${subject}" was rejected (code ${code}): ${reason}; the stream that captures it needs ${flag}: true in its stream definition`, { cause });
   }
 }
+
+/** The server stored nothing of an atomic batch; names why (disabled on the stream, too large, ...). */
+export class AtomicBatchRejectedError extends JetStreamModuleError {
+  constructor(
+    readonly size: number,
+    /** The first item's subject, which names the stream. */
+    readonly subject: string,
+    readonly code: number | undefined,
+    reason: string,
+  ) {
+    super(`Atomic batch of ${size} message(s) to "${subject}"… was rejected${code ? ` (code ${code})` : ''}, nothing stored: ${reason}`);
+  }
+}

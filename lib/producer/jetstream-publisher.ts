@@ -12,6 +12,7 @@ import { toPublishError } from './publish-errors.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
 import { requireServerFeature } from '../options/server-features.js';
 import { messageTtl } from './message-ttl.js';
+import { publishAtomicBatch } from './atomic-batch.js';
 import { publishSchedule, type ScheduleOptions, type ScheduleResult } from './message-schedule.js';
 
 export interface PublishExpectations {
@@ -62,8 +63,14 @@ export type BatchItemResult =
   | { readonly ok: false; readonly subject: string; readonly error: Error };
 
 export interface BatchOptions {
-  /** Publishes awaiting their ack at once; default 256. */
+  /** Publishes awaiting their ack at once; default 256. Not used by atomic batches. */
   window?: number;
+  /**
+   * All items stored or none (nats-server 2.12+, a stream with `allow_atomic: true`, at most
+   * 1000 items, all on one stream). Resolves with every item ok, or rejects with
+   * AtomicBatchRejectedError; items may set msgId, headers and ttl only.
+   */
+  atomic?: boolean;
 }
 
 const DEFAULT_WINDOW = 256;
@@ -172,6 +179,7 @@ export class JetStreamPublisher {
    */
   async publishBatch<T>(items: readonly BatchItem<T>[], options?: BatchOptions): Promise<BatchItemResult[]> {
     if (!Array.isArray(items)) throw new InvalidOptionsError('publishBatch expects an array of { subject, payload, options? }');
+    if (options?.atomic) return publishAtomicBatch(this.connection, items, this.options.publishTimeoutMs);
     const window = options?.window ?? DEFAULT_WINDOW;
     if (!Number.isInteger(window) || window < 1) {
       throw new InvalidOptionsError(`publishBatch window must be an integer >= 1, got ${JSON.stringify(window)}`);
