@@ -53,8 +53,11 @@ export class PubAckInbox {
       // Options added later (schedules, say) keep working through the client until this path knows them.
       if (!OWN_OPTIONS.has(key)) return this.viaClient(subject, data, options);
     }
+    // As the client: 0 (or none) means the default, and the client refuses a negative timeout itself.
+    const timeoutMs = options.timeout || this.defaultTimeoutMs;
+    if (!(timeoutMs > 0)) return this.viaClient(subject, data, options);
     const inbox = (this.inbox ??= new ReplyInbox(this.connection.nc, this.defaultTimeoutMs));
-    return inbox.call(subject, data, publishHeaders(options), options.timeout ?? this.defaultTimeoutMs, options.retries ?? 1, this.handling);
+    return inbox.call(subject, data, publishHeaders(options), timeoutMs, options.retries || 1, this.handling);
   }
 
   private async viaClient(subject: string, data: Uint8Array, options: Partial<JetStreamPublishOptions>): Promise<PubAck> {
