@@ -8,7 +8,7 @@ import { JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import type { PublishInstrumentation } from '../observability/instrumentation.js';
 import { encodePayload } from '../serialization/codec.js';
-import { toPublishError } from './publish-errors.js';
+import { PubAckInbox } from './pub-ack-inbox.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
 import { requireServerFeature } from '../options/server-features.js';
 import { messageTtl } from './message-ttl.js';
@@ -85,6 +85,7 @@ export class JetStreamPublisher {
   private readonly observed: PublishInstrumentation | undefined;
   /** The last subject that passed `assertPublishSubject`. */
   private lastSubject?: string;
+  private readonly acks: PubAckInbox;
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -92,6 +93,7 @@ export class JetStreamPublisher {
     @Optional() observability?: JetStreamObservability,
   ) {
     this.observed = observability?.publishing;
+    this.acks = new PubAckInbox(connection, options.publishTimeoutMs);
   }
 
   /**
@@ -101,7 +103,6 @@ export class JetStreamPublisher {
    */
   publish<T>(subject: string, payload: T, options?: PublishOptions): Promise<PublishResult> {
     let data: Uint8Array;
-    let timeoutMs: number;
     let clientOptions: Partial<JetStreamPublishOptions>;
     try {
       // Publishers send to a handful of subjects, often one in a loop: checked once in a row.
@@ -112,14 +113,14 @@ export class JetStreamPublisher {
       }
       data = encodePayload(payload);
       if (options?.ttl !== undefined) requireServerFeature(this.connection, 'messageTtl', `publish to "${subject}" with a ttl`);
-      timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
+      const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
       clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
     } catch (err) {
       return Promise.reject(err);
     }
     const observed = this.observed;
-    if (!observed) return this.send(subject, data, clientOptions, timeoutMs);
-    return this.publishObserved(observed, subject, data, clientOptions, timeoutMs);
+    if (!observed) return this.send(subject, data, clientOptions);
+    return this.publishObserved(observed, subject, data, clientOptions);
   }
 
   private async publishObserved(
@@ -127,13 +128,12 @@ export class JetStreamPublisher {
     subject: string,
     data: Uint8Array,
     clientOptions: Partial<JetStreamPublishOptions>,
-    timeoutMs: number,
   ): Promise<PublishResult> {
     const scope = observed.begin(subject, clientOptions.msgID!, clientOptions.headers);
     clientOptions.headers = scope.headers;
     let result: PublishResult;
     try {
-      result = await this.send(subject, data, clientOptions, timeoutMs);
+      result = await this.send(subject, data, clientOptions);
     } catch (err) {
       scope.end(undefined, err);
       throw err;
@@ -142,26 +142,9 @@ export class JetStreamPublisher {
     return result;
   }
 
-  private async send(
-    subject: string,
-    data: Uint8Array,
-    clientOptions: Partial<JetStreamPublishOptions>,
-    timeoutMs: number,
-  ): Promise<PublishResult> {
-    if (this.connection.isClosed) throw new ConnectionClosedError(`publish to "${subject}"`);
-    try {
-      const ack = await this.connection.js.publish(subject, data, clientOptions);
-      return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
-    } catch (err) {
-      throw await toPublishError(err, {
-        subject,
-        timeoutMs,
-        attempts: this.options.publishRetries + 1,
-        bytes: data.length,
-        maxPayload: this.connection.nc.info?.max_payload,
-        jsm: this.connection.jsm,
-      });
-    }
+  private send(subject: string, data: Uint8Array, clientOptions: Partial<JetStreamPublishOptions>): Promise<PublishResult> {
+    if (this.connection.isClosed) return Promise.reject(new ConnectionClosedError(`publish to "${subject}"`));
+    return this.acks.publish(subject, data, clientOptions);
   }
 
   /**

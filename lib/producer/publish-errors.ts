@@ -19,6 +19,7 @@ const STREAM_FLAG_OF_CODE: Readonly<Record<number, string>> = {
   [ApiCode.MessageSchedulesDisabled]: 'allow_msg_schedules',
   [ApiCode.AtomicPublishDisabled]: 'allow_atomic',
 };
+import { NoReplierError, ReplyInboxClosedError, ReplyTimeoutError } from '../connection/reply-inbox.js';
 
 /** What a failed publish was: enough to name the cause precisely. */
 export interface FailedPublish {
@@ -42,8 +43,12 @@ export async function toPublishError(err: unknown, publish: FailedPublish): Prom
   if (err instanceof natsErrors.InvalidArgumentError && err.message.includes('max_payload')) {
     return new PayloadTooLargeError(subject, publish.bytes, publish.maxPayload, err);
   }
-  if (err instanceof natsErrors.TimeoutError) return new PublishTimeoutError(subject, publish.timeoutMs, err, publish.attempts);
-  if (err instanceof natsErrors.ClosedConnectionError || err instanceof natsErrors.DrainingConnectionError) {
+  if (err instanceof natsErrors.TimeoutError || err instanceof ReplyTimeoutError) return new PublishTimeoutError(subject, publish.timeoutMs, err, publish.attempts);
+  if (
+    err instanceof natsErrors.ClosedConnectionError ||
+    err instanceof natsErrors.DrainingConnectionError ||
+    err instanceof ReplyInboxClosedError
+  ) {
     return new ConnectionClosedError(`publish to "${subject}"`, err);
   }
   if (err instanceof JetStreamApiError) {
@@ -73,7 +78,10 @@ async function explainNoResponders(err: unknown, subject: string, jsm: JetStream
 }
 
 // The client wraps "no responders" in an error class it does not export; match its name and cause.
+// The module's publish path reports it as NoReplierError, and JetStream off for the account as
+// the API error the client would have turned into that class.
 function isNoResponders(err: unknown): boolean {
+  if (err instanceof NoReplierError || hasApiCode(err, ApiCode.JetStreamNotEnabledForAccount)) return true;
   if (err instanceof RequestError) return err.isNoResponders();
   if (err instanceof Error && err.name === 'JetStreamNotEnabled') return true;
   const cause = err instanceof Error ? err.cause : undefined;
