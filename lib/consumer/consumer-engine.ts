@@ -20,6 +20,7 @@ import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { decodeJson } from '../serialization/codec.js';
 import { createPayloadDecoder } from '../serialization/payload-decoder.js';
 import { ConsumerRunner } from './consumer-runner.js';
+import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { EventContext } from '../context/event-context.js';
@@ -124,6 +125,9 @@ export class ConsumerEngine {
         },
         this.logger,
       );
+      const batch = plan.options.batch
+        ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, settlement, this.options, this.observer, this.logger)
+        : undefined;
       const runner = new ConsumerRunner(
         provisioned.consumer,
         dispatcher,
@@ -131,7 +135,9 @@ export class ConsumerEngine {
         {
           handlerId: plan.handlerId,
           concurrency: plan.options.concurrency,
-          prefetch: plan.options.prefetch,
+          // A batch handler pulls one batch per slot ahead at most: nothing waits behind more.
+          prefetch: batch ? batch.maxMessages * plan.options.concurrency : plan.options.prefetch,
+          batch,
           ackWaitMs: plan.options.ackWaitMs,
           orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
         },
@@ -140,7 +146,7 @@ export class ConsumerEngine {
       this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
       await runner.start();
       this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
       );
     }
     await this.assertMayPull(denialMark);

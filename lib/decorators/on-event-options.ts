@@ -44,6 +44,22 @@ export type DeadLetterOption = boolean | string | { subject?: string; stream?: s
  */
 export type OrderKey = 'subject' | ((payload: never, ctx: EventContext) => string);
 
+/**
+ * A batch handler: `handle(payloads: T[], batch: BatchContext<T>)`. Messages are handed over
+ * together, up to `maxMessages`, waiting at most `maxWaitMs` after the first one for more.
+ */
+export interface BatchHandlerOptions {
+  /** Messages in one call at most; 1 to 10 000. */
+  maxMessages: number;
+  /** Longest wait, after the first message of a batch arrived, for the batch to fill; default 50 ms. */
+  maxWaitMs?: number;
+  /**
+   * Class of one payload, bound and validated per message (a parameter typed `T[]` tells
+   * reflection only `Array`). An invalid message is dead-lettered alone; the rest are delivered.
+   */
+  payloadType?: new (...args: never[]) => object;
+}
+
 export interface OnEventOptions {
   /**
    * Name of the connection (`JetStreamModule.forRoot({ name })`) whose server this handler
@@ -91,6 +107,8 @@ export interface OnEventOptions {
    * key never overtakes an earlier one.
    */
   orderBy?: OrderKey;
+  /** Deliver messages in batches; see `BatchHandlerOptions`. At-least-once only. */
+  batch?: BatchHandlerOptions;
 }
 
 export interface ResolvedRetryPolicy {
@@ -124,4 +142,11 @@ export interface ResolvedHandlerOptions {
   /** Undefined until the stream is known (the default subject derives from it). */
   readonly dlq: DeadLetterOption;
   readonly orderBy: OrderKey | undefined;
+  readonly batch: ResolvedBatchOptions | undefined;
+}
+
+export interface ResolvedBatchOptions {
+  readonly maxMessages: number;
+  readonly maxWaitMs: number;
+  readonly payloadType: (new (...args: never[]) => object) | undefined;
 }
