@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
-import type { JsMsg } from '@nats-io/jetstream';
+import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { releasePin } from '../groups/release-pin.js';
 import { hostname } from 'node:os';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
@@ -40,6 +41,14 @@ interface RunningHandler {
   readonly runner: ConsumerRunner;
   readonly consumerName: string;
   readonly ephemeral: boolean;
+}
+
+/** What is left to do once a runner stopped: an exclusive one hands its pin over. */
+function afterStop(handler: RunningHandler, jsm: JetStreamManager, logger: Logger): Promise<unknown> {
+  const exclusive = handler.plan.options.exclusive;
+  if (!exclusive) return Promise.resolve();
+  const { plan, consumerName, runner } = handler;
+  return releasePin(jsm, { stream: plan.stream, consumer: consumerName, group: exclusive.group, handlerId: plan.handlerId }, runner.pinId, logger);
 }
 
 /**
@@ -117,7 +126,8 @@ export class ConsumerEngine {
         settlement,
         {
           delivery: plan.options.delivery,
-          retryInPlace: ordered,
+          // Exclusive: a nak'ed failure would come back after later messages; retry in place.
+          retryInPlace: ordered || plan.options.exclusive !== undefined,
           ackWaitMs: plan.options.ackWaitMs,
           timeoutMs: plan.options.timeoutMs,
           idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
@@ -138,6 +148,7 @@ export class ConsumerEngine {
           // A batch handler pulls one batch per slot ahead at most: nothing waits behind more.
           prefetch: batch ? batch.maxMessages * plan.options.concurrency : plan.options.prefetch,
           batch,
+          group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
           ackWaitMs: plan.options.ackWaitMs,
           orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
         },
@@ -146,7 +157,7 @@ export class ConsumerEngine {
       this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
       await runner.start();
       this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
       );
     }
     await this.assertMayPull(denialMark);
@@ -182,7 +193,9 @@ export class ConsumerEngine {
     this.stopped ??= (async () => {
       await this.lag?.stop();
       const provisioner = new ConsumerProvisioner(this.connection);
-      await Promise.all(this.running.map(({ runner }) => runner.stop(this.options.shutdownTimeoutMs)));
+      await Promise.all(
+        this.running.map((handler) => handler.runner.stop(this.options.shutdownTimeoutMs).then(() => afterStop(handler, this.connection.jsm, this.logger))),
+      );
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
       );

@@ -21,6 +21,8 @@ export interface RunnerOptions {
   readonly orderKey?: (msg: JsMsg) => { key: string; decoded: unknown };
   /** A batch handler: messages go to it in batches, each batch taking one concurrency slot. */
   readonly batch?: BatchFeed;
+  /** Pulls as a member of this priority group (a pinned consumer), each pull expiring after `expiresMs`. */
+  readonly group?: { readonly name: string; readonly expiresMs: number };
 }
 
 /**
@@ -46,6 +48,8 @@ export class ConsumerRunner {
   private readonly lanes?: OrderingLanes;
   private laneSpace?: () => void;
   private loopEnded = false;
+  /** The server's pin id while this runner is its group's pinned client. */
+  private pin?: string;
   private readonly batches?: BatchAssembler;
   /** A concurrency slot is held for the batch being gathered. */
   private batchSlot = false;
@@ -72,8 +76,16 @@ export class ConsumerRunner {
     return this.handled;
   }
 
+  /** The pin id the server gave this runner, while it is the pinned client of its group. */
+  get pinId(): string | undefined {
+    return this.pin;
+  }
+
   async start(): Promise<void> {
-    this.messages = await this.consumer.consume({ max_messages: this.options.prefetch });
+    const group = this.options.group;
+    this.messages = await this.consumer.consume(
+      group ? { max_messages: this.options.prefetch, group: group.name, expires: group.expiresMs } : { max_messages: this.options.prefetch },
+    );
     this.startHeartbeat();
     this.watchStatus(this.messages).catch(() => undefined);
     this.loop = this.run(this.messages);
@@ -373,6 +385,14 @@ export class ConsumerRunner {
         case 'consumer_not_found':
         case 'stream_not_found':
           this.logger.error(`${this.options.handlerId}: ${status.type.replace(/_/g, ' ')}; waiting for it to come back`);
+          break;
+        case 'consumer_pinned':
+          this.pin = status.id;
+          this.logger.log(`${this.options.handlerId}: this instance is now the active (pinned) consumer of its group`);
+          break;
+        case 'consumer_unpinned':
+          if (this.pin) this.logger.warn(`${this.options.handlerId}: the server moved the pin to another instance; standing by`);
+          this.pin = undefined;
           break;
         case 'heartbeats_missed':
           this.logger.warn(`${this.options.handlerId}: ${status.count} heartbeats missed from the server`);

@@ -109,6 +109,20 @@ export interface OnEventOptions {
   orderBy?: OrderKey;
   /** Deliver messages in batches; see `BatchHandlerOptions`. At-least-once only. */
   batch?: BatchHandlerOptions;
+  /**
+   * One instance of the deployment consumes this durable at a time, in stream order; the others
+   * stand by and one takes over when it stops or dies (nats-server 2.11+ `pinned_client`
+   * priority groups). See `ExclusiveOptions`.
+   */
+  exclusive?: boolean | ExclusiveOptions;
+}
+
+export interface ExclusiveOptions {
+  /**
+   * How long the server keeps the pin on an instance that stopped pulling: the takeover time
+   * after a crash (a graceful stop hands the pin over at once). Default 5 000 ms, at least 3 000.
+   */
+  pinnedTtlMs?: number;
 }
 
 export interface ResolvedRetryPolicy {
@@ -143,6 +157,15 @@ export interface ResolvedHandlerOptions {
   readonly dlq: DeadLetterOption;
   readonly orderBy: OrderKey | undefined;
   readonly batch: ResolvedBatchOptions | undefined;
+  readonly exclusive: ResolvedExclusiveOptions | undefined;
+}
+
+export interface ResolvedExclusiveOptions {
+  /** The consumer's one priority group. */
+  readonly group: string;
+  readonly pinnedTtlMs: number;
+  /** Expiry of each pull request, a third of the TTL: a live pinned instance never loses the pin. */
+  readonly pullExpiresMs: number;
 }
 
 export interface ResolvedBatchOptions {

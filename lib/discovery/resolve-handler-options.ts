@@ -10,6 +10,7 @@ import { DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
 import { positiveInt } from '../options/resolve-module-options.js';
 import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
 import { resolveBatchOptions } from './resolve-batch-options.js';
+import { resolveExclusiveOptions } from './resolve-exclusive-options.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
 // lives in, and whitespace breaks the protocol line.
@@ -66,6 +67,7 @@ export function resolveHandlerOptions(
   }
   // Per handler only: a module-wide default would change every handler's signature.
   const batch = resolveBatchOptions({ ...merged, batch: options.batch }, int, fail);
+  const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
   return {
     connection,
     durable,
@@ -82,6 +84,7 @@ export function resolveHandlerOptions(
     dlq,
     orderBy,
     batch,
+    exclusive,
   };
 }
 

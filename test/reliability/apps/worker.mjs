@@ -11,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import { EventContext, JetStreamModule, OnEvent } from '../../../dist/index.js';
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}');
-const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch } = config;
+const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive } = config;
 
 function line(kind, id, ctx) {
   appendFileSync(out, `${kind} ${id} ${ctx.deliveryCount} ${Date.now()}\n`);
@@ -40,7 +40,7 @@ class Worker {
   }
 }
 Reflect.decorate(
-  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}), ...(batch ? { batch } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
+  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}), ...(batch ? { batch } : {}), ...(exclusive ? { exclusive } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
   Worker.prototype,
   'handle',
   Object.getOwnPropertyDescriptor(Worker.prototype, 'handle'),

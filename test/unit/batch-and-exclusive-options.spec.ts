@@ -33,3 +33,23 @@ describe('batch handler options', () => {
     expect(() => resolve(options)).toThrow(message);
   });
 });
+
+describe('exclusive handler options', () => {
+  it('defaults to a 5 s pinned TTL, pulls expiring at a third of it, in the group "exclusive"', () => {
+    expect(resolve({ exclusive: true }).exclusive).toEqual({ group: 'exclusive', pinnedTtlMs: 5_000, pullExpiresMs: 1_666 });
+    expect(resolve({ exclusive: { pinnedTtlMs: 120_000 } }).exclusive).toEqual({ group: 'exclusive', pinnedTtlMs: 120_000, pullExpiresMs: 30_000 });
+    expect(resolve({ exclusive: false }).exclusive).toBeUndefined();
+  });
+
+  it.each<[OnEventOptions, RegExp]>([
+    [{ durable: undefined, exclusive: true }, /exclusive needs a durable/],
+    [{ exclusive: true, concurrency: 4 }, /use concurrency 1 and no orderBy/],
+    [{ exclusive: true, orderBy: 'subject' }, /use concurrency 1 and no orderBy/],
+    [{ exclusive: true, maxAckPending: 100 }, /max_ack_pending 1/],
+    [{ exclusive: true, batch: { maxMessages: 10 } }, /exclusive cannot be combined with batch/],
+    [{ exclusive: { pinnedTtlMs: 1_000 } }, /pinnedTtlMs must be at least 3000/],
+    [{ exclusive: 'yes' as never }, /exclusive must be true or/],
+  ])('refuses %j at startup with a clear error', (options, message) => {
+    expect(() => resolve(options)).toThrow(message);
+  });
+});
