@@ -212,9 +212,10 @@ describe('batch handlers', () => {
     expect(samples).toBeGreaterThan(10);
     expect(info.num_redelivered).toBe(0);
     // In calls (at most MAX × CONCURRENCY) plus pulled ahead (at most MAX × CONCURRENCY, a batch
-    // being gathered included, since it holds a free slot). One more batch of slack: the acks
-    // of a call that just ended are sent after the pull that replaces its messages.
-    expect(peakPending).toBeLessThanOrEqual(2 * MAX * CONCURRENCY + MAX);
+    // being gathered included, since it holds a free slot). Plus the acks still in transit of
+    // calls that just ended (up to one batch per slot, seen on 2.10.27 when both slots end in the
+    // same turn): the server counts those messages until it has processed their acks.
+    expect(peakPending).toBeLessThanOrEqual(3 * MAX * CONCURRENCY);
     console.log(
       `batch flow: peak delivered-unacked ${peakPending} (bound ${2 * MAX * CONCURRENCY}), peak sampled unstarted ${peakUnstarted} (bound ${MAX * CONCURRENCY}, overstated by acks in transit) over ${samples} samples, ${handled} handled, 0 redelivered`,
     );
