@@ -37,6 +37,7 @@ export type {
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
 export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
 export type {
+  BatchHandlerOptions,
   DeadLetterOption,
   DeliverPolicyOption,
   DeliveryMode,
@@ -52,6 +53,8 @@ export type { DeadLetter, DeadLetterFilter } from './dead-letters/dead-letter.se
 export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-letter-headers.js';
 
 export { EventContext } from './context/event-context.js';
+export { BatchContext } from './context/batch-context.js';
+export type { BatchMessage } from './context/batch-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
 export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { JetStreamModule } from 'nestjs-jetstream';
+import { OrderAnalyticsService } from './analytics/order-analytics.service.js';
 import { AuditService } from './audit/audit.service.js';
 import { BillingService } from './billing/billing.service.js';
 import { CheckoutService } from './checkout/checkout.service.js';
@@ -21,6 +22,6 @@ import { OrderTracker } from './tracking/order-tracker.service.js';
       metrics: { registry: metricsRegistry, lagIntervalMs: 1_000 },
     }),
   ],
-  providers: [OrderTracker, CheckoutService, BillingService, ShippingService, AuditService, MetricsEndpoint],
+  providers: [OrderTracker, CheckoutService, BillingService, ShippingService, AuditService, OrderAnalyticsService, MetricsEndpoint],
 })
 export class AppModule {}

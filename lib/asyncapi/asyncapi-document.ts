@@ -68,6 +68,8 @@ export interface AsyncApiOperation {
   'x-jetstream-durable'?: string;
   'x-jetstream-delivery'?: DeliveryMode;
   'x-jetstream-concurrency'?: number;
+  /** A batch handler: messages are handed over together, up to `maxMessages` per call. */
+  'x-jetstream-batch'?: { maxMessages: number; maxWaitMs: number };
   'x-jetstream-retry'?: { maxAttempts: number; backoff: 'exponential' | 'fixed' | readonly number[] } | false;
   /** Where exhausted messages go; the subject is only known once the stream is. */
   'x-jetstream-dead-letter'?: { stream: string; subject?: string } | false;

@@ -96,7 +96,9 @@ export function buildDocument(inventory: HandlerInventory, options: AsyncApiOpti
     const channel = channels[channelId];
     if (handler.stream && !channel['x-jetstream-stream']) channel['x-jetstream-stream'] = handler.stream;
 
-    const messageId = messageFor(handler.payloadType, channelId, registry, messages);
+    // A batch handler's parameter is an array; each message carries one item of it.
+    const messageType = handler.options.batch ? handler.options.batch.payloadType : handler.payloadType;
+    const messageId = messageFor(messageType, channelId, registry, messages);
     addMessage(channelId, messageId);
 
     const operationId = uniqueKey(operations, keyOf(handler.handlerId));
@@ -240,6 +242,7 @@ function operationFor(handler: DeclaredHandler, channelId: string, messageId: st
   };
   if (handler.stream) operation['x-jetstream-stream'] = handler.stream;
   if (options.durable) operation['x-jetstream-durable'] = options.durable;
+  if (options.batch) operation['x-jetstream-batch'] = { maxMessages: options.batch.maxMessages, maxWaitMs: options.batch.maxWaitMs };
   operation['x-jetstream-dead-letter'] = deadLetterOf(handler);
   return operation;
 }

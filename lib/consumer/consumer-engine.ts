@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
-import type { JsMsg } from '@nats-io/jetstream';
+import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
+import { releasePin } from '../groups/release-pin.js';
 import { hostname } from 'node:os';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
@@ -20,6 +21,7 @@ import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { decodeJson } from '../serialization/codec.js';
 import { createPayloadDecoder } from '../serialization/payload-decoder.js';
 import { ConsumerRunner } from './consumer-runner.js';
+import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { EventContext } from '../context/event-context.js';
@@ -39,6 +41,14 @@ interface RunningHandler {
   readonly runner: ConsumerRunner;
   readonly consumerName: string;
   readonly ephemeral: boolean;
+}
+
+/** What is left to do once a runner stopped: an exclusive one hands its pin over. */
+function afterStop(handler: RunningHandler, jsm: JetStreamManager, logger: Logger): Promise<unknown> {
+  const exclusive = handler.plan.options.exclusive;
+  if (!exclusive) return Promise.resolve();
+  const { plan, consumerName, runner } = handler;
+  return releasePin(jsm, { stream: plan.stream, consumer: consumerName, group: exclusive.group, handlerId: plan.handlerId }, runner.pinId, logger);
 }
 
 /**
@@ -116,7 +126,8 @@ export class ConsumerEngine {
         settlement,
         {
           delivery: plan.options.delivery,
-          retryInPlace: ordered,
+          // Exclusive: a nak'ed failure would come back after later messages; retry in place.
+          retryInPlace: ordered || plan.options.exclusive !== undefined,
           ackWaitMs: plan.options.ackWaitMs,
           timeoutMs: plan.options.timeoutMs,
           idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
@@ -124,6 +135,9 @@ export class ConsumerEngine {
         },
         this.logger,
       );
+      const batch = plan.options.batch
+        ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, settlement, this.options, this.observer, this.logger)
+        : undefined;
       const runner = new ConsumerRunner(
         provisioned.consumer,
         dispatcher,
@@ -131,7 +145,10 @@ export class ConsumerEngine {
         {
           handlerId: plan.handlerId,
           concurrency: plan.options.concurrency,
-          prefetch: plan.options.prefetch,
+          // A batch handler pulls one batch per slot ahead at most: nothing waits behind more.
+          prefetch: batch ? batch.maxMessages * plan.options.concurrency : plan.options.prefetch,
+          batch,
+          group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
           ackWaitMs: plan.options.ackWaitMs,
           orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
         },
@@ -140,7 +157,7 @@ export class ConsumerEngine {
       this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
       await runner.start();
       this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
       );
     }
     await this.assertMayPull(denialMark);
@@ -176,7 +193,9 @@ export class ConsumerEngine {
     this.stopped ??= (async () => {
       await this.lag?.stop();
       const provisioner = new ConsumerProvisioner(this.connection);
-      await Promise.all(this.running.map(({ runner }) => runner.stop(this.options.shutdownTimeoutMs)));
+      await Promise.all(
+        this.running.map((handler) => handler.runner.stop(this.options.shutdownTimeoutMs).then(() => afterStop(handler, this.connection.jsm, this.logger))),
+      );
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
       );

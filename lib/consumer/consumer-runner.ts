@@ -3,6 +3,7 @@ import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { NOT_DECODED, type Dispatcher } from '../delivery/dispatcher.js';
 import type { Settlement } from '../delivery/settlement.js';
 import { describeCause } from '../errors/jetstream-errors.js';
+import { BatchAssembler, type BatchFeed } from './batch-assembler.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
 import { OrderingLanes, type LaneItem } from './ordering-lanes.js';
 
@@ -18,6 +19,10 @@ export interface RunnerOptions {
   readonly ackWaitMs: number;
   /** Ordering key of a message and its decoded payload (parsed once, reused by the handler). */
   readonly orderKey?: (msg: JsMsg) => { key: string; decoded: unknown };
+  /** A batch handler: messages go to it in batches, each batch taking one concurrency slot. */
+  readonly batch?: BatchFeed;
+  /** Pulls as a member of this priority group (a pinned consumer), each pull expiring after `expiresMs`. */
+  readonly group?: { readonly name: string; readonly expiresMs: number };
 }
 
 /**
@@ -43,6 +48,11 @@ export class ConsumerRunner {
   private readonly lanes?: OrderingLanes;
   private laneSpace?: () => void;
   private loopEnded = false;
+  /** The server's pin id while this runner is its group's pinned client. */
+  private pin?: string;
+  private readonly batches?: BatchAssembler;
+  /** A concurrency slot is held for the batch being gathered. */
+  private batchSlot = false;
 
   constructor(
     private readonly consumer: Consumer,
@@ -53,6 +63,7 @@ export class ConsumerRunner {
   ) {
     this.gate = new ConcurrencyGate(options.concurrency);
     if (options.orderKey) this.lanes = new OrderingLanes();
+    if (options.batch) this.batches = new BatchAssembler(options.batch, (msgs) => this.startBatch(options.batch!, msgs));
   }
 
   /** Pulling messages: started, not stopping, and its loop has not ended on an error. */
@@ -65,8 +76,16 @@ export class ConsumerRunner {
     return this.handled;
   }
 
+  /** The pin id the server gave this runner, while it is the pinned client of its group. */
+  get pinId(): string | undefined {
+    return this.pin;
+  }
+
   async start(): Promise<void> {
-    this.messages = await this.consumer.consume({ max_messages: this.options.prefetch });
+    const group = this.options.group;
+    this.messages = await this.consumer.consume(
+      group ? { max_messages: this.options.prefetch, group: group.name, expires: group.expiresMs } : { max_messages: this.options.prefetch },
+    );
     this.startHeartbeat();
     this.watchStatus(this.messages).catch(() => undefined);
     this.loop = this.run(this.messages);
@@ -85,6 +104,11 @@ export class ConsumerRunner {
     this.stopRefills();
     this.gate.open();
     for (const item of this.lanes?.drain() ?? []) this.handBack(item.msg);
+    for (const msg of this.batches?.takeUnstarted() ?? []) this.handBack(msg);
+    if (this.batchSlot) {
+      this.batchSlot = false;
+      this.gate.release();
+    }
     this.laneSpace?.();
     await this.untilPullsAnswered();
     await this.drainInbox();
@@ -120,6 +144,10 @@ export class ConsumerRunner {
           await this.schedule(msg);
           continue;
         }
+        if (this.batches) {
+          await this.gather(this.batches, msg);
+          continue;
+        }
         const wait = this.gate.acquire();
         if (wait) await wait;
         if (this.stopping) {
@@ -137,6 +165,46 @@ export class ConsumerRunner {
     } finally {
       this.loopEnded = true;
     }
+  }
+
+  /**
+   * Batch mode: the first message of a batch waits for a concurrency slot, the rest join it. The
+   * loop stops taking messages while every slot is busy, so what the client has pulled stays
+   * within its pull of `maxMessages × concurrency`, and no message waits behind more batches
+   * than there are slots.
+   */
+  private async gather(batches: BatchAssembler, msg: JsMsg): Promise<void> {
+    if (!this.batchSlot) {
+      const wait = this.gate.acquire();
+      if (wait) await wait;
+      if (this.stopping) {
+        this.gate.release();
+        this.handBack(msg);
+        return;
+      }
+      this.batchSlot = true;
+    }
+    batches.add(msg);
+  }
+
+  private startBatch(feed: BatchFeed, msgs: JsMsg[]): void {
+    this.batchSlot = false;
+    const now = Date.now();
+    for (const msg of msgs) this.inFlight.set(msg, now);
+    void this.processBatch(feed, msgs);
+  }
+
+  private async processBatch(feed: BatchFeed, msgs: JsMsg[]): Promise<void> {
+    try {
+      await feed.dispatch(msgs);
+    } catch (err) {
+      this.reportDispatchBug(msgs[0], err);
+    } finally {
+      this.handled += msgs.length;
+      for (const msg of msgs) this.inFlight.delete(msg);
+    }
+    this.gate.release();
+    if (this.idle && this.inFlight.size === 0) this.idle();
   }
 
   /** Ordered mode: a busy key queues the message; a free key takes a concurrency slot. */
@@ -317,6 +385,14 @@ export class ConsumerRunner {
         case 'consumer_not_found':
         case 'stream_not_found':
           this.logger.error(`${this.options.handlerId}: ${status.type.replace(/_/g, ' ')}; waiting for it to come back`);
+          break;
+        case 'consumer_pinned':
+          this.pin = status.id;
+          this.logger.log(`${this.options.handlerId}: this instance is now the active (pinned) consumer of its group`);
+          break;
+        case 'consumer_unpinned':
+          if (this.pin) this.logger.warn(`${this.options.handlerId}: the server moved the pin to another instance; standing by`);
+          this.pin = undefined;
           break;
         case 'heartbeats_missed':
           this.logger.warn(`${this.options.handlerId}: ${status.count} heartbeats missed from the server`);

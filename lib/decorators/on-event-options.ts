@@ -44,6 +44,22 @@ export type DeadLetterOption = boolean | string | { subject?: string; stream?: s
  */
 export type OrderKey = 'subject' | ((payload: never, ctx: EventContext) => string);
 
+/**
+ * A batch handler: `handle(payloads: T[], batch: BatchContext<T>)`. Messages are handed over
+ * together, up to `maxMessages`, waiting at most `maxWaitMs` after the first one for more.
+ */
+export interface BatchHandlerOptions {
+  /** Messages in one call at most; 1 to 10 000. */
+  maxMessages: number;
+  /** Longest wait, after the first message of a batch arrived, for the batch to fill; default 50 ms. */
+  maxWaitMs?: number;
+  /**
+   * Class of one payload, bound and validated per message (a parameter typed `T[]` tells
+   * reflection only `Array`). An invalid message is dead-lettered alone; the rest are delivered.
+   */
+  payloadType?: new (...args: never[]) => object;
+}
+
 export interface OnEventOptions {
   /**
    * Name of the connection (`JetStreamModule.forRoot({ name })`) whose server this handler
@@ -91,6 +107,22 @@ export interface OnEventOptions {
    * key never overtakes an earlier one.
    */
   orderBy?: OrderKey;
+  /** Deliver messages in batches; see `BatchHandlerOptions`. At-least-once only. */
+  batch?: BatchHandlerOptions;
+  /**
+   * One instance of the deployment consumes this durable at a time, in stream order; the others
+   * stand by and one takes over when it stops or dies (nats-server 2.11+ `pinned_client`
+   * priority groups). See `ExclusiveOptions`.
+   */
+  exclusive?: boolean | ExclusiveOptions;
+}
+
+export interface ExclusiveOptions {
+  /**
+   * How long the server keeps the pin on an instance that stopped pulling: the takeover time
+   * after a crash (a graceful stop hands the pin over at once). Default 5 000 ms, at least 3 000.
+   */
+  pinnedTtlMs?: number;
 }
 
 export interface ResolvedRetryPolicy {
@@ -124,4 +156,20 @@ export interface ResolvedHandlerOptions {
   /** Undefined until the stream is known (the default subject derives from it). */
   readonly dlq: DeadLetterOption;
   readonly orderBy: OrderKey | undefined;
+  readonly batch: ResolvedBatchOptions | undefined;
+  readonly exclusive: ResolvedExclusiveOptions | undefined;
+}
+
+export interface ResolvedExclusiveOptions {
+  /** The consumer's one priority group. */
+  readonly group: string;
+  readonly pinnedTtlMs: number;
+  /** Expiry of each pull request, a third of the TTL: a live pinned instance never loses the pin. */
+  readonly pullExpiresMs: number;
+}
+
+export interface ResolvedBatchOptions {
+  readonly maxMessages: number;
+  readonly maxWaitMs: number;
+  readonly payloadType: (new (...args: never[]) => object) | undefined;
 }

@@ -2,13 +2,15 @@ import type { ArgumentMetadata, NestInterceptor, PipeTransform } from '@nestjs/c
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
+import type { BatchContext } from '../context/batch-context.js';
 import type { EventContext } from '../context/event-context.js';
 import { eventParamLayout, payloadParameterType } from '../decorators/event-params.decorator.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from './interceptors/retry.interceptor.js';
 import { JETSTREAM_CONTEXT_TYPE } from './jetstream-context-type.js';
 
-export type HandlerInvoker = (payload: unknown, ctx: EventContext) => Promise<unknown>;
+/** `(payload, EventContext)`, or for a batch handler `(payloads, BatchContext)`. */
+export type HandlerInvoker = (payload: unknown, ctx: EventContext | BatchContext) => Promise<unknown>;
 
 type Method = (...args: unknown[]) => unknown;
 

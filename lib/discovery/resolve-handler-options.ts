@@ -9,6 +9,8 @@ import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
 import { positiveInt } from '../options/resolve-module-options.js';
 import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
+import { resolveBatchOptions } from './resolve-batch-options.js';
+import { resolveExclusiveOptions } from './resolve-exclusive-options.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
 // lives in, and whitespace breaks the protocol line.
@@ -63,6 +65,9 @@ export function resolveHandlerOptions(
   if (orderBy !== undefined && orderBy !== 'subject' && typeof orderBy !== 'function') {
     fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
   }
+  // Per handler only: a module-wide default would change every handler's signature.
+  const batch = resolveBatchOptions({ ...merged, batch: options.batch }, int, fail);
+  const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
   return {
     connection,
     durable,
@@ -78,6 +83,8 @@ export function resolveHandlerOptions(
     retryable: merged.retryable,
     dlq,
     orderBy,
+    batch,
+    exclusive,
   };
 }
 

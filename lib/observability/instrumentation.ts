@@ -28,6 +28,8 @@ export interface HandlingScope {
  */
 export interface HandlerInstrumentation {
   begin(ctx: EventContext): HandlingScope;
+  /** One call of a batch handler: one span, linked to each message's trace. */
+  beginBatch(ctxs: readonly EventContext[]): HandlingScope;
   settled(status: ConsumeStatus, reason?: string): void;
 }
 

@@ -80,6 +80,10 @@ class ObservedHandler implements HandlerInstrumentation {
     return new ObservedCall(this, ctx);
   }
 
+  beginBatch(ctxs: readonly EventContext[]): HandlingScope {
+    return new ObservedCall(this, ctxs);
+  }
+
   settled(status: ConsumeStatus, reason?: string): void {
     this.metrics?.settled(status, reason);
   }
@@ -89,16 +93,20 @@ class ObservedCall implements HandlingScope {
   private readonly started = performance.now();
   private readonly traced: TracedCall | undefined;
 
+  /** `ctx`: one message's call; a list: one batch handler call (one duration, one span). */
   constructor(
     private readonly handler: ObservedHandler,
-    ctx: EventContext,
+    ctx: EventContext | readonly EventContext[],
   ) {
-    if (handler.metrics) {
+    const metrics = handler.metrics;
+    if (metrics) {
       // Server and client clocks differ: a negative wait is skew, not time travel.
-      const storedMs = ctx.message.info.timestampNanos / 1_000_000;
-      handler.metrics.observeLatency(Math.max(0, Date.now() - storedMs) / 1_000);
+      const now = Date.now();
+      for (const one of Array.isArray(ctx) ? ctx : [ctx]) {
+        metrics.observeLatency(Math.max(0, now - one.message.info.timestampNanos / 1_000_000) / 1_000);
+      }
     }
-    this.traced = handler.tracing?.handling(ctx, handler.labels);
+    this.traced = Array.isArray(ctx) ? handler.tracing?.handlingBatch(ctx, handler.labels) : handler.tracing?.handling(ctx as EventContext, handler.labels);
   }
 
   run<T>(call: () => Promise<T>): Promise<T> {

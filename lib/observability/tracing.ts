@@ -1,4 +1,4 @@
-import type { Attributes, Context, Span, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Link, Span, TextMapGetter, TextMapSetter, Tracer } from '@opentelemetry/api';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { EventContext } from '../context/event-context.js';
 import type { HandlerLabels, PublishOutcome } from './instrumentation.js';
@@ -100,6 +100,36 @@ export class JetStreamTracing {
     const msgId = ctx.msgId;
     if (msgId) attributes['messaging.message.id'] = msgId;
     const span = this.tracer.startSpan(`process ${labels.subject}`, { kind: api.SpanKind.CONSUMER, attributes }, parent);
+    return {
+      context: api.trace.setSpan(parent, span),
+      end: () => span.end(),
+      fail: (error) => this.finish(span, true, error),
+    };
+  }
+
+  /**
+   * One CONSUMER span for a batch handler call: a new trace, linked to each message's publish
+   * (the OpenTelemetry messaging conventions for batch processing), since one span cannot have
+   * a hundred parents.
+   */
+  handlingBatch(ctxs: readonly EventContext[], labels: HandlerLabels): TracedCall {
+    const { api } = this;
+    const links: Link[] = [];
+    for (const ctx of ctxs) {
+      const remote = api.trace.getSpanContext(api.propagation.extract(api.ROOT_CONTEXT, ctx.message.headers, getter));
+      if (remote && api.trace.isSpanContextValid(remote)) links.push({ context: remote, attributes: { 'messaging.nats.stream_sequence': ctx.sequence } });
+    }
+    const attributes: Attributes = {
+      'messaging.system': 'nats',
+      'messaging.operation.type': 'process',
+      'messaging.operation.name': 'process',
+      'messaging.destination.template': labels.subject,
+      'messaging.consumer.group.name': labels.consumer,
+      'messaging.nats.stream': labels.stream,
+      'messaging.batch.message_count': ctxs.length,
+    };
+    const parent = api.ROOT_CONTEXT;
+    const span = this.tracer.startSpan(`process ${labels.subject}`, { kind: api.SpanKind.CONSUMER, attributes, links }, parent);
     return {
       context: api.trace.setSpan(parent, span),
       end: () => span.end(),

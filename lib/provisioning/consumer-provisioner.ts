@@ -16,8 +16,9 @@ import { ApiCode, hasApiCode } from '../errors/jetstream-api-codes.js';
 
 // The server cannot change these on an existing durable; recreating it would reset its
 // position and replay or skip messages, so a mismatch stops the startup instead.
-const FIXED_FIELDS = ['ack_policy', 'deliver_policy', 'opt_start_seq', 'opt_start_time'] as const;
-const EDITABLE_FIELDS = ['filter_subject', 'ack_wait', 'max_ack_pending', 'max_deliver'] as const;
+// A priority policy cannot be switched on an existing consumer either (ADR-42).
+const FIXED_FIELDS = ['ack_policy', 'deliver_policy', 'opt_start_seq', 'opt_start_time', 'priority_policy', 'priority_groups'] as const;
+const EDITABLE_FIELDS = ['filter_subject', 'ack_wait', 'max_ack_pending', 'max_deliver', 'priority_timeout'] as const;
 
 // Long enough to ride out a reconnect, short enough that a crashed instance's ephemeral
 // consumer does not linger on the server.
@@ -36,6 +37,11 @@ export class ConsumerProvisioner {
   constructor(private readonly connection: JetStreamConnection) {}
 
   async ensure(plan: HandlerPlan): Promise<ProvisionedConsumer> {
+    if (plan.options.exclusive && !this.connection.serverAtLeast(2, 11, 0)) {
+      throw new HandlerConfigurationError(
+        `${plan.handlerId}: exclusive needs nats-server 2.11.0 or newer (pinned_client priority groups); the server is ${this.connection.serverVersion}. Upgrade the server, or drop exclusive (concurrency 1 keeps order within one instance only)`,
+      );
+    }
     const config = buildConsumerConfig(plan);
     const info = plan.options.durable ? await this.ensureDurable(plan, config) : await this.createEphemeral(plan, config);
     return {
@@ -129,6 +135,13 @@ export function buildConsumerConfig(plan: HandlerPlan): Partial<ConsumerConfig> 
   // running, so redeliveries only happen when that ack is lost.
   config.max_deliver = options.delivery === 'at-most-once' ? -1 : options.retry.maxAttempts + MAX_DELIVER_HEADROOM;
   if (options.maxAckPending !== undefined) config.max_ack_pending = options.maxAckPending;
+  if (options.exclusive) {
+    config.priority_policy = 'pinned_client';
+    config.priority_groups = [options.exclusive.group];
+    config.priority_timeout = nanos(options.exclusive.pinnedTtlMs);
+    // One message in hand at a time: what a dead instance held is redelivered before anything later.
+    config.max_ack_pending = 1;
+  }
   return config;
 }
 

@@ -8,7 +8,7 @@ import type { EventContext } from '../context/event-context.js';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
 import type { HandlerRegistration } from '../discovery/handler-plan.js';
 import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
-import { describeCause } from '../errors/jetstream-errors.js';
+import { describeCause, HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import type { JetStreamModuleOptions } from '../options/jetstream-module-options.js';
 import { resolveModuleOptions } from '../options/resolve-module-options.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
@@ -95,12 +95,14 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     const registrations: HandlerRegistration[] = [];
     for (const [pattern, handler] of events) {
       const handlerId = `@EventPattern(${pattern})`;
+      const options = resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions);
+      if (options.batch) throw new HandlerConfigurationError(`${handlerId}: batch handlers are @OnEvent handlers only; the microservices strategy calls a handler per message`);
       registrations.push({
         handlerId,
         subject: pattern,
-        options: resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions),
+        options,
         payloadType: undefined,
-        invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx),
+        invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx as EventContext),
       });
     }
     for (const [pattern, handler] of requests) this.subscribeRequests(connection, pattern, handler);

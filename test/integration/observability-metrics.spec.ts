@@ -1,6 +1,7 @@
 import 'reflect-metadata';
+import { Injectable } from '@nestjs/common';
 import { Registry, register as defaultRegistry } from 'prom-client';
-import { PublishRejectedError, TerminalError } from '../../lib/index.js';
+import { BatchContext, OnEvent, PublishRejectedError, TerminalError } from '../../lib/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { createStream, handlerClass, sharedServerHooks } from './kit.js';
 
@@ -223,5 +224,39 @@ describe('metrics', () => {
     const { Gauge } = await import('prom-client');
     new Gauge({ name: 'nats_consume_total', help: 'not ours', registers: [registry] });
     await expect(apps.start({ servers: testNatsUrl(), metrics: { registry } })).rejects.toThrow(/"nats_consume_total" is already registered/);
+  });
+});
+
+describe('metrics of batch handlers', () => {
+  it('counts each message of a batch by how it was settled, one latency sample per message and one duration per call', async () => {
+    const stream = uniqueName('MBAT');
+    const dlqStream = uniqueName('MBDL');
+    await createStream(shared.client.jsm, stream, [`${stream}.>`]);
+    const registry = new Registry();
+    const subject = `${stream}.q`;
+    let calls = 0;
+    @Injectable()
+    class BatchMetricsHandler {
+      @OnEvent(subject, { durable: 'mbatch', dlq: { stream: dlqStream, subject: `${dlqStream}.letters` }, batch: { maxMessages: 10, maxWaitMs: 300 } })
+      async handle(payloads: Array<{ id: string }>, batch: BatchContext<{ id: string }>) {
+        calls++;
+        payloads.forEach((p, i) => p.id === 'bad' && batch.fail(i, new TerminalError('bad row')));
+      }
+    }
+    for (const id of ['a', 'b', 'bad', 'c']) await shared.client.js.publish(subject, JSON.stringify({ id }));
+    const app = await apps.start({ servers: testNatsUrl(), metrics: { registry } }, [BatchMetricsHandler]);
+    try {
+      await waitFor(async () => (await sample(registry, 'nats_consume_total', { subject, durable: 'mbatch', status: 'dead_letter' })) === 1, {
+        timeoutMs: 15_000,
+        message: 'the failed message dead-lettered',
+      });
+      expect(await sample(registry, 'nats_consume_total', { subject, durable: 'mbatch', status: 'success' })).toBe(3);
+      expect(await sample(registry, 'nats_consume_latency_seconds_count', { subject })).toBe(4);
+      expect(await sample(registry, 'nats_handler_duration_seconds_count', { subject, durable: 'mbatch' })).toBe(calls);
+      expect(calls).toBe(1);
+    } finally {
+      await app.close();
+      await shared.client.jsm.streams.delete(dlqStream).catch(() => undefined);
+    }
   });
 });

@@ -328,3 +328,32 @@ describe('the microservices transport', () => {
     }
   });
 });
+
+describe('tracing of batch handlers', () => {
+  it('makes one process span per batch call, linked to each message\'s publish span', async () => {
+    const stream = uniqueName('TRB');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const subject = `${stream}.q`;
+    let activeInCall: string | undefined;
+    const done = deferred();
+    @Injectable()
+    class TracedBatch {
+      @OnEvent(subject, { durable: 'tbatch', batch: { maxMessages: 3, maxWaitMs: 5_000 } })
+      async handle(payloads: unknown[]) {
+        activeInCall = trace.getActiveSpan()?.spanContext().spanId;
+        if (payloads.length === 3) done.resolve();
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true }, [TracedBatch]);
+    for (let i = 0; i < 3; i++) await app.publisher.publish(subject, { i });
+    await done.promise;
+    const span = await oneFinished(`process ${subject}`);
+    const publishes = finished(`publish ${subject}`);
+    expect(publishes).toHaveLength(3);
+    expect(span.kind).toBe(SpanKind.CONSUMER);
+    expect(span.attributes['messaging.batch.message_count']).toBe(3);
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.links.map((l) => l.context.spanId).sort()).toEqual(publishes.map((p) => p.spanContext().spanId).sort());
+    expect(activeInCall).toBe(span.spanContext().spanId);
+  });
+});

@@ -20,6 +20,10 @@ export interface WorkerConfig {
   readonly maxHandlerMs: number;
   /** At-least-once unless set. */
   readonly delivery?: 'at-least-once' | 'exactly-once';
+  /** A batch handler with these limits instead of a per-message one. */
+  readonly batch?: { readonly maxMessages: number; readonly maxWaitMs: number };
+  /** One instance at a time consumes the durable (pinned_client). */
+  readonly exclusive?: boolean;
 }
 
 /** One line the worker appended: a handler call beginning or finishing. */

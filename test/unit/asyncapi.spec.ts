@@ -535,3 +535,21 @@ describe('@EventPattern and @MessagePattern of the microservices transport', () 
     }
   });
 });
+
+describe('batch handlers in the AsyncAPI document', () => {
+  it('documents the message as one item of the batch, with the batch limits', async () => {
+    @Injectable()
+    class Analytics {
+      @OnEvent('quotes.*', { durable: 'analytics', batch: { maxMessages: 100, maxWaitMs: 50, payloadType: Line } })
+      ingest(_lines: Line[]): void {}
+    }
+    @Module({ imports: [JetStreamModule.forRoot({ streams: [{ name: 'QUOTES', subjects: ['quotes.>'] }] })], providers: [Analytics] })
+    class BatchModule {}
+    const doc = await createAsyncApiDocument(BatchModule, { title: 'Quotes', version: '1' });
+    const op = doc.operations.Analytics_ingest;
+    expect(op['x-jetstream-batch']).toEqual({ maxMessages: 100, maxWaitMs: 50 });
+    const message = doc.components.messages[op.messages[0].$ref.split('/').pop()!];
+    expect(message.payload).toEqual({ $ref: '#/components/schemas/Line' });
+    expect(await asyncApiSchemaErrors(doc)).toEqual([]);
+  });
+});

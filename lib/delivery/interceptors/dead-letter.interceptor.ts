@@ -16,6 +16,8 @@ export class JetStreamDeadLetterInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (!isJetStreamContext(context)) return next.handle();
     const ctx = context.switchToRpc().getContext<EventContext>();
+    // A batch handler's context: its messages are settled one by one after the call.
+    if (!(ctx instanceof EventContext)) return next.handle();
     return next.handle().pipe(
       catchError((error: unknown) => {
         // A timed-out call's late failure: the dispatcher already settled this delivery, and a

@@ -1,6 +1,6 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, throwError, type Observable } from 'rxjs';
-import type { EventContext } from '../../context/event-context.js';
+import { EventContext } from '../../context/event-context.js';
 import { DeadLetterRequired, RetryScheduled } from '../dispositions.js';
 import { handlerRuntime } from '../handler-runtime.js';
 import { isJetStreamContext } from '../jetstream-context-type.js';
@@ -15,6 +15,8 @@ export class JetStreamRetryInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (!isJetStreamContext(context)) return next.handle();
     const ctx = context.switchToRpc().getContext<EventContext>();
+    // A batch handler's context: its messages are settled one by one after the call.
+    if (!(ctx instanceof EventContext)) return next.handle();
     return next.handle().pipe(
       catchError((error: unknown) => {
         if (error instanceof RetryScheduled || error instanceof DeadLetterRequired) return throwError(() => error);

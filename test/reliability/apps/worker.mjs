@@ -11,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import { EventContext, JetStreamModule, OnEvent } from '../../../dist/index.js';
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}');
-const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery } = config;
+const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive } = config;
 
 function line(kind, id, ctx) {
   appendFileSync(out, `${kind} ${id} ${ctx.deliveryCount} ${Date.now()}\n`);
@@ -26,13 +26,21 @@ function handlerMs(id) {
 
 class Worker {
   async handle(payload, ctx) {
+    if (batch) return this.handleBatch(payload, ctx);
     line('start', payload.id, ctx);
     await new Promise((resolve) => setTimeout(resolve, handlerMs(payload.id)));
     line('done', payload.id, ctx);
   }
+
+  // `batch` set: one call per batch (a bulk insert), its lines written for every message.
+  async handleBatch(payloads, batch) {
+    batch.items.forEach((m) => line('start', m.payload.id, m.context));
+    await new Promise((resolve) => setTimeout(resolve, handlerMs(payloads[0].id)));
+    batch.items.forEach((m) => line('done', m.payload.id, m.context));
+  }
 }
 Reflect.decorate(
-  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
+  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}), ...(batch ? { batch } : {}), ...(exclusive ? { exclusive } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
   Worker.prototype,
   'handle',
   Object.getOwnPropertyDescriptor(Worker.prototype, 'handle'),
