@@ -32,6 +32,8 @@ export type {
   OnEventOptions,
   OrderKey,
   RetryOptions,
+  SchemaVersionOptions,
+  Upcaster,
 } from './decorators/on-event-options.js';
 export { TerminalError, RetryableError } from './errors/handler-errors.js';
 export { JetStreamRetryInterceptor } from './delivery/interceptors/retry.interceptor.js';
@@ -44,6 +46,10 @@ export { EventContext } from './context/event-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
 export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';
+export { jsonCodec } from './serialization/codec.js';
+export { msgpackCodec } from './serialization/msgpack-codec.js';
+export { CONTENT_TYPE_HEADER, type Codec } from './wire/codec.js';
+export { SCHEMA_NAME_HEADER, SCHEMA_VERSION_HEADER } from './wire/schema-headers.js';
 export { JetStreamPublisher } from './producer/jetstream-publisher.js';
 export type {
   BatchItem,
@@ -94,4 +100,5 @@ export {
   StreamConfigDriftError,
   StreamUnavailableError,
   StreamProvisioningError,
+  UnsupportedSchemaError,
 } from './errors/jetstream-errors.js';
