@@ -60,6 +60,21 @@ export type {
   PublishResult,
 } from './producer/jetstream-publisher.js';
 
+export { defineEvents, EventContracts, typedOnEvent } from './contracts/event-contracts.js';
+export type {
+  EventDefinition,
+  EventInput,
+  EventInputs,
+  EventMapDefinition,
+  EventOutput,
+  KnownPattern,
+  PayloadClass,
+  PayloadSpec,
+  TypedHandlerDecorator,
+} from './contracts/event-contracts.js';
+export { TypedPublisher, typedPublisher } from './contracts/typed-publisher.js';
+export type { MatchingSubjects } from './contracts/subject-match.js';
+
 export { JetStreamConnection } from './connection/jetstream-connection.js';
 export type { ConnectionState } from './connection/jetstream-connection.js';
 
