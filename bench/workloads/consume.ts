@@ -39,7 +39,7 @@ export async function consumeWorkload(ctx: BenchContext): Promise<void> {
     // The docs example at c=64 runs a handler promise per message, up to 64 at once.
     if (enabled('raw')) contenders[`raw c=${c}`] = round((stream) => rawConsume(ctx, stream, n, c, c === 1 ? undefined : noop));
     if (enabled('module')) {
-      const kinds: PayloadKind[] = c === 1 ? ['binary', 'json', 'class'] : ['binary', 'json'];
+      const kinds: PayloadKind[] = c === 1 ? ['binary', 'json', 'class', 'zod'] : ['binary', 'json'];
       for (const kind of kinds) {
         contenders[`module ${kind} c=${c}`] = round(async (_stream, subject) => {
           const { app, elapsed } = await moduleConsumer(ctx.url, subject, n, { durable: 'bench', concurrency: c, dlq: false }, undefined, kind);
@@ -93,6 +93,22 @@ export async function consumeWorkload(ctx: BenchContext): Promise<void> {
       validated === undefined || m['module json c=1'] === undefined
         ? undefined
         : `class-transformer + class-validator on every message: ${times(ratio(validated, m['module json c=1']))} of the same handler taking a plain object (${Math.round(m['module json c=1']).toLocaleString('en')} msg/s)`,
+  });
+  const zod = m['module zod c=1'];
+  addRow({
+    workload: `consume + ack ${n / 1000}k, Zod 4 schema, c=1`,
+    unit: 'msg/s',
+    tuned: m['tuned json c=1'],
+    raw: m['raw c=1'],
+    module: zod,
+    peer: m.peer,
+    vsTuned: times(ratio(zod, m['tuned json c=1'])),
+    vsRaw: times(ratio(zod, m['raw c=1'])),
+    vsPeer: times(ratio(zod, m.peer)),
+    note:
+      zod === undefined || validated === undefined
+        ? undefined
+        : `{ schema } (Standard Schema) on every message, same constraints as the validated class: ${times(ratio(zod, validated))} of the class-validator row in this run`,
   });
   addNote('raw-tuned: its own noAsyncTraces connection, acks written once per event-loop turn, the module\'s pull batch; its JSON rows parse each payload as the module does. raw: the docs example (one ack per write, a batch of 32, the shared connection); its JSON rows are the same run, it never parses.');
   if (m.peer !== undefined) addNote(`peer: ${PEER_CONCURRENCY_NOTE}, so every consume row shows its one mode (it parses JSON).`);
