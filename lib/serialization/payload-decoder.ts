@@ -2,7 +2,7 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import { PayloadValidationError } from '../errors/jetstream-errors.js';
 import { CONTENT_TYPE_HEADER, type Codec } from '../wire/codec.js';
 import type { SchemaVersionOptions } from '../decorators/on-event-options.js';
-import { jsonCodec } from './codec.js';
+import { decodeJson, jsonCodec } from './codec.js';
 import { headerOf } from './message-headers.js';
 import { createUpcaster, type VersionUpcaster } from './upcast.js';
 
@@ -32,7 +32,10 @@ const RAW: PayloadDecoder = { raw: true, decode: (msg) => msg.data };
 /** Chosen once per handler from the first parameter's declared type and the handler's options. */
 export function createPayloadDecoder(payloadType: unknown, options: DecoderOptions = {}): PayloadDecoder {
   if (payloadType === Uint8Array || (typeof Buffer !== 'undefined' && payloadType === Buffer)) return RAW;
-  return new CodecDecoder(options.fallback ?? jsonCodec, codecTable(options), options.schemaVersion ? createUpcaster(options.schemaVersion) : undefined);
+  const table = codecTable(options);
+  const fallback = options.fallback ?? jsonCodec;
+  if (table.size === 1 && fallback === jsonCodec && !options.schemaVersion) return new JsonDecoder(table);
+  return new CodecDecoder(fallback, table, options.schemaVersion ? createUpcaster(options.schemaVersion) : undefined);
 }
 
 function codecTable(options: DecoderOptions): Map<string, Codec> {
@@ -47,6 +50,33 @@ function codecTable(options: DecoderOptions): Map<string, Codec> {
 function normalise(contentType: string): string {
   const semi = contentType.indexOf(';');
   return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+/**
+ * JSON is the only codec the handler knows: the headers are read only when the bytes are not
+ * JSON, to say why. Parsing the headers of every message costs the default path about as much
+ * as the JSON parse of a small payload.
+ */
+class JsonDecoder implements PayloadDecoder {
+  readonly raw = false;
+
+  constructor(private readonly codecs: ReadonlyMap<string, Codec>) {}
+
+  decode(msg: EncodedMessage): unknown {
+    try {
+      return decodeJson(msg.data);
+    } catch (err) {
+      const contentType = msg.headers ? headerOf(msg.headers, CONTENT_TYPE_HEADER) : undefined;
+      if (contentType !== undefined && !this.codecs.has(normalise(contentType))) throw noCodec(contentType, this.codecs);
+      throw err;
+    }
+  }
+}
+
+function noCodec(contentType: string, codecs: ReadonlyMap<string, Codec>): PayloadValidationError {
+  return new PayloadValidationError(
+    `No codec for content type "${contentType}" (known: ${[...codecs.keys()].join(', ')}); add it to JetStreamModule.forRoot({ codecs }) or the handler's { codec }`,
+  );
 }
 
 class CodecDecoder implements PayloadDecoder {
@@ -64,11 +94,7 @@ class CodecDecoder implements PayloadDecoder {
     let codec = this.fallback;
     if (contentType !== undefined) {
       const named = this.codecs.get(normalise(contentType));
-      if (!named) {
-        throw new PayloadValidationError(
-          `No codec for content type "${contentType}" (known: ${[...this.codecs.keys()].join(', ')}); add it to JetStreamModule.forRoot({ codecs }) or the handler's { codec }`,
-        );
-      }
+      if (!named) throw noCodec(contentType, this.codecs);
       codec = named;
     }
     const payload = codec.decode(msg.data);

@@ -126,6 +126,19 @@ describe('msgpack codec', () => {
     expect(letter.headers[CONTENT_TYPE_HEADER]).toEqual(['application/x-protobuf']);
   });
 
+  it('a JSON-only handler (headers left unread on its fast path) still names the content type it cannot decode', async () => {
+    const names = await freshStream(hooks.client.jsm, 'CODECJSON');
+    const subject = names.subject('orders');
+    const seen: Order[] = [];
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [recorder(subject, { durable: 'json', dlq: names.dlq }, (o) => seen.push(o))]);
+    await app.publisher.publish(subject, order, { codec: msgpackCodec });
+    await app.publisher.publish(subject, order);
+    const [letter] = await waitForDeadLetters(app, names.dlqStream, 1);
+    expect(letter.reason).toBe('invalid-payload');
+    expect(letter.error.message).toMatch(/^No codec for content type "application\/msgpack" \(known: application\/json\)/);
+    await waitFor(() => seen.length === 1, { timeoutMs: 15_000, message: 'the JSON order handled' });
+  });
+
   it('bytes that are not msgpack are dead-lettered as invalid-payload, not retried', async () => {
     const names = await freshStream(hooks.client.jsm, 'CODECBAD');
     const subject = names.subject('orders');
