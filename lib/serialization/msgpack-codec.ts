@@ -11,8 +11,9 @@ const MSGPACK_CONTENT_TYPE = 'application/msgpack';
 
 /**
  * MessagePack through `msgpackr` (an optional peer). Chosen over `@msgpack/msgpack` because it
- * measured about twice as fast here on a 1 KB object (encode 2.3 µs against 4.8 µs, decode
- * 3.2 µs against 5.0 µs, Node 20; `npm run bench` repeats the msgpackr-against-JSON rows).
+ * measured about twice as fast here: on a 757-byte (as JSON) order, encode 2.3 µs against 4.8 µs
+ * and decode 3.2 µs against 5.0 µs (Node 20, 200k calls); the codec rows of `npm run bench` run
+ * both beside JSON on a 1 KB object.
  * Plain MessagePack (no records extension), so any MessagePack library can read it.
  */
 class MsgpackCodec implements Codec {
