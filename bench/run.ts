@@ -6,6 +6,7 @@ import { startBenchServer } from './bench-server.js';
 import { meterServer } from './support.js';
 import { environment, publish } from './report.js';
 import { ROUNDS, wanted, type BenchContext } from './support.js';
+import { codecsWorkload } from './workloads/codecs.js';
 import { consumeWorkload } from './workloads/consume.js';
 import { latencyWorkload } from './workloads/latency.js';
 import { memoryWorkload } from './workloads/memory.js';
@@ -34,6 +35,7 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['modes', modesWorkload],
   ['records', recordsWorkload],
   ['memory', memoryWorkload],
+  ['codecs', codecsWorkload],
 ];
 
 async function main(): Promise<void> {

@@ -44,6 +44,8 @@ export type {
   OnEventOptions,
   OrderKey,
   RetryOptions,
+  SchemaVersionOptions,
+  Upcaster,
 } from './decorators/on-event-options.js';
 export { TerminalError, RetryableError } from './errors/handler-errors.js';
 export { JetStreamRetryInterceptor } from './delivery/interceptors/retry.interceptor.js';
@@ -58,6 +60,10 @@ export type { BatchMessage } from './context/batch-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';
 
 export { JetStreamPayloadPipe } from './serialization/payload-validation.pipe.js';
+export { jsonCodec } from './serialization/codec.js';
+export { msgpackCodec } from './serialization/msgpack-codec.js';
+export { CONTENT_TYPE_HEADER, type Codec } from './wire/codec.js';
+export { SCHEMA_NAME_HEADER, SCHEMA_VERSION_HEADER } from './wire/schema-headers.js';
 export { JetStreamPublisher } from './producer/jetstream-publisher.js';
 export type {
   BatchItem,
@@ -71,6 +77,20 @@ export type {
 export { SERVER_FEATURES, serverHasFeature } from './options/server-features.js';
 export type { ServerFeature, ServerVersionSource } from './options/server-features.js';
 export { AtomicBatchRejectedError, ServerFeatureUnavailableError, StreamFeatureDisabledError } from './errors/server-feature-errors.js';
+export { defineEvents, EventContracts, typedOnEvent } from './contracts/event-contracts.js';
+export type {
+  EventDefinition,
+  EventInput,
+  EventInputs,
+  EventMapDefinition,
+  EventOutput,
+  KnownPattern,
+  PayloadClass,
+  PayloadSpec,
+  TypedHandlerDecorator,
+} from './contracts/event-contracts.js';
+export { TypedPublisher, typedPublisher } from './contracts/typed-publisher.js';
+export type { MatchingSubjects } from './contracts/subject-match.js';
 
 export { JetStreamConnection } from './connection/jetstream-connection.js';
 export type { ConnectionState } from './connection/jetstream-connection.js';
@@ -112,4 +132,5 @@ export {
   StreamConfigDriftError,
   StreamUnavailableError,
   StreamProvisioningError,
+  UnsupportedSchemaError,
 } from './errors/jetstream-errors.js';

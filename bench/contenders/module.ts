@@ -1,6 +1,7 @@
 import { Injectable, Module, type DynamicModule, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { IsString, MaxLength } from 'class-validator';
+import { z } from 'zod';
 import { JetStreamModule, JetStreamPublisher, OnEvent, type EventContext, type OnEventOptions } from '../../lib/index.js';
 import { Finish, MODULE_OPTIONS, type CpuSpent } from '../support.js';
 
@@ -21,12 +22,15 @@ export class PaddedEvent {
   pad!: string;
 }
 
+/** The same event as a Zod 4 schema, the same constraints as `PaddedEvent`. */
+export const PaddedEventSchema = z.object({ pad: z.string().max(1024) });
+
 /**
  * How the handler declares its payload: `json` (an untyped parameter: parsed JSON), `binary`
- * (`Uint8Array`: the bytes, no decoding) or `class` (`PaddedEvent`: class-transformer +
- * class-validator on every message).
+ * (`Uint8Array`: the bytes, no decoding), `class` (`PaddedEvent`: class-transformer +
+ * class-validator on every message) or `zod` (`{ schema: PaddedEventSchema }` on every message).
  */
-export type PayloadKind = 'json' | 'binary' | 'class';
+export type PayloadKind = 'json' | 'binary' | 'class' | 'zod';
 
 /** A Nest app with one `@OnEvent` handler that runs `body` and counts. */
 export async function moduleConsumer(
@@ -66,7 +70,16 @@ export async function moduleConsumer(
       finish.tick();
     }
   }
-  const counter = kind === 'binary' ? BinaryCounter : kind === 'class' ? ClassCounter : JsonCounter;
+  @Injectable()
+  class ZodCounter {
+    @OnEvent(subject, { ...options, schema: PaddedEventSchema })
+    async handle(payload: z.output<typeof PaddedEventSchema>, ctx: EventContext) {
+      finish.begin();
+      if (body) await body(payload, ctx);
+      finish.tick();
+    }
+  }
+  const counter = kind === 'binary' ? BinaryCounter : kind === 'class' ? ClassCounter : kind === 'zod' ? ZodCounter : JsonCounter;
   @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [counter] })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });

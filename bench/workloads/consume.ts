@@ -39,7 +39,7 @@ export async function consumeWorkload(ctx: BenchContext): Promise<void> {
     // The docs example at c=64 runs a handler promise per message, up to 64 at once.
     if (enabled('raw')) contenders[`raw c=${c}`] = round((stream) => rawConsume(ctx, stream, n, c, c === 1 ? undefined : noop));
     if (enabled('module')) {
-      const kinds: PayloadKind[] = c === 1 ? ['binary', 'json', 'class'] : ['binary', 'json'];
+      const kinds: PayloadKind[] = c === 1 ? ['binary', 'json', 'class', 'zod'] : ['binary', 'json'];
       for (const kind of kinds) {
         contenders[`module ${kind} c=${c}`] = round(async (_stream, subject) => {
           const { app, elapsed } = await moduleConsumer(ctx.url, subject, n, { durable: 'bench', concurrency: c, dlq: false }, undefined, kind);
@@ -78,22 +78,36 @@ export async function consumeWorkload(ctx: BenchContext): Promise<void> {
       });
     }
   }
+  // Rows of a validating handler at c=1, against the floors of the JSON rows.
+  const validatingRow = (label: string, module: number | undefined, note: string | undefined) =>
+    addRow({
+      workload: `consume + ack ${n / 1000}k, ${label}, c=1`,
+      unit: 'msg/s',
+      tuned: m['tuned json c=1'],
+      raw: m['raw c=1'],
+      module,
+      peer: m.peer,
+      vsTuned: times(ratio(module, m['tuned json c=1'])),
+      vsRaw: times(ratio(module, m['raw c=1'])),
+      vsPeer: times(ratio(module, m.peer)),
+      note,
+    });
   const validated = m['module class c=1'];
-  addRow({
-    workload: `consume + ack ${n / 1000}k, validated class, c=1`,
-    unit: 'msg/s',
-    tuned: m['tuned json c=1'],
-    raw: m['raw c=1'],
-    module: validated,
-    peer: m.peer,
-    vsTuned: times(ratio(validated, m['tuned json c=1'])),
-    vsRaw: times(ratio(validated, m['raw c=1'])),
-    vsPeer: times(ratio(validated, m.peer)),
-    note:
-      validated === undefined || m['module json c=1'] === undefined
-        ? undefined
-        : `class-transformer + class-validator on every message: ${times(ratio(validated, m['module json c=1']))} of the same handler taking a plain object (${Math.round(m['module json c=1']).toLocaleString('en')} msg/s)`,
-  });
+  validatingRow(
+    'validated class',
+    validated,
+    validated === undefined || m['module json c=1'] === undefined
+      ? undefined
+      : `class-transformer + class-validator on every message: ${times(ratio(validated, m['module json c=1']))} of the same handler taking a plain object (${Math.round(m['module json c=1']).toLocaleString('en')} msg/s)`,
+  );
+  const zod = m['module zod c=1'];
+  validatingRow(
+    'Zod 4 schema',
+    zod,
+    zod === undefined || validated === undefined
+      ? undefined
+      : `{ schema } (Standard Schema) on every message, same constraints as the validated class: ${times(ratio(zod, validated))} of the class-validator row in this run`,
+  );
   addNote('raw-tuned: its own noAsyncTraces connection, acks written once per event-loop turn, the module\'s pull batch; its JSON rows parse each payload as the module does. raw: the docs example (one ack per write, a batch of 32, the shared connection); its JSON rows are the same run, it never parses.');
   if (m.peer !== undefined) addNote(`peer: ${PEER_CONCURRENCY_NOTE}, so every consume row shows its one mode (it parses JSON).`);
 }

@@ -80,6 +80,8 @@ export interface AsyncApiMessage {
   title?: string;
   contentType: string;
   payload: JsonSchema | AsyncApiReference;
+  /** A versioned contract: its schema name, the handler's version and every version it accepts (upcast). */
+  'x-jetstream-schema'?: { name?: string; version: number; accepts: number[] };
 }
 
 export interface AsyncApiStream {

@@ -13,6 +13,7 @@ import type {
   AsyncApiStream,
 } from './asyncapi-document.js';
 import { ClassSchemaRegistry } from './class-schema.js';
+import { standardSchemaMessage } from './standard-schema-message.js';
 import type { JsonSchema } from './json-schema.js';
 import {
   inventoryHandlers,
@@ -98,7 +99,9 @@ export function buildDocument(inventory: HandlerInventory, options: AsyncApiOpti
 
     // A batch handler's parameter is an array; each message carries one item of it.
     const messageType = handler.options.batch ? handler.options.batch.payloadType : handler.payloadType;
-    const messageId = messageFor(messageType, channelId, registry, messages);
+    const messageId = handler.options.schema || handler.options.schemaVersion
+      ? schemaMessageFor(handler, channelId, messages)
+      : messageFor(messageType, channelId, registry, messages);
     addMessage(channelId, messageId);
 
     const operationId = uniqueKey(operations, keyOf(handler.handlerId));
@@ -179,6 +182,14 @@ function channelFor(subject: string): AsyncApiChannel {
     ...(Object.keys(parameters).length > 0 ? { parameters } : {}),
     'x-jetstream-subject': subject,
   };
+}
+
+/** One message per schema name and version (or per channel when unnamed), shared by its handlers. */
+function schemaMessageFor(handler: DeclaredHandler, channelId: string, messages: Record<string, AsyncApiMessage>): string {
+  const version = handler.options.schemaVersion;
+  const id = version?.name ? `${keyOf(version.name)}_v${version.version}` : `${channelId}_payload`;
+  messages[id] ??= standardSchemaMessage(id, handler.options, undefined);
+  return id;
 }
 
 function messageFor(

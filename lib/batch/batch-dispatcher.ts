@@ -88,7 +88,7 @@ export class BatchDispatcher {
     }
     let payload: unknown;
     try {
-      payload = this.decoder.decode(msg.data);
+      payload = this.decoder.decode(msg);
       const item = this.options.itemPipe;
       if (item) payload = await item.pipe.transform(payload, item.metadata);
     } catch (error) {

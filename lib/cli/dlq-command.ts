@@ -2,6 +2,8 @@ import type { DeadLetter, DeadLetterFilter } from '../dead-letters/dead-letter.s
 import { DEFAULT_DEAD_LETTER_STREAM } from '../dead-letters/dead-letter-target.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { streamInfoOrUndefined } from '../provisioning/stream-info.js';
+import { msgpackCodec } from '../serialization/msgpack-codec.js';
+import { CONTENT_TYPE_HEADER } from '../wire/codec.js';
 import { intArg, stringFlag, UsageError, type Flags, type OptionSpec } from './cli-args.js';
 import type { CliSession } from './cli-connection.js';
 import { printFields, printJson, printTable, shortTime, truncate, type CliIo } from './cli-output.js';
@@ -75,7 +77,7 @@ export async function runDlqCommand(command: DlqCommand, session: CliSession, io
   switch (command.action) {
     case 'list': {
       const letters = await deadLetters.list(command.filter);
-      if (json) return printJson(io, letters.map(toJson));
+      if (json) return printJson(io, letters.map((l) => toJson(l)));
       if (letters.length === 0) return io.out('No dead letters.\n');
       return printTable(
         io,
@@ -95,8 +97,8 @@ export async function runDlqCommand(command: DlqCommand, session: CliSession, io
     case 'show': {
       const letter = await deadLetters.peek(command.seq as number, command.stream);
       if (!letter) throw new Error(`dead letter ${command.stream ?? 'DLQ'} seq ${command.seq} does not exist`);
-      if (json) return printJson(io, toJson(letter));
-      const body = toJson(letter);
+      const body = toJson(letter, await decodeForDisplay(letter));
+      if (json) return printJson(io, body);
       printFields(io, [
         ['Seq', letter.seq],
         ['Dead-letter stream', letter.deadLetterStream],
@@ -115,7 +117,11 @@ export async function runDlqCommand(command: DlqCommand, session: CliSession, io
       ]);
       io.out('Headers:\n');
       for (const [key, values] of Object.entries(letter.headers)) for (const v of values) io.out(`  ${key}: ${v}\n`);
-      io.out(body.payload !== null ? `Payload:\n${body.payload}\n` : `Payload (base64, not UTF-8):\n${body.payloadBase64}\n`);
+      if (body.contentType !== undefined && body.payload !== null && body.payloadBase64 !== undefined) {
+        io.out(`Payload (${String(body.contentType)}, ${letter.data.length} bytes, shown as JSON):\n${String(body.payload)}\n`);
+      } else {
+        io.out(body.payload !== null ? `Payload:\n${String(body.payload)}\n` : `Payload (base64, not UTF-8${body.contentType ? `, ${String(body.contentType)}` : ''}):\n${String(body.payloadBase64)}\n`);
+      }
       return;
     }
     case 'redrive': {
@@ -141,13 +147,42 @@ export async function runDlqCommand(command: DlqCommand, session: CliSession, io
   }
 }
 
-/** A dead letter as JSON: the payload as text when it is UTF-8, else base64. */
-function toJson(letter: DeadLetter): Record<string, unknown> {
-  let payload: string | null = null;
+/**
+ * A binary payload decoded for people to read: msgpack shown as JSON. Undefined for JSON and
+ * unknown content types, or when the codec's peer is missing (the bytes are shown as base64).
+ */
+async function decodeForDisplay(letter: DeadLetter): Promise<{ readonly contentType: string; readonly json: string } | undefined> {
+  const header = Object.keys(letter.headers).find((key) => key.toLowerCase() === CONTENT_TYPE_HEADER.toLowerCase());
+  const contentType = header ? letter.headers[header][0] : undefined;
+  if (contentType === undefined || !contentType.toLowerCase().startsWith(msgpackCodec.contentType)) return undefined;
   try {
-    payload = new TextDecoder('utf-8', { fatal: true }).decode(letter.data);
+    await msgpackCodec.prepare!();
+    return { contentType, json: JSON.stringify(msgpackCodec.decode(letter.data), displayValue, 2) };
   } catch {
-    payload = null;
+    return undefined;
+  }
+}
+
+// Bytes inside a msgpack payload (bin fields) would print as an object of indices.
+function displayValue(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return { base64: Buffer.from(value).toString('base64') };
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/**
+ * A dead letter as JSON: the payload as text when it is UTF-8, else base64. A msgpack payload is
+ * shown decoded (as JSON text), its bytes kept in base64 beside it.
+ */
+function toJson(letter: DeadLetter, decoded?: { readonly contentType: string; readonly json: string }): Record<string, unknown> {
+  let payload: string | null = null;
+  if (decoded) {
+    payload = decoded.json;
+  } else {
+    try {
+      payload = new TextDecoder('utf-8', { fatal: true }).decode(letter.data);
+    } catch {
+      payload = null;
+    }
   }
   return {
     seq: letter.seq,
@@ -165,7 +200,8 @@ function toJson(letter: DeadLetter): Record<string, unknown> {
     failedAt: letter.failedAt?.toISOString() ?? null,
     redriveCount: letter.redriveCount,
     headers: letter.headers,
+    ...(decoded ? { contentType: decoded.contentType } : {}),
     payload,
-    ...(payload === null ? { payloadBase64: Buffer.from(letter.data).toString('base64') } : {}),
+    ...(payload === null || decoded ? { payloadBase64: Buffer.from(letter.data).toString('base64') } : {}),
   };
 }

@@ -18,8 +18,7 @@ import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
-import { decodeJson } from '../serialization/codec.js';
-import { createPayloadDecoder } from '../serialization/payload-decoder.js';
+import { createPayloadDecoder, type PayloadDecoder } from '../serialization/payload-decoder.js';
 import { ConsumerRunner } from './consumer-runner.js';
 import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
@@ -116,7 +115,11 @@ export class ConsumerEngine {
         ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
       }
       const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
-      const decoder = createPayloadDecoder(plan.payloadType);
+      const decoder = createPayloadDecoder(plan.payloadType, {
+        fallback: plan.options.codec ?? this.options.codec,
+        codecs: this.options.codecs,
+        schemaVersion: plan.options.schemaVersion,
+      });
       const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
@@ -150,7 +153,7 @@ export class ConsumerEngine {
           batch,
           group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
           ackWaitMs: plan.options.ackWaitMs,
-          orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder.raw) : undefined,
+          orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder) : undefined,
         },
         this.logger,
       );
@@ -232,7 +235,7 @@ export class ConsumerEngine {
  * The ordering key of a message. A key function gets the parsed payload, which the handler then
  * reuses; a payload that cannot be parsed gets a lane of its own and fails in the handler path.
  */
-function createOrderKey(plan: HandlerPlan, consumer: string, raw: boolean): (msg: JsMsg) => { key: string; decoded: unknown } {
+function createOrderKey(plan: HandlerPlan, consumer: string, decoder: PayloadDecoder): (msg: JsMsg) => { key: string; decoded: unknown } {
   const option = plan.options.orderBy!;
   if (option === 'subject') return (msg) => ({ key: msg.subject, decoded: NOT_DECODED });
   const orderBy = option as (payload: unknown, ctx: EventContext) => string;
@@ -240,7 +243,7 @@ function createOrderKey(plan: HandlerPlan, consumer: string, raw: boolean): (msg
   return (msg) => {
     let decoded: unknown;
     try {
-      decoded = raw ? msg.data : decodeJson(msg.data);
+      decoded = decoder.decode(msg);
     } catch {
       return { key: '\u0000undecodable', decoded: NOT_DECODED };
     }

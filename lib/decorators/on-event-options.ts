@@ -1,4 +1,6 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { EventContext } from '../context/event-context.js';
+import type { Codec } from '../wire/codec.js';
 
 /**
  * Where a consumer starts reading. Only applies when a durable is first created, or to every
@@ -60,6 +62,26 @@ export interface BatchHandlerOptions {
   payloadType?: new (...args: never[]) => object;
 }
 
+/**
+ * Turns a payload of version `n` into version `n + 1`. The parameter is `never` for the reason
+ * `OrderKey`'s is: a function of the older payload's own type type-checks.
+ */
+export type Upcaster = (older: never) => unknown;
+
+/** The schema version a handler handles, and how older messages reach it. */
+export interface SchemaVersionOptions {
+  /** Schema name the handler expects; a message stamped with another name is refused. */
+  readonly name?: string;
+  /** The version the handler is written for (an integer >= 1). */
+  readonly version: number;
+  /**
+   * Upcasters by the version they start from: `{ 1: (v1) => v2 }`. A v1 message runs through
+   * each step up to `version`, before validation. A version with no path up, or one newer than
+   * `version`, is dead-lettered with reason `unsupported-schema`.
+   */
+  readonly upcast?: Readonly<Record<number, Upcaster>>;
+}
+
 export interface OnEventOptions {
   /**
    * Name of the connection (`JetStreamModule.forRoot({ name })`) whose server this handler
@@ -107,6 +129,20 @@ export interface OnEventOptions {
    * key never overtakes an earlier one.
    */
   orderBy?: OrderKey;
+  /**
+   * A Standard Schema (Zod, Valibot, ArkType, ...) the payload must satisfy: the handler gets
+   * the schema's output (transforms and defaults applied). A failure is dead-lettered as
+   * `invalid-payload`, each issue's path and message in `Dlq-Error-Message`. Replaces the
+   * class binding of the payload's declared type.
+   */
+  schema?: StandardSchemaV1;
+  /**
+   * Decodes messages that carry no `Content-Type` header; default: the module's codec (JSON).
+   * A message with the header is decoded by the codec of that content type.
+   */
+  codec?: Codec;
+  /** The schema version this handler handles; see `SchemaVersionOptions`. */
+  schemaVersion?: SchemaVersionOptions;
   /** Deliver messages in batches; see `BatchHandlerOptions`. At-least-once only. */
   batch?: BatchHandlerOptions;
   /**
@@ -156,6 +192,9 @@ export interface ResolvedHandlerOptions {
   /** Undefined until the stream is known (the default subject derives from it). */
   readonly dlq: DeadLetterOption;
   readonly orderBy: OrderKey | undefined;
+  readonly schema: StandardSchemaV1 | undefined;
+  readonly codec: Codec | undefined;
+  readonly schemaVersion: SchemaVersionOptions | undefined;
   readonly batch: ResolvedBatchOptions | undefined;
   readonly exclusive: ResolvedExclusiveOptions | undefined;
 }

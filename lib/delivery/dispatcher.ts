@@ -218,7 +218,7 @@ export class Dispatcher {
       let payload: unknown = decoded;
       const scope = this.runtime.instrumentation?.begin(ctx);
       try {
-        if (payload === NOT_DECODED) payload = this.decoder.decode(msg.data);
+        if (payload === NOT_DECODED) payload = this.decoder.decode(msg);
         result = await (scope ? scope.run(() => this.call(payload, ctx)) : this.call(payload, ctx));
       } catch (error) {
         scope?.fail(unwrap(error));

@@ -1,7 +1,7 @@
 import { ForbiddenException, HttpException } from '@nestjs/common';
 import type { ResolvedHandlerOptions } from '../decorators/on-event-options.js';
 import { RetryableError, TerminalError } from '../errors/handler-errors.js';
-import { PayloadValidationError } from '../errors/jetstream-errors.js';
+import { PayloadValidationError, UnsupportedSchemaError } from '../errors/jetstream-errors.js';
 import { computeBackoffDelay } from './backoff.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 
@@ -25,6 +25,7 @@ export class FailurePolicy {
     const { retry, delivery, retryable } = this.options;
     if (delivery === 'at-most-once') return { action: 'dead-letter', reason: 'at-most-once' };
     if (error instanceof PayloadValidationError) return { action: 'dead-letter', reason: 'invalid-payload' };
+    if (error instanceof UnsupportedSchemaError) return { action: 'dead-letter', reason: 'unsupported-schema' };
     if (error instanceof ForbiddenException) return { action: 'dead-letter', reason: 'forbidden' };
     // A pipe or guard of the user's rejecting the input (e.g. Nest's ValidationPipe throws
     // BadRequestException): a client error, which no retry can fix.

@@ -28,5 +28,7 @@ export function resolveBatchOptions(
   }
   if (merged.orderBy !== undefined) fail('batch cannot be combined with orderBy: a batch already keeps stream order within one call; use concurrency 1 for order across calls');
   if (merged.timeoutMs !== undefined) fail('batch cannot be combined with timeoutMs (an abandoned call would leave a whole batch unsettled); handlers are kept alive with working() instead');
+  // Not yet wired into the per-message validation of a batch: refused rather than silently skipped.
+  if (merged.schema !== undefined) fail('batch cannot be combined with schema yet; validate each message with batch.payloadType (a class-validator class)');
   return { maxMessages, maxWaitMs, payloadType: batch.payloadType };
 }

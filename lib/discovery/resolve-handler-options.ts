@@ -4,7 +4,9 @@ import type {
   ResolvedHandlerOptions,
   ResolvedRetryPolicy,
   RetryOptions,
+  SchemaVersionOptions,
 } from '../decorators/on-event-options.js';
+import type { Codec } from '../wire/codec.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
 import { positiveInt } from '../options/resolve-module-options.js';
@@ -68,6 +70,13 @@ export function resolveHandlerOptions(
   // Per handler only: a module-wide default would change every handler's signature.
   const batch = resolveBatchOptions({ ...merged, batch: options.batch }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
+  const schema = merged.schema;
+  if (schema !== undefined && !isStandardSchema(schema)) {
+    fail('schema must be a Standard Schema (an object with a "~standard" property: Zod, Valibot, ArkType, ...)');
+  }
+  const codec = merged.codec;
+  if (codec !== undefined && !isCodec(codec)) fail('codec must be an object with contentType, encode(value) and decode(bytes)');
+  const schemaVersion = merged.schemaVersion === undefined ? undefined : checkSchemaVersion(merged.schemaVersion, fail);
   return {
     connection,
     durable,
@@ -85,7 +94,35 @@ export function resolveHandlerOptions(
     orderBy,
     batch,
     exclusive,
+    schema,
+    codec,
+    schemaVersion,
   };
+}
+
+function isStandardSchema(value: unknown): boolean {
+  const standard = (value as { '~standard'?: { validate?: unknown } } | null)?.['~standard'];
+  return typeof standard === 'object' && standard !== null && typeof standard.validate === 'function';
+}
+
+function isCodec(value: unknown): boolean {
+  const c = value as Partial<Codec> | null;
+  return typeof c === 'object' && c !== null && typeof c.contentType === 'string' && c.contentType.length > 0 && typeof c.encode === 'function' && typeof c.decode === 'function';
+}
+
+function checkSchemaVersion(option: SchemaVersionOptions, fail: (m: string) => never): SchemaVersionOptions {
+  if (typeof option !== 'object' || option === null) fail(`schemaVersion must be { version, name?, upcast? }, got ${JSON.stringify(option)}`);
+  const { name, version, upcast } = option;
+  if (!Number.isInteger(version) || version < 1) fail(`schemaVersion.version must be an integer >= 1, got ${JSON.stringify(version)}`);
+  if (name !== undefined && (typeof name !== 'string' || name.length === 0 || /[\r\n]/.test(name))) {
+    fail(`schemaVersion.name must be a non-empty single-line string, got ${JSON.stringify(name)}`);
+  }
+  for (const [from, step] of Object.entries(upcast ?? {})) {
+    const n = Number(from);
+    if (!Number.isInteger(n) || n < 1 || n >= version) fail(`schemaVersion.upcast keys are the versions upcast from, 1 to ${version - 1}; got ${JSON.stringify(from)}`);
+    if (typeof step !== 'function') fail(`schemaVersion.upcast[${from}] must be a function (older payload) => next version's payload`);
+  }
+  return { name, version, upcast: { ...(upcast ?? {}) } };
 }
 
 const DEFAULT_RETRY: ResolvedRetryPolicy = { enabled: true, maxAttempts: 5, ...DEFAULT_BACKOFF };

@@ -241,6 +241,13 @@ export class PayloadValidationError extends JetStreamModuleError {
   }
 }
 
+/**
+ * A message written against a schema version the handler cannot read: newer than the handler's,
+ * with no upcaster from it, or of another schema name. Retrying cannot help; a consumer that
+ * knows the version can handle the redriven dead letter.
+ */
+export class UnsupportedSchemaError extends JetStreamModuleError {}
+
 /** How errors name a handler: `@OnEvent("subject") on Class.method`; transport ids carry their decorator. */
 export function handlerLabel(handlerId: string, subject: string): string {
   return handlerId.startsWith('@') ? handlerId : `@OnEvent("${subject}") on ${handlerId}`;

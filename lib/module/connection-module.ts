@@ -1,4 +1,5 @@
 import type { DynamicModule, Provider } from '@nestjs/common';
+import { prepareCodecs } from '../serialization/codec.js';
 import { DiscoveryModule, ModulesContainer } from '@nestjs/core';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { DeadLetterService } from '../dead-letters/dead-letter.service.js';
@@ -54,6 +55,8 @@ export function buildConnectionModule(
       // publish from another provider's onModuleInit already finds its stream.
       provide: JetStreamConnection,
       useFactory: async (options: ResolvedModuleOptions) => {
+        // A codec's optional peer that is missing fails startup before a connection is open.
+        await prepareCodecs([options.codec, ...options.codecs]);
         const connection = await JetStreamConnection.open(options);
         try {
           await new StreamProvisioner(connection).ensureAll(options.streams);

@@ -19,6 +19,8 @@ import type { HandlerRegistration } from '../discovery/handler-plan.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamPayloadPipe } from '../serialization/payload-validation.pipe.js';
+import { StandardSchemaPipe } from '../serialization/standard-schema.pipe.js';
+import { prepareCodecs } from '../serialization/codec.js';
 import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import { DEFAULT_CONNECTION, JETSTREAM_CONNECTION_NAME, JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
@@ -63,14 +65,21 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     try {
       const interceptors = { deadLetter: new JetStreamDeadLetterInterceptor(), retry: new JetStreamRetryInterceptor() };
       const payloadPipe = new JetStreamPayloadPipe(this.options.validation, this.options.transform);
-      const registrations: HandlerRegistration[] = this.explorer.explore(this.options.defaults, this.connectionName, this.connectionNames()).map((handler) => ({
+      const handlers = this.explorer.explore(this.options.defaults, this.connectionName, this.connectionNames());
+      await prepareCodecs(handlers.map((h) => h.options.codec));
+      const registrations: HandlerRegistration[] = handlers.map((handler) => ({
         handlerId: handler.handlerId,
         subject: handler.subject,
         options: handler.options,
         payloadType: handler.payloadType,
         invoke: createHandlerInvoker(this.contextCreator, this.appConfig, handler.instance, handler.methodName, {
           ...interceptors,
-          payloadPipe: JetStreamPayloadPipe.appliesTo(handler.payloadType) ? payloadPipe : undefined,
+          // A schema takes the place of the declared type's class binding.
+          payloadPipe: handler.options.schema
+            ? new StandardSchemaPipe(handler.options.schema)
+            : JetStreamPayloadPipe.appliesTo(handler.payloadType)
+              ? payloadPipe
+              : undefined,
         }),
       }));
       await this.engine.start(registrations);

@@ -4,6 +4,7 @@ import type { ValidatorOptions } from 'class-validator';
 import type { ClassTransformOptions } from 'class-transformer';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
 import type { ScheduleDefinition } from './schedule-definition.js';
+import type { Codec } from '../wire/codec.js';
 import type { MetricsOptions, ResolvedMetricsOptions, ResolvedTracingOptions, TracingOptions } from './observability-options.js';
 
 /** KV bucket of exactly-once handlers' idempotency records, unless `idempotency.bucket` names another. */
@@ -40,6 +41,16 @@ export interface JetStreamModuleOptions {
   validation?: ValidatorOptions | false;
   /** class-transformer options used to turn JSON into payload class instances. */
   transform?: ClassTransformOptions;
+  /**
+   * Codec of every publish that names none, and of handlers' messages without a `Content-Type`
+   * header; default JSON. A codec other than JSON stamps its content type on each message.
+   */
+  codec?: Codec;
+  /**
+   * More codecs consumers may meet, picked by a message's `Content-Type` header (JSON and
+   * `codec` are always known). E.g. `[msgpackCodec]` while producers move from JSON to msgpack.
+   */
+  codecs?: Codec[];
   /** Idempotency records of `exactly-once` handlers: KV bucket name and record lifetime (default 24 h). */
   idempotency?: { bucket?: string; ttlMs?: number };
   /** Retention of dead-letter streams the module creates; default 14 days. */
@@ -65,6 +76,9 @@ export interface ResolvedModuleOptions {
   readonly publishTimeoutMs: number;
   readonly validation: ValidatorOptions | false;
   readonly transform: ClassTransformOptions;
+  /** Undefined: JSON. */
+  readonly codec: Codec | undefined;
+  readonly codecs: readonly Codec[];
   readonly idempotency: { readonly bucket: string; readonly ttlMs: number };
   readonly deadLetterMaxAgeMs: number;
   readonly publishRetries: number;

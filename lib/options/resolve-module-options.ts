@@ -1,4 +1,5 @@
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import type { Codec } from '../wire/codec.js';
 import { assertFilterSubject } from './subject-validation.js';
 import { checkScheduleDefinition, type ScheduleDefinition } from './schedule-definition.js';
 import { resolveMetricsOptions, resolveTracingOptions } from './observability-options.js';
@@ -32,6 +33,8 @@ export function resolveModuleOptions(
     publishTimeoutMs: positiveInt(opts.publishTimeoutMs, 5_000, 'publishTimeoutMs'),
     validation: opts.validation === false ? false : { forbidUnknownValues: false, ...(opts.validation ?? {}) },
     transform: { ...(opts.transform ?? {}) },
+    codec: opts.codec === undefined ? undefined : checkCodec(opts.codec, 'codec'),
+    codecs: checkCodecs(opts.codecs),
     idempotency: {
       bucket: checkBucket(opts.idempotency?.bucket ?? DEFAULT_IDEMPOTENCY_BUCKET),
       ttlMs: positiveInt(opts.idempotency?.ttlMs, 24 * 60 * 60 * 1_000, 'idempotency.ttlMs'),
@@ -105,4 +108,18 @@ export function positiveInt(
     throw new InvalidOptionsError(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+function checkCodec(codec: unknown, name: string): Codec {
+  const c = codec as Partial<Codec> | null;
+  if (typeof c !== 'object' || c === null || typeof c.contentType !== 'string' || !/^[\w.+-]+\/[\w.+-]+$/.test(c.contentType) || typeof c.encode !== 'function' || typeof c.decode !== 'function') {
+    throw new InvalidOptionsError(`${name} must be a codec: { contentType: 'type/subtype', encode(value), decode(bytes) }`);
+  }
+  return c as Codec;
+}
+
+function checkCodecs(codecs: unknown): readonly Codec[] {
+  if (codecs === undefined) return [];
+  if (!Array.isArray(codecs)) throw new InvalidOptionsError('codecs must be a list of codecs');
+  return codecs.map((codec, i) => checkCodec(codec, `codecs[${i}]`));
 }

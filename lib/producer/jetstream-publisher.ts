@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, Match, nuid, type MsgHdrs } from '@nats-io/transport-node';
 import type { JetStreamPublishOptions } from '@nats-io/jetstream';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { ConnectionClosedError, InvalidOptionsError } from '../errors/jetstream-errors.js';
@@ -7,7 +7,8 @@ import type { ResolvedModuleOptions } from '../options/jetstream-module-options.
 import { JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import type { PublishInstrumentation } from '../observability/instrumentation.js';
-import { encodePayload } from '../serialization/codec.js';
+import { encodePayload, jsonCodec } from '../serialization/codec.js';
+import { CONTENT_TYPE_HEADER, type Codec } from '../wire/codec.js';
 import { PubAckInbox } from './pub-ack-inbox.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
 import { requireServerFeature } from '../options/server-features.js';
@@ -43,6 +44,12 @@ export interface PublishOptions {
    * or `'never'` (kept even past the stream's max_age). The stream needs `allow_msg_ttl: true`.
    */
   ttl?: number | string;
+  /**
+   * Codec of this publish; default the module's `codec` (JSON). A codec other than the module
+   * default, or other than JSON, stamps `Content-Type` so consumers decode it. A `Uint8Array`
+   * payload is sent as is, whatever the codec.
+   */
+  codec?: Codec;
 }
 
 export interface PublishResult {
@@ -76,8 +83,9 @@ export interface BatchOptions {
 const DEFAULT_WINDOW = 256;
 
 /**
- * Publishes to JetStream and resolves once the stream has stored the message. Payloads are JSON
- * unless they are a `Uint8Array`, which goes out as is.
+ * Publishes to JetStream and resolves once the stream has stored the message. Payloads are
+ * encoded by the publish's or the module's codec (JSON by default) unless they are a
+ * `Uint8Array`, which goes out as is.
  */
 @Injectable()
 export class JetStreamPublisher {
@@ -86,6 +94,8 @@ export class JetStreamPublisher {
   /** The last subject that passed `assertPublishSubject`. */
   private lastSubject?: string;
   private readonly acks: PubAckInbox;
+  /** Codecs whose `prepare` has resolved (the module's are prepared before the connection opens). */
+  private readonly prepared = new WeakSet<Codec>();
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -111,16 +121,31 @@ export class JetStreamPublisher {
         assertPublishSubject(subject);
         this.lastSubject = subject;
       }
-      data = encodePayload(payload);
+      const codec = options?.codec ?? this.options.codec;
+      let contentType: string | undefined;
+      if (codec === undefined || payload instanceof Uint8Array) {
+        data = encodePayload(payload);
+      } else {
+        if (codec.prepare && codec !== this.options.codec && !this.prepared.has(codec)) return this.prepareThenPublish(codec, subject, payload, options!);
+        data = codec.encode(payload);
+        // Header-less means the consumer's default codec: stamp every choice that may differ from it.
+        if (codec !== jsonCodec || options?.codec !== undefined) contentType = codec.contentType;
+      }
       if (options?.ttl !== undefined) requireServerFeature(this.connection, 'messageTtl', `publish to "${subject}" with a ttl`);
       const timeoutMs = options?.timeoutMs ?? this.options.publishTimeoutMs;
-      clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1);
+      clientOptions = toClientOptions(options, timeoutMs, this.options.publishRetries + 1, contentType);
     } catch (err) {
       return Promise.reject(err);
     }
     const observed = this.observed;
     if (!observed) return this.send(subject, data, clientOptions);
     return this.publishObserved(observed, subject, data, clientOptions);
+  }
+
+  private async prepareThenPublish<T>(codec: Codec, subject: string, payload: T, options: PublishOptions): Promise<PublishResult> {
+    await codec.prepare!();
+    this.prepared.add(codec);
+    return this.publish(subject, payload, options);
   }
 
   private async publishObserved(
@@ -187,11 +212,16 @@ export class JetStreamPublisher {
   }
 }
 
-function toClientOptions(options: PublishOptions | undefined, timeout: number, attempts: number): Partial<JetStreamPublishOptions> {
+function toClientOptions(options: PublishOptions | undefined, timeout: number, attempts: number, contentType: string | undefined): Partial<JetStreamPublishOptions> {
   // The client resends only on timeout or no responders, and the msg-id makes that safe.
   const out: Partial<JetStreamPublishOptions> = { timeout, retries: attempts, msgID: options?.msgId ?? nuid.next() };
+  if (contentType !== undefined) {
+    out.headers = options?.headers ? toHeaders(options.headers) : natsHeaders();
+    // A content type the caller set on purpose (bytes re-sent as they came) stays.
+    if (!out.headers.has(CONTENT_TYPE_HEADER, Match.IgnoreCase)) out.headers.set(CONTENT_TYPE_HEADER, contentType);
+  }
   if (!options) return out;
-  if (options.headers) out.headers = toHeaders(options.headers);
+  if (options.headers && !out.headers) out.headers = toHeaders(options.headers);
   if (options.ttl !== undefined) out.ttl = messageTtl(options.ttl);
   if (options.expect) {
     const e = options.expect;

@@ -1,4 +1,5 @@
 import { PayloadEncodingError, PayloadValidationError } from '../errors/jetstream-errors.js';
+import { JSON_CONTENT_TYPE, type Codec } from '../wire/codec.js';
 
 const encoder = new TextEncoder();
 // fatal: invalid UTF-8 must fail loudly rather than reach a handler as U+FFFD.
@@ -35,4 +36,16 @@ export function decodeJson(data: Uint8Array): unknown {
   } catch (err) {
     throw new PayloadValidationError(`Payload is not valid JSON (${(err as Error).message})`, [], { cause: err });
   }
+}
+
+/** The default codec. Its messages carry no `Content-Type` header: a header-less message is JSON. */
+export const jsonCodec: Codec = Object.freeze({
+  contentType: JSON_CONTENT_TYPE,
+  encode: encodePayload,
+  decode: decodeJson,
+});
+
+/** Awaits each codec's `prepare` (loading its optional peer); startup fails if one cannot load. */
+export async function prepareCodecs(codecs: readonly (Codec | undefined)[]): Promise<void> {
+  await Promise.all(codecs.map((codec) => codec?.prepare?.()));
 }

@@ -7,12 +7,12 @@ import { resolveModuleOptions } from '../options/resolve-module-options.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamPublisher, type PublishResult } from '../producer/jetstream-publisher.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
-import { decodeJson, encodePayload } from '../serialization/codec.js';
+import { decodeJson, encodePayload, prepareCodecs } from '../serialization/codec.js';
 import { JetStreamRecord } from './jetstream-record.js';
 import { storedByStream, type ReplyEnvelope } from './reply-envelope.js';
 
 export interface JetStreamClientOptions
-  extends Pick<JetStreamModuleOptions, 'servers' | 'connection' | 'publishTimeoutMs' | 'publishRetries' | 'metrics' | 'tracing'> {
+  extends Pick<JetStreamModuleOptions, 'servers' | 'connection' | 'publishTimeoutMs' | 'publishRetries' | 'metrics' | 'tracing' | 'codec'> {
   /** How long `send()` waits for a reply; default 5 000 ms. */
   requestTimeoutMs?: number;
 }
@@ -29,7 +29,8 @@ export class RequestTimeoutError extends JetStreamModuleError {
 
 /**
  * `ClientProxy` on the same engine: `emit()` publishes to JetStream and completes with the
- * stream's ack (`{ stream, seq, duplicate }`); `send()` is a core NATS request. One connection
+ * stream's ack (`{ stream, seq, duplicate }`), encoded by the `codec` option or the record's;
+ * `send()` is a core NATS request, always JSON. One connection
  * per client, however many calls race to open it.
  */
 export class JetStreamClient extends ClientProxy {
@@ -47,6 +48,7 @@ export class JetStreamClient extends ClientProxy {
       publishRetries: options.publishRetries,
       metrics: options.metrics,
       tracing: options.tracing,
+      codec: options.codec,
     });
     const timeout = options.requestTimeoutMs ?? 5_000;
     if (!Number.isInteger(timeout) || timeout < 1) {
@@ -73,6 +75,7 @@ export class JetStreamClient extends ClientProxy {
   private async open(): Promise<{ connection: JetStreamConnection; observability: JetStreamObservability }> {
     // Before connecting, as the module does: a missing optional peer leaves no connection open.
     const observability = await JetStreamObservability.create(this.resolved);
+    await prepareCodecs([this.resolved.codec]);
     return { connection: await JetStreamConnection.open(this.resolved), observability };
   }
 

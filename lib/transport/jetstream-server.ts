@@ -8,7 +8,7 @@ import type { EventContext } from '../context/event-context.js';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
 import type { HandlerRegistration } from '../discovery/handler-plan.js';
 import { resolveHandlerOptions } from '../discovery/resolve-handler-options.js';
-import { describeCause, HandlerConfigurationError } from '../errors/jetstream-errors.js';
+import { describeCause, HandlerConfigurationError, PayloadValidationError } from '../errors/jetstream-errors.js';
 import type { JetStreamModuleOptions } from '../options/jetstream-module-options.js';
 import { resolveModuleOptions } from '../options/resolve-module-options.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
@@ -16,7 +16,10 @@ import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { assertFilterSubject } from '../options/subject-validation.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
-import { decodeJson, encodePayload } from '../serialization/codec.js';
+import { decodeJson, encodePayload, prepareCodecs } from '../serialization/codec.js';
+import { headerOf } from '../serialization/message-headers.js';
+import { StandardSchemaPipe } from '../serialization/standard-schema.pipe.js';
+import { CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE } from '../wire/codec.js';
 import { eventFailure, keepEventHandlerErrors } from './event-failure.js';
 import { JetStreamContext, JetStreamRequestContext } from './jetstream-context.js';
 import { assertRequestPatternsFreeOfDeclaredStreams, assertRequestPatternsFreeOfServerStreams } from './request-subjects.js';
@@ -87,22 +90,30 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
     assertRequestPatternsFreeOfDeclaredStreams(requestPatterns, resolved.streams);
     // Before connecting: a missing optional peer must fail without leaving a connection open.
     const observability = await JetStreamObservability.create(resolved);
+    const eventOptions = events.map(([pattern, handler]) => {
+      const handlerId = `@EventPattern(${pattern})`;
+      const options = resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions);
+      if (options.batch) throw new HandlerConfigurationError(`${handlerId}: batch handlers are @OnEvent handlers only; the microservices strategy calls a handler per message`);
+      return [pattern, handler, options] as const;
+    });
+    await prepareCodecs([resolved.codec, ...resolved.codecs, ...eventOptions.map(([, , options]) => options.codec)]);
     const connection = await JetStreamConnection.open(resolved);
     this.connection = connection;
     await new StreamProvisioner(connection).ensureAll(resolved.streams);
     await assertRequestPatternsFreeOfServerStreams(requestPatterns, new StreamResolver(connection));
     const publisher = new JetStreamPublisher(connection, resolved, observability);
     const registrations: HandlerRegistration[] = [];
-    for (const [pattern, handler] of events) {
-      const handlerId = `@EventPattern(${pattern})`;
-      const options = resolveHandlerOptions(handlerId, resolved.defaults, (handler.extras ?? {}) as OnEventOptions);
-      if (options.batch) throw new HandlerConfigurationError(`${handlerId}: batch handlers are @OnEvent handlers only; the microservices strategy calls a handler per message`);
+    for (const [pattern, handler, options] of eventOptions) {
+      // A schema validates before the handler, as the module's payload pipe does for @OnEvent.
+      const schema = options.schema ? new StandardSchemaPipe(options.schema) : undefined;
       registrations.push({
-        handlerId,
+        handlerId: `@EventPattern(${pattern})`,
         subject: pattern,
         options,
         payloadType: undefined,
-        invoke: (payload, ctx) => this.invokeEvent(handler, payload, ctx as EventContext),
+        invoke: schema
+          ? async (payload, ctx) => this.invokeEvent(handler, await schema.transform(payload), ctx as EventContext)
+          : (payload, ctx) => this.invokeEvent(handler, payload, ctx as EventContext),
       });
     }
     for (const [pattern, handler] of requests) this.subscribeRequests(connection, pattern, handler);
@@ -138,6 +149,10 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
   private async answer(msg: Msg, handler: MessageHandler): Promise<void> {
     let envelope: { response: unknown } | { err: unknown };
     try {
+      const contentType = msg.headers ? headerOf(msg.headers, CONTENT_TYPE_HEADER) : undefined;
+      if (contentType !== undefined && !contentType.toLowerCase().startsWith(JSON_CONTENT_TYPE)) {
+        throw new PayloadValidationError(`@MessagePattern requests are JSON; this one has Content-Type "${contentType}" (codecs apply to events only)`);
+      }
       const data = decodeJson(msg.data);
       const result = await handler(data, new JetStreamRequestContext(msg));
       envelope = { response: await lastValueFrom(this.transformToObservable(result), { defaultValue: undefined }) };
