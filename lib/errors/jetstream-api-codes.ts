@@ -9,6 +9,8 @@ export const ApiCode = {
   ...JetStreamApiCodes,
   /** `JSConsumerAlreadyExists`: a create lost the race to another instance's create. */
   ConsumerAlreadyExists: 10148,
+  /** `JSMessageTTLDisabledErr`: a write carried `Nats-TTL` to a stream without `allow_msg_ttl`. */
+  MessageTtlDisabled: 10166,
 } as const;
 
 export type ApiCode = (typeof ApiCode)[keyof typeof ApiCode];
