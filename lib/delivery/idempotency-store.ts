@@ -161,9 +161,9 @@ export class IdempotencyStore {
       await this.complete(key, unrecordedRevision, seq);
       return { kind: 'done' };
     }
-    // Running here now: a redelivery of it waits; another message with its key is a copy (below).
+    // Running here now: a redelivery of it, or a copy (another message with its key), waits.
     const running = this.active.get(key);
-    if (running !== undefined && !running.lost) return running.seq === seq ? { kind: 'busy', retryInMs: 250 } : { kind: 'done' };
+    if (running !== undefined && !running.lost) return { kind: 'busy', retryInMs: 250 };
     if (this.recentlyDone.has(key)) {
       await this.restoreDone(key);
       return { kind: 'done' };
@@ -185,11 +185,11 @@ export class IdempotencyStore {
     const current = entry.json<IdempotencyRecord>();
     if (current.s === 'd') return { kind: 'done' };
     const live = this.isLive(entry.created.getTime(), current.l ?? leaseMs);
-    // Another message with this key (a publish repeated after the duplicate window, a redrive)
-    // holds a live lease: it carries the key, since a failed handler releases the record
-    // before its message is given up. A holder that is gone (crashed, its message purged,
-    // aged out or terminated) stops renewing, and its copy takes over.
-    if (current.q !== undefined && current.q !== seq && live) return { kind: 'done' };
+    // A live lease (this sequence's, after its ack wait ran out, or a copy's: another message
+    // with this key, a publish repeated after the duplicate window, a redrive) is waited for:
+    // it ends done (then this one is a duplicate) or released or lapsed (then this one runs).
+    // Skipping on a live lease alone would lose the key if its holder's message were then
+    // purged, aged out or terminated; a holder that is gone stops renewing, and this one takes over.
     // Our own sequence again, its lease taken before a replay that says it was acked: handled.
     if (current.q === seq && (await this.ackedBeforeReplay(key, seq, entry.created.getTime()))) return { kind: 'done' };
     if (live) return { kind: 'busy', retryInMs: this.serverTtl ? Math.min(1_000, current.l ?? leaseMs) : Math.max(100, entry.created.getTime() + (current.l ?? leaseMs) + LEASE_SKEW_ALLOWANCE_MS - Date.now()) };

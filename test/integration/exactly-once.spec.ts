@@ -297,7 +297,7 @@ describe('exactly-once on one durable', () => {
     await hooks.client.jsm.streams.delete(`KV_${bucket}`);
   });
 
-  it('treats a copy that arrives while the first is running as a duplicate; a failing first still carries the message', async () => {
+  it('holds a copy that arrives while the first is running until the first ends; when the first fails, the copy carries the key', async () => {
     const { stream, subject } = await freshStream(hooks.client.jsm, 'EOCOPY');
     const calls: string[] = [];
     let release!: () => void;
@@ -322,19 +322,22 @@ describe('exactly-once on one durable', () => {
     await app.publisher.publish(subject('c'), { id: 'first', qty: 1 }, { msgId: 'c-1', headers: key });
     await waitFor(() => calls.includes('first'), { timeoutMs: 10_000, message: 'first running' });
     await app.publisher.publish(subject('c'), { id: 'copy', qty: 1 }, { msgId: 'c-2', headers: key });
-    // The copy (consumer sequence 2) is acked while the first (1) is still running.
+    // The copy (consumer sequence 2) is delivered and held, neither run nor acked, while the
+    // first (1) runs: acking it on sight would lose the key if the first's message went away.
     await waitFor(
       async () => {
         const info = await hooks.client.jsm.consumers.info(stream, 'eocopy');
-        return info.delivered.consumer_seq === 2 && info.num_ack_pending === 1;
+        return info.delivered.consumer_seq === 2 && info.num_ack_pending === 2;
       },
-      { timeoutMs: 10_000, message: 'copy acked while first runs' },
+      { timeoutMs: 10_000, message: 'copy delivered while first runs' },
     );
     expect(calls).toEqual(['first']);
     release();
-    await waitFor(() => calls.length === 2, { timeoutMs: 10_000, message: 'first retried' });
+    // The first fails and releases the key; the waiting copy takes it and runs; the first's
+    // retry then finds the key done and is acked unrun.
+    await waitFor(() => calls.length === 2, { timeoutMs: 10_000, message: 'copy ran' });
     await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eocopy')).num_ack_pending === 0, { timeoutMs: 10_000, message: 'all acked' });
-    expect(calls).toEqual(['first', 'first']);
+    expect(calls).toEqual(['first', 'copy']);
   });
 
   it('skips handled messages when the consumer is replayed', async () => {
