@@ -196,10 +196,13 @@ export class Dispatcher {
     const { store, leaseMs } = this.options.idempotency!;
     const until = Date.now() + LEASE_WAIT_LEASES * leaseMs;
     const beat = Math.max(50, Math.floor(this.options.ackWaitMs / 3));
+    // Looks again soon (a holder usually finishes within milliseconds), then less often.
+    let pollMs = 25;
     for (;;) {
       const lease = await store.acquire(key, msg.seq, leaseMs);
       if (lease.kind !== 'busy' || Date.now() >= until) return lease;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(lease.retryInMs, beat)));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(lease.retryInMs, beat, pollMs)));
+      pollMs = Math.min(pollMs * 2, MAX_LEASE_POLL_MS);
       ctx.working();
     }
   }
@@ -393,6 +396,8 @@ export class Dispatcher {
 const SUCCESS = Symbol('success');
 /** How many lease lengths a delivery waits on a live holder before it is handed back. */
 const LEASE_WAIT_LEASES = 4;
+/** Longest pause between two looks at a lease a delivery waits on. */
+const MAX_LEASE_POLL_MS = 1_000;
 export const NOT_DECODED = Symbol('not-decoded');
 
 function unwrap(error: unknown): unknown {

@@ -31,14 +31,15 @@ export type LeaseResult =
 export type CompletionResult = 'recorded' | 'lost';
 
 /**
- * How far a reader's clock may run ahead of the server's before a lapsed-lease check on a server
- * without per-message TTL (before 2.11) takes a live lease over. Stated in docs/delivery-guarantees.md.
+ * On 2.11+, how long past its length the server keeps a lease nobody renews (per-message TTL)
+ * before removing it. Takeover does not wait for it (see `acquire`); it only clears abandoned
+ * leases, and it is long so that a broker outage shorter than this cannot remove the lease of a
+ * holder whose done mark is still to be written.
  */
-export const LEASE_SKEW_ALLOWANCE_MS = 2_000;
+export const LEASE_TTL_BACKSTOP_MS = 60_000;
 
-/** With per-message TTL, a lease record older than its length plus this is taken as lapsed anyway. */
-const TTL_LEASE_BACKSTOP_MS = 60_000;
-
+/** Keys watched for a lapsing lease at once; the oldest watch is dropped beyond (it starts again). */
+const MAX_WATCHED = 10_000;
 const KEY_SAFE = /^[\w=-]{1,200}$/;
 const MAX_UNRECORDED = 10_000;
 // About 1 MB of keys: covers the redeliveries that follow a broker restart at thousands of msg/s.
@@ -63,6 +64,8 @@ interface HeldLease {
   renewedAt: number;
   /** Set once a compare-and-set found someone else's revision: the lease is no longer ours. */
   lost: boolean;
+  /** The handler succeeded and its done mark could not be written yet: the timer writes it. */
+  completing: boolean;
   /** The write in flight on this lease (renewal), so the next one uses the revision it yields. */
   writing?: Promise<void>;
 }
@@ -75,9 +78,11 @@ export interface StoreLogger {
 /**
  * One record per (consumer, message key) in a KV bucket: a lease taken before the handler runs,
  * naming the stream sequence that took it, renewed while the handler runs, and marked done
- * (compare-and-set on the revision held) before the message is acked. Other instances judge a
- * lease's end by the server: per-message TTL on 2.11+ (the server removes a lease nobody renews),
- * or the entry's server timestamp plus `LEASE_SKEW_ALLOWANCE_MS` on older servers.
+ * (compare-and-set on the revision held) before the message is acked. Another instance takes
+ * a lease over only after watching it unchanged for a whole lease length by its own monotonic
+ * clock: no two machines' clocks are ever compared, and a holder that is alive (renewing, or
+ * writing a done mark it owes after an outage) changes the record well within that time.
+ * On 2.11+ leases also carry a per-message TTL, so the server clears abandoned ones.
  */
 export class IdempotencyStore {
   /**
@@ -98,6 +103,8 @@ export class IdempotencyStore {
 
   /** Leases this store holds while their handlers run, renewed by `renewTimer`. */
   private readonly active = new Map<string, HeldLease>();
+  /** Leases of others this store is waiting on: key → the revision seen and since when (monotonic ms). */
+  private readonly watched = new Map<string, { revision: number; since: number }>();
   private renewTimer?: NodeJS.Timeout;
   private renewEveryMs = 0;
 
@@ -183,17 +190,21 @@ export class IdempotencyStore {
       return this.takeOver(key, seq, leaseMs, entry.revision);
     }
     const current = entry.json<IdempotencyRecord>();
-    if (current.s === 'd') return { kind: 'done' };
-    const live = this.isLive(entry.created.getTime(), current.l ?? leaseMs);
-    // A live lease (this sequence's, after its ack wait ran out, or a copy's: another message
-    // with this key, a publish repeated after the duplicate window, a redrive) is waited for:
-    // it ends done (then this one is a duplicate) or released or lapsed (then this one runs).
-    // Skipping on a live lease alone would lose the key if its holder's message were then
-    // purged, aged out or terminated; a holder that is gone stops renewing, and this one takes over.
+    if (current.s === 'd') {
+      this.watched.delete(key);
+      return { kind: 'done' };
+    }
     // Our own sequence again, its lease taken before a replay that says it was acked: handled.
     if (current.q === seq && (await this.ackedBeforeReplay(key, seq, entry.created.getTime()))) return { kind: 'done' };
-    if (live) return { kind: 'busy', retryInMs: this.serverTtl ? Math.min(1_000, current.l ?? leaseMs) : Math.max(100, entry.created.getTime() + (current.l ?? leaseMs) + LEASE_SKEW_ALLOWANCE_MS - Date.now()) };
-    // Lapsed: the holder died, or stopped renewing.
+    // A lease: this sequence's (its ack wait ran out, or the server forgot the delivery) or a
+    // copy's (another message with this key: a publish repeated after the duplicate window, a
+    // redrive). Wait until it ends done (this one is then a duplicate), is released, or lapses.
+    // Skipping on sight would lose the key if the holder's message were then purged, aged out
+    // or terminated.
+    const leaseLength = current.l ?? leaseMs;
+    const left = this.watch(key, entry.revision, leaseLength);
+    if (left > 0) return { kind: 'busy', retryInMs: left };
+    // Unchanged for a whole lease length: the holder died, or cannot reach the store.
     return this.takeOver(key, seq, leaseMs, entry.revision);
   }
 
@@ -210,13 +221,20 @@ export class IdempotencyStore {
       result = held?.lost ? 'lost' : await this.markDone(key, held?.revision ?? revision, held?.seq ?? seq);
     } catch (err) {
       this.remember(key, held?.revision ?? revision);
-      this.drop(key);
+      // Kept: the renewal timer writes the mark as soon as the store answers, before anyone
+      // watching the lease could see it unchanged for a lease length and take it over.
+      if (held && !held.lost) held.completing = true;
+      else this.drop(key);
       throw err;
     }
+    this.settle(key, result);
+    return result;
+  }
+
+  private settle(key: string, result: CompletionResult): void {
     this.unrecorded.delete(key);
     this.drop(key);
     if (result === 'recorded') this.rememberDone(key);
-    return result;
   }
 
   /** Gives the lease up after a failure (compare-and-set), so the retry (or a redrive) can run the handler. */
@@ -259,7 +277,7 @@ export class IdempotencyStore {
     if (entry?.operation !== 'PUT') return 'free';
     const record = entry.json<IdempotencyRecord>();
     if (record.s === 'd') return 'done';
-    return this.isLive(entry.created.getTime(), record.l ?? 0) ? 'live' : 'free';
+    return this.watch(key, entry.revision, record.l ?? 0) > 0 ? 'live' : 'free';
   }
 
   /** This process ran the handler of `key` to success (its done mark written or not). */
@@ -272,6 +290,7 @@ export class IdempotencyStore {
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.renewTimer = undefined;
     this.active.clear();
+    this.watched.clear();
   }
 
   /**
@@ -292,19 +311,28 @@ export class IdempotencyStore {
   }
 
   /**
-   * Whether a lease written at `writtenAt` (the server's timestamp) still runs. With per-message
-   * TTL the server removes a lapsed lease itself: a record that is still there is live. Without,
-   * the reader's clock is compared with the server's, with the stated allowance.
+   * Watches another holder's lease: how long (ms) it must still stay unchanged before it counts
+   * as lapsed; 0 once it has been seen at one revision for `leaseMs`. Any write (a renewal, a
+   * done mark) restarts the watch, so only a holder that has not written for a whole lease is
+   * taken over; the watch uses this process's monotonic clock only.
    */
-  private isLive(writtenAt: number, leaseMs: number): boolean {
-    // With TTL the bound only catches a lease written without one (a bucket that lost
-    // allow_msg_ttl, an older instance): so wide that no clock skew worth the name reaches it.
-    return writtenAt + leaseMs + (this.serverTtl ? TTL_LEASE_BACKSTOP_MS : LEASE_SKEW_ALLOWANCE_MS) > Date.now();
+  private watch(key: string, revision: number, leaseMs: number): number {
+    const now = performance.now();
+    const seen = this.watched.get(key);
+    if (!seen || seen.revision !== revision) {
+      this.watched.set(key, { revision, since: now });
+      if (this.watched.size > MAX_WATCHED) this.watched.delete(this.watched.keys().next().value!);
+      return Math.max(1, leaseMs);
+    }
+    const left = seen.since + leaseMs - now;
+    if (left > 0) return Math.ceil(left);
+    this.watched.delete(key);
+    return 0;
   }
 
   /** How this store judges a lease's end, for logs and tests. */
-  get expiry(): 'server-ttl' | 'server-timestamp' {
-    return this.serverTtl ? 'server-ttl' : 'server-timestamp';
+  get expiry(): 'server-ttl' | 'watch-only' {
+    return this.serverTtl ? 'server-ttl' : 'watch-only';
   }
 
   /**
@@ -329,7 +357,8 @@ export class IdempotencyStore {
   }
 
   private acquired(key: string, seq: number, leaseMs: number, revision: number): LeaseResult {
-    this.active.set(key, { seq, leaseMs, revision, renewedAt: Date.now(), lost: false });
+    this.watched.delete(key);
+    this.active.set(key, { seq, leaseMs, revision, renewedAt: Date.now(), lost: false, completing: false });
     this.scheduleRenewals(leaseMs);
     return { kind: 'acquired', revision };
   }
@@ -350,8 +379,18 @@ export class IdempotencyStore {
   private renewDue(): void {
     const now = Date.now();
     for (const [key, held] of this.active) {
-      if (held.lost || held.writing || now - held.renewedAt < held.leaseMs / 3) continue;
-      held.writing = this.renew(key, held).finally(() => (held.writing = undefined));
+      if (held.lost || held.writing) continue;
+      if (held.completing) held.writing = this.retryDone(key, held).finally(() => (held.writing = undefined));
+      else if (now - held.renewedAt >= held.leaseMs / 3) held.writing = this.renew(key, held).finally(() => (held.writing = undefined));
+    }
+  }
+
+  /** A done mark owed since an outage: written as soon as the store answers. */
+  private async retryDone(key: string, held: HeldLease): Promise<void> {
+    try {
+      this.settle(key, await this.markDone(key, held.revision, held.seq));
+    } catch {
+      // Still unreachable: the next tick tries again.
     }
   }
 
@@ -406,7 +445,7 @@ export class IdempotencyStore {
   private async write(key: string, record: string, expected: number, ttlMs?: number): Promise<number> {
     const hdrs = headers();
     hdrs.set(EXPECTED_SUBJECT_SEQUENCE, String(expected));
-    if (ttlMs !== undefined && this.serverTtl) hdrs.set(MESSAGE_TTL, `${Math.ceil(ttlMs / 1000)}s`);
+    if (ttlMs !== undefined && this.serverTtl) hdrs.set(MESSAGE_TTL, `${Math.ceil((ttlMs + LEASE_TTL_BACKSTOP_MS) / 1000)}s`);
     const reply = await this.inbox.request(`$KV.${this.bucket}.${key}`, this.encoder.encode(record), hdrs);
     const ack = reply.json<{ seq?: number; error?: { code: number; err_code: number; description: string } }>();
     if (ack.error) {
@@ -414,7 +453,7 @@ export class IdempotencyStore {
       if (hasApiCode(error, ApiCode.MessageTtlDisabled) && this.serverTtl) {
         // The bucket was recreated without allow_msg_ttl: judge leases by timestamps from now on.
         this.serverTtl = false;
-        this.logger.warn(`idempotency bucket "${this.bucket}" does not allow per-message TTL (recreated without it?); lease ends are judged by server timestamps with a ${LEASE_SKEW_ALLOWANCE_MS} ms clock allowance`);
+        this.logger.warn(`idempotency bucket "${this.bucket}" does not allow per-message TTL (recreated without it?); abandoned leases stay until the bucket's max age (takeover is unaffected)`);
         return this.write(key, record, expected, ttlMs);
       }
       throw error;

@@ -42,6 +42,11 @@ async function settled(stream: string, durable: string, message: string): Promis
   );
 }
 
+/** Returns once a call begun at `startedAt` has outlived the lease it took (1.5 lease lengths). */
+async function outlivedLease(startedAt: number): Promise<void> {
+  await waitFor(() => Date.now() - startedAt > 1.5 * ACK_WAIT_MS, { timeoutMs: 10_000, message: 'the call to outlive its lease' });
+}
+
 /** Keeps a handler call running until three lease lengths after `since()` is set. */
 async function outlive(since: () => number | undefined): Promise<void> {
   await waitFor(() => {
@@ -60,18 +65,21 @@ describe('exactly-once leases', () => {
     const { stream, subject, bucket } = await setup('EORENEW');
     const calls: string[] = [];
     let redeliveredAt: number | undefined;
+    let startedAt = 0;
     const make = (instance: string) =>
       handlerClass(`Renew${instance}`, subject, { durable: 'eorenew', delivery: 'exactly-once', ackWaitMs: ACK_WAIT_MS }, async () => {
         calls.push(instance);
+        startedAt = Date.now();
         // Runs on until three lease lengths after the redelivery came.
         if (calls.length === 1) await outlive(() => redeliveredAt);
       });
     const a = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [make('a')]);
     await a.publisher.publish(subject, { id: 'long' }, { msgId: 'long-1' });
     await waitFor(() => calls.length === 1, { timeoutMs: 10_000, message: 'the first call running' });
+    await outlivedLease(startedAt);
     // The running call's ack wait is kept alive, so only a server that forgot the delivery
     // hands it out again (a broker restart that lost consumer state): the durable is recreated,
-    // here by the second instance starting.
+    // here by the second instance starting, once the call has outlived its first lease.
     await hooks.client.jsm.consumers.delete(stream, 'eorenew');
     await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [make('b')]);
     await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'eorenew')).delivered.stream_seq >= 1, {
@@ -108,13 +116,16 @@ describe('exactly-once leases', () => {
     const { stream, subject, bucket, dlq } = await setup('EOBUDGET');
     const calls: number[] = [];
     let redeliveredAt: number | undefined;
+    let startedAt = 0;
     const handler = handlerClass('Budget', subject, { durable: 'eobudget', delivery: 'exactly-once', ackWaitMs: ACK_WAIT_MS, dlq, concurrency: 2, retry: { maxAttempts: 2 } }, async (_p, ctx) => {
       calls.push(ctx.deliveryCount);
+      startedAt = Date.now();
       if (calls.length === 1) await outlive(() => redeliveredAt);
     });
     const app = await hooks.apps.start({ servers: testNatsUrl(), idempotency: { bucket } }, [handler]);
     await app.publisher.publish(subject, { id: 'slow' }, { msgId: 'slow-1' });
     await waitFor(() => calls.length === 1, { timeoutMs: 10_000, message: 'the first call running' });
+    await outlivedLease(startedAt);
     // The durable is recreated under the running call (as by a broker that lost its consumer
     // state), by a second instance: it gets the message while the first still runs it, and
     // waits 4 lease lengths on it with a budget of 2 attempts.
