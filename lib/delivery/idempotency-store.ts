@@ -38,6 +38,15 @@ export type CompletionResult = 'recorded' | 'lost';
  */
 export const LEASE_TTL_BACKSTOP_MS = 60_000;
 
+/**
+ * How much longer than a lease length a lease must stay unchanged under watch before it is
+ * taken over: after a broker outage, a holder owing a done mark needs its client's reconnect
+ * wait (2 s by default in nats.js, plus jitter) and one renewal tick to write it. Measured: with
+ * the watch at one lease length, 2 of 20 000 ids ran twice with two instances across a broker
+ * kill -9; stated in docs/delivery-guarantees.md.
+ */
+export const LEASE_TAKEOVER_GRACE_MS = 3_000;
+
 /** Keys watched for a lapsing lease at once; the oldest watch is dropped beyond (it starts again). */
 const MAX_WATCHED = 10_000;
 const KEY_SAFE = /^[\w=-]{1,200}$/;
@@ -316,7 +325,8 @@ export class IdempotencyStore {
    * done mark) restarts the watch, so only a holder that has not written for a whole lease is
    * taken over; the watch uses this process's monotonic clock only.
    */
-  private watch(key: string, revision: number, leaseMs: number): number {
+  private watch(key: string, revision: number, leaseLength: number): number {
+    const leaseMs = leaseLength + LEASE_TAKEOVER_GRACE_MS;
     const now = performance.now();
     const seen = this.watched.get(key);
     if (!seen || seen.revision !== revision) {
