@@ -33,6 +33,8 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
     await new Kvm(ctx.nc).create(name, { history: 1, ttl: 3_600_000 });
     return name;
   };
+  const version = (ctx.nc.info?.version ?? '0.0.0').split('.').map(Number);
+  const atomic = version[0] > 2 || (version[0] === 2 && version[1] >= 12);
   const contenders: Record<string, () => Promise<number>> = {
     'kv client': async () => {
       const name = await bucket();
@@ -44,12 +46,12 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
     module: async () => {
       const name = await bucket();
       const inbox = new ReplyInbox(ctx.nc, 5_000);
-      const store = await IdempotencyStore.open(ctx.nc, inbox, name, 3_600_000, 'bench-host:1');
+      const store = await IdempotencyStore.open(ctx.nc, inbox, name, 3_600_000, 'bench-host:1', atomic, { warn: () => undefined });
       const rate = await measured('module', n, () =>
         inParallel(n, IN_FLIGHT, async (i) => {
           const key = `k${i}`;
-          await store.acquire(key, i + 1, 30_000);
-          store.settled(key);
+          const lease = await store.acquire(key, i + 1, 30_000);
+          if (lease.kind === 'acquired') await store.complete(key, lease.revision);
         }),
       );
       inbox.close();
@@ -57,8 +59,6 @@ export async function recordsWorkload(ctx: BenchContext): Promise<void> {
       return rate;
     },
   };
-  const version = (ctx.nc.info?.version ?? '0.0.0').split('.').map(Number);
-  const atomic = version[0] > 2 || (version[0] === 2 && version[1] >= 12);
   if (atomic) {
     contenders[`atomic batch of ${BATCH}`] = async () => {
       const name = await bucket();

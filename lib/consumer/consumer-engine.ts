@@ -61,6 +61,7 @@ export class ConsumerEngine {
   private readonly observer = new HandledObservers();
   private lag?: ConsumerLagSampler;
   private inbox?: ReplyInbox;
+  private store?: IdempotencyStore;
 
   constructor(
     private readonly connection: JetStreamConnection,
@@ -103,8 +104,13 @@ export class ConsumerEngine {
           this.options.idempotency.bucket,
           this.options.idempotency.ttlMs,
           `${hostname()}:${process.pid}`,
+          this.connection.serverAtLeast(2, 11, 0),
+          this.logger,
         )
       : undefined;
+    this.store = store;
+    const durability = await store?.durabilityWarning().catch(() => undefined);
+    if (durability) this.logger.warn(durability);
     const ensuredDeadLetters = new Set<string>();
     const denialMark = this.connection.permissions.mark();
     for (const plan of plans) {
@@ -202,6 +208,7 @@ export class ConsumerEngine {
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
       );
+      this.store?.close();
       this.inbox?.close();
     })();
     return this.stopped;

@@ -1,7 +1,14 @@
 import type { DeadLetterOption, ResolvedDeadLetter } from '../decorators/on-event-options.js';
 
 /** Why a message leaves the normal flow for the dead-letter stream. */
-export type DeadLetterReason = 'exhausted' | 'terminal' | 'invalid-payload' | 'unsupported-schema' | 'forbidden' | 'at-most-once';
+export type DeadLetterReason =
+  | 'exhausted'
+  | 'terminal'
+  | 'invalid-payload'
+  | 'unsupported-schema'
+  | 'forbidden'
+  | 'at-most-once'
+  | 'idempotency-unavailable';
 
 export const DEFAULT_DEAD_LETTER_STREAM = 'DLQ';
 export const DEFAULT_DEAD_LETTER_PREFIX = 'dlq';

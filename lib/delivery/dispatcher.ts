@@ -9,7 +9,7 @@ import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
 import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
-import { IdempotencyStore } from './idempotency-store.js';
+import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
 
@@ -99,7 +99,7 @@ export class Dispatcher {
    * crashes: do not run the handler again.
    */
   private async giveUpBeforeRun(msg: JsMsg, ctx: EventContext): Promise<void> {
-    if (this.options.delivery === 'exactly-once' && !(await this.releaseOwnLease(msg, ctx))) return;
+    if (this.options.delivery === 'exactly-once' && !(await this.settleOwnLease(msg, ctx))) return;
     await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted', NOT_DECODED);
   }
 
@@ -143,9 +143,9 @@ export class Dispatcher {
     const key = this.idempotencyKey(ctx);
     let lease;
     try {
-      lease = await idem.store.acquire(key, msg.seq, idem.leaseMs);
+      lease = await this.waitForLease(msg, ctx, key);
     } catch (err) {
-      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'idempotency store unavailable');
+      await this.storeUnavailable(msg, ctx, err, 'idempotency store unavailable');
       return;
     }
     if (lease.kind === 'done') {
@@ -160,7 +160,7 @@ export class Dispatcher {
     const outcome = await this.run(msg, ctx, decoded);
     if (outcome !== SUCCESS) {
       try {
-        await idem.store.release(key);
+        await idem.store.release(key, lease.revision);
       } catch (err) {
         // A record left behind would make a later copy of this message (a redrive, a repeated
         // publish) look like a duplicate of a success. The redelivery releases it.
@@ -170,39 +170,94 @@ export class Dispatcher {
       await this.settleFailure(msg, ctx, outcome);
       return;
     }
-    // The confirmed ack is the success record: the server never redelivers this sequence, and
-    // a later message with the same key finds our lease on an acked sequence. One write per
-    // message (the lease) instead of two.
-    if (await this.settlement.ackConfirmedAfterSuccess(msg, ctx)) {
-      idem.store.settled(key);
-      return;
-    }
-    // Unconfirmed: the ack may or may not have landed. The done mark keeps a redelivery (here
-    // or on another instance) from running the handler again.
-    let completed: boolean;
+    // The done mark first, confirmed, then the ack: a redelivery (an ack the server lost, here
+    // or on another instance) finds "done" in the shared record. Acking first would leave a
+    // window where only this process knows the handler ran.
+    let completed;
     try {
       completed = await idem.store.complete(key, lease.revision);
     } catch (err) {
-      // Not recorded either: the store remembers the key, and the redelivery records it.
+      // Not recorded: the store remembers the key, and the redelivery records it.
       this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not record completion');
       return;
     }
-    if (!completed) {
-      this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} expired while the handler ran; it may have run twice (raise ackWaitMs)`);
+    if (completed === 'lost') {
+      this.logger.warn(`${ctx.handler}: lease on seq ${msg.seq} was taken over while the handler ran; it may have run twice (a pause longer than ackWaitMs?)`);
     }
     this.settlement.ackAfterSuccess(msg, ctx);
   }
 
   /**
+   * Takes the lease, waiting here while a live holder runs the message: the delivery is kept
+   * (its ack wait extended) instead of handed back, so waiting does not use up deliveries,
+   * which count against the retry budget. After `leaseWaitLimit` it is handed back.
+   */
+  private async waitForLease(msg: JsMsg, ctx: EventContext, key: string): Promise<LeaseResult> {
+    const { store, leaseMs } = this.options.idempotency!;
+    const until = Date.now() + LEASE_WAIT_LEASES * leaseMs;
+    const beat = Math.max(50, Math.floor(this.options.ackWaitMs / 3));
+    // Looks again soon (a holder usually finishes within milliseconds), then less often.
+    let pollMs = 25;
+    for (;;) {
+      const lease = await store.acquire(key, msg.seq, leaseMs);
+      if (lease.kind !== 'busy' || Date.now() >= until) return lease;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(lease.retryInMs, beat, pollMs)));
+      pollMs = Math.min(pollMs * 2, MAX_LEASE_POLL_MS);
+      ctx.working();
+    }
+  }
+
+  /**
+   * The idempotency bucket cannot be reached: retried with backoff; on the last attempt the
+   * message is dead-lettered as `idempotency-unavailable` rather than left to run into the
+   * consumer's max_deliver, where the server would silently stop delivering it.
+   */
+  private async storeUnavailable(msg: JsMsg, ctx: EventContext, err: unknown, note: string): Promise<void> {
+    if (!this.runtime.policy.lastAttempt(ctx.attempt)) {
+      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), note);
+      return;
+    }
+    if (this.options.idempotency!.store.handledHere(this.idempotencyKey(ctx))) {
+      // The handler ran here; only its done mark is missing. Dead-lettering it would invite a
+      // redrive to run it again: ack it, and say what is unrecorded.
+      this.logger.warn(`${ctx.handler}: seq ${msg.seq} was handled but its done mark could not be written (${describeCause(err)}); acking it unrecorded`);
+      this.settlement.ackDuplicate(msg, ctx);
+      return;
+    }
+    await this.deadLetter(msg, ctx, new Error(`${note}: ${describeCause(err)}`), 'idempotency-unavailable', NOT_DECODED);
+  }
+
+  /**
    * A message given up without running may still hold its key's lease from an attempt that
    * crashed; left there, it would make the redrive of its dead letter look like a duplicate.
+   * But a key that is done was handled (ack it), and a live lease is a call still running (its
+   * ack wait ran out): wait for it, never take it from under it. False when settled here.
    */
-  private async releaseOwnLease(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+  private async settleOwnLease(msg: JsMsg, ctx: EventContext): Promise<boolean> {
+    const { store, leaseMs } = this.options.idempotency!;
+    const key = this.idempotencyKey(ctx);
     try {
-      await this.options.idempotency!.store.releaseIfHeld(this.idempotencyKey(ctx), msg.seq);
+      const until = Date.now() + LEASE_WAIT_LEASES * leaseMs;
+      const beat = Math.max(50, Math.floor(this.options.ackWaitMs / 3));
+      for (;;) {
+        const state = await store.holderState(key);
+        if (state === 'done') {
+          this.settlement.ackDuplicate(msg, ctx);
+          this.observe(ctx, NOT_DECODED, 'skipped');
+          return false;
+        }
+        if (state === 'free') break;
+        if (Date.now() >= until) {
+          this.settlement.nakWhileLeased(msg, beat);
+          return false;
+        }
+        await new Promise((resolve) => setTimeout(resolve, beat));
+        ctx.working();
+      }
+      await store.releaseIfHeld(key, msg.seq);
       return true;
     } catch (err) {
-      this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
+      await this.storeUnavailable(msg, ctx, err, 'could not release the idempotency record');
       return false;
     }
   }
@@ -339,6 +394,10 @@ export class Dispatcher {
 }
 
 const SUCCESS = Symbol('success');
+/** How many lease lengths a delivery waits on a live holder before it is handed back. */
+const LEASE_WAIT_LEASES = 4;
+/** Longest pause between two looks at a lease a delivery waits on. */
+const MAX_LEASE_POLL_MS = 1_000;
 export const NOT_DECODED = Symbol('not-decoded');
 
 function unwrap(error: unknown): unknown {

@@ -49,6 +49,11 @@ export class FailurePolicy {
     return delivery !== 'at-most-once' && attempt > retry.maxAttempts;
   }
 
+  /** True when a delivery that cannot run (its idempotency store unreachable) is the last one to try. */
+  lastAttempt(attempt: number): boolean {
+    return attempt >= this.options.retry.maxAttempts;
+  }
+
   /** Delay before trying a failed dead-letter publish again. */
   deadLetterRetryDelay(attempt: number): number {
     return computeBackoffDelay(attempt, { ...this.options.retry, backoff: 'exponential' });

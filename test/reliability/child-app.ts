@@ -24,11 +24,17 @@ export interface WorkerConfig {
   readonly batch?: { readonly maxMessages: number; readonly maxWaitMs: number };
   /** One instance at a time consumes the durable (pinned_client). */
   readonly exclusive?: boolean;
+  /** Shifts the worker's wall clock (Date.now) by this much: a machine whose clock is off. */
+  readonly clockSkewMs?: number;
+  /** The handler fails (after its sleep) on a message's first delivery; journaled as `fail`. */
+  readonly failFirstDelivery?: boolean;
+  /** Idempotency bucket (module option `idempotency.bucket`), when not the default. */
+  readonly bucket?: string;
 }
 
 /** One line the worker appended: a handler call beginning or finishing. */
 export interface WorkerLine {
-  readonly kind: 'start' | 'done';
+  readonly kind: 'start' | 'done' | 'fail';
   readonly id: string;
   readonly delivery: number;
   readonly at: number;
@@ -111,7 +117,7 @@ export class WorkerProcess {
     if (!existsSync(this.journal)) return [];
     const out: WorkerLine[] = [];
     for (const text of readFileSync(this.journal, 'utf8').split('\n')) {
-      const m = /^(start|done) (\S+) (\d+) (\d+)$/.exec(text);
+      const m = /^(start|done|fail) (\S+) (\d+) (\d+)$/.exec(text);
       if (m) out.push({ kind: m[1] as WorkerLine['kind'], id: m[2], delivery: Number(m[3]), at: Number(m[4]) });
     }
     return out;

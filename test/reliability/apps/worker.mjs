@@ -11,7 +11,14 @@ import { NestFactory } from '@nestjs/core';
 import { EventContext, JetStreamModule, OnEvent } from '../../../dist/index.js';
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}');
-const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive } = config;
+const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive, clockSkewMs, failFirstDelivery, bucket } = config;
+
+// A machine whose clock runs off the others' (exactly-once lease tests): this process's wall
+// clock, as Date.now() reads it, is shifted; timers are not.
+if (clockSkewMs) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + clockSkewMs;
+}
 
 function line(kind, id, ctx) {
   appendFileSync(out, `${kind} ${id} ${ctx.deliveryCount} ${Date.now()}\n`);
@@ -29,6 +36,10 @@ class Worker {
     if (batch) return this.handleBatch(payload, ctx);
     line('start', payload.id, ctx);
     await new Promise((resolve) => setTimeout(resolve, handlerMs(payload.id)));
+    if (failFirstDelivery && ctx.deliveryCount === 1) {
+      line('fail', payload.id, ctx);
+      throw new Error('failing the first delivery, as configured');
+    }
     line('done', payload.id, ctx);
   }
 
@@ -48,7 +59,7 @@ Reflect.decorate(
 Reflect.decorate([Injectable()], Worker);
 
 class WorkerModule {}
-Reflect.decorate([Module({ imports: [JetStreamModule.forRoot({ servers, shutdownTimeoutMs })], providers: [Worker] })], WorkerModule);
+Reflect.decorate([Module({ imports: [JetStreamModule.forRoot({ servers, shutdownTimeoutMs, ...(bucket ? { idempotency: { bucket } } : {}) })], providers: [Worker] })], WorkerModule);
 
 const app = await NestFactory.createApplicationContext(WorkerModule, { logger: ['error', 'warn', 'log'] });
 app.enableShutdownHooks();
