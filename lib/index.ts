@@ -95,3 +95,10 @@ export {
   StreamUnavailableError,
   StreamProvisioningError,
 } from './errors/jetstream-errors.js';
+
+export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner } from './database/database-adapter.js';
+export { pgAdapter, type PgClientLike, type PgPoolClientLike, type PgPoolLike } from './database/pg-adapter.js';
+export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './database/pglite-adapter.js';
+export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
+export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
+export { tableName, type TableName } from './database/table-names.js';
