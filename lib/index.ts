@@ -102,3 +102,14 @@ export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './da
 export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
 export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
 export { tableName, type TableName } from './database/table-names.js';
+
+export { JetStreamOutbox, type OutboxPublishOptions, type OutboxPublishResult } from './outbox/jetstream-outbox.js';
+export type { OutboxOptions, OutboxRelayOptions } from './outbox/outbox-options.js';
+export type { RelayStats } from './outbox/outbox-relay.js';
+export type { ParkReason } from './outbox/unpublishable.js';
+export {
+  JETSTREAM_OUTBOX_OPTIONS,
+  JetStreamOutboxModule,
+  OutboxRelayHost,
+  type JetStreamOutboxAsyncOptions,
+} from './module/jetstream-outbox.module.js';
