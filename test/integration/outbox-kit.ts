@@ -28,6 +28,8 @@ export async function startOutboxApp(
     relay?: OutboxRelayOptions | false;
     module?: Partial<JetStreamModuleOptions>;
     logger?: CapturingLogger;
+    /** Default true. */
+    ensureSchema?: boolean;
   },
 ): Promise<OutboxApp> {
   const app = apps.track(
@@ -35,7 +37,7 @@ export async function startOutboxApp(
       {
         imports: [
           JetStreamModule.forRoot({ servers: options.servers, ...options.module }),
-          JetStreamOutboxModule.forRoot({ database: options.database, table: options.table, ensureSchema: true, relay: options.relay }),
+          JetStreamOutboxModule.forRoot({ database: options.database, table: options.table, ensureSchema: options.ensureSchema ?? true, relay: options.relay }),
         ],
       },
       options.logger,

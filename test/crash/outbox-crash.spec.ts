@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NatsServerProcess, deferred, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
-import { openDatabase, type DatabaseAdapter, type OpenedDatabase } from '../../lib/index.js';
+import { ensureSchema, openDatabase, outboxDdl, tableName, type DatabaseAdapter, type OpenedDatabase } from '../../lib/index.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient } from './kit.js';
-import { lowerName, repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
+import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient } from '../integration/kit.js';
+import { lowerName, repeated, startOutboxApp, storedEvents } from '../integration/outbox-kit.js';
 
 const APP = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/outbox-app.mjs');
 
@@ -92,11 +92,24 @@ describe('transactional outbox under crashes', () => {
     await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const table = t.table(lowerName('ob'));
     await t.release();
-    const child = OutboxChild.start({ servers: testNatsUrl(), ...dbTarget(), table, subject: `${stream}.created`, write: 100_000, relay: { batchSize: 50 } });
+    const child = OutboxChild.start({ servers: testNatsUrl(), ...dbTarget(), table, subject: `${stream}.created`, write: 100_000, relay: { batchSize: 50, notify: false, pollIntervalMs: 300 } });
     children.push(child);
     await child.waitForLine('ready');
     // Killed between commits and publishes: some committed rows are published, some not yet.
     await waitFor(() => child.committed.length >= 150, { timeoutMs: 30_000, message: '150 commits in the child' });
+    // Relaying every 300 ms while committing without pause: committed rows not yet published.
+    if ('url' in t.target) {
+      const probe = await openDatabase({ url: t.target.url, max: 1 });
+      try {
+        await waitFor(async () => (await probe.query(`SELECT 1 FROM ${quoted(table)} WHERE published_at IS NULL LIMIT 1`)).length > 0, {
+          timeoutMs: 10_000,
+          intervalMs: 5,
+          message: 'a committed row not yet published',
+        });
+      } finally {
+        await probe.close();
+      }
+    }
     await child.kill9();
     const db = (await t.reopen()) as DatabaseAdapter;
     const unpublished = await db.query(`SELECT 1 FROM ${quoted(table)} WHERE published_at IS NULL`);
@@ -192,19 +205,31 @@ describe('transactional outbox under crashes', () => {
     let relayDb: OpenedDatabase;
     let outage: () => Promise<void>;
     let closePglite = async (): Promise<void> => undefined;
+    let dropRole = async (): Promise<void> => undefined;
     if ('url' in t.target) {
-      // PostgreSQL: the relay's own pool, every backend of it terminated again and again for 1.5 s.
-      const appName = lowerName('relay');
-      const url = new URL(t.target.url);
-      url.searchParams.set('application_name', appName);
-      relayDb = await openDatabase({ url: url.toString() });
+      // PostgreSQL: the relay connects as a role of its own; the outage forbids that role to log
+      // in and terminates its backends, so every reconnect is refused until it is allowed again.
+      // The shared server and every other session on it stay up.
+      const role = lowerName('relay');
       const admin = t.db as DatabaseAdapter;
+      await admin.query(`CREATE ROLE "${role}" LOGIN`);
+      await ensureSchema(admin.transaction, outboxDdl(tableName(table, 'table')));
+      await admin.query(`GRANT USAGE ON SCHEMA "${t.schema}" TO "${role}"`);
+      await admin.query(`GRANT ALL ON ALL TABLES IN SCHEMA "${t.schema}" TO "${role}"`);
+      await admin.query(`GRANT ALL ON ALL SEQUENCES IN SCHEMA "${t.schema}" TO "${role}"`);
+      dropRole = async () => {
+        await admin.query(`DROP OWNED BY "${role}" CASCADE`);
+        await admin.query(`DROP ROLE "${role}"`);
+      };
+      const url = new URL(t.target.url);
+      url.username = role;
+      relayDb = await openDatabase({ url: url.toString() });
       outage = async () => {
-        const until = Date.now() + 1_500;
-        while (Date.now() < until) {
-          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [appName]);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await admin.query(`ALTER ROLE "${role}" NOLOGIN`);
+        await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+        await waitFor(() => app.logger.find('relay cannot reach the database', 'error').length > 0, { timeoutMs: 10_000, message: 'the outage seen' });
+        await write(20, 20);
+        await admin.query(`ALTER ROLE "${role}" LOGIN`);
       };
     } else {
       // PGlite is in-process: the outage is the database closed under the relay, then opened
@@ -226,25 +251,28 @@ describe('transactional outbox under crashes', () => {
         await current.close();
         await waitFor(() => app.logger.find('relay cannot reach the database', 'error').length > 0, { timeoutMs: 10_000, message: 'the outage seen' });
         current = await openDatabase({ dataDir });
+        await write(20, 20);
       };
     }
     let app!: Awaited<ReturnType<typeof startOutboxApp>>;
+    // PostgreSQL: the app's writes go on through another role while the relay's is locked out.
+    const writerDb = 'url' in t.target ? (t.db as DatabaseAdapter) : relayDb;
+    let write!: (n: number, from: number) => Promise<void>;
     try {
       app = await startOutboxApp(apps, {
         servers: testNatsUrl(),
         database: relayDb,
         table,
+        ensureSchema: !('url' in t.target),
         relay: { pollIntervalMs: 100, backoffMs: { initial: 50, max: 300 } },
       });
-      const writerDb = 'url' in t.target ? (t.db as DatabaseAdapter) : relayDb;
-      const write = (n: number, from: number) =>
+      write = (n: number, from: number) =>
         writerDb.transaction(async (_sql, tx) => {
           for (let i = from; i < from + n; i++) await app.outbox.publish(tx as never, `${stream}.created`, { i }, { msgId: `d-${i}` });
         });
       await write(20, 0);
       await waitFor(async () => (await hooks.client.jsm.streams.info(stream)).state.messages === 20, { timeoutMs: 15_000, message: 'first 20 relayed' });
       await outage();
-      await write(20, 20);
       await waitFor(() => app.logger.find('database reachable again', 'log').length > 0, { timeoutMs: 20_000, message: 'the relay back' });
       await waitFor(async () => (await hooks.client.jsm.streams.info(stream)).state.messages === 40, { timeoutMs: 20_000, message: 'all 40 relayed' });
       expect(app.logger.find('relay cannot reach the database', 'error')).toHaveLength(1);
@@ -252,8 +280,10 @@ describe('transactional outbox under crashes', () => {
       expect(repeated(events)).toEqual([]);
     } finally {
       await apps.closeAll();
-      if ('url' in t.target) await relayDb.close();
-      else await closePglite();
+      if ('url' in t.target) {
+        await relayDb.close();
+        await dropRole();
+      } else await closePglite();
     }
   });
 });
