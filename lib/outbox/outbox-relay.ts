@@ -119,6 +119,13 @@ export class OutboxRelay {
     while (!this.stopped) {
       this.again = false;
       let outcome: BatchOutcome;
+      // While NATS is away, claiming rows would only hold their locks (and, on PGlite, the one
+      // connection the app writes through) for a publish timeout: wait without a transaction.
+      if (!this.broker.connected()) {
+        this.brokerFailed(new Error('the NATS connection is down'));
+        this.schedule(this.nextBackoff());
+        return;
+      }
       try {
         await this.ensureListening();
         outcome = await this.relayBatch();
