@@ -6,7 +6,7 @@ import {
   PayloadTooLargeError,
   type DatabaseAdapter,
 } from '../../lib/index.js';
-import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { lowerName, repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
@@ -128,6 +128,39 @@ describe('transactional outbox', () => {
     await db.query(`DELETE FROM ${table.replace(/^(\w+)\.(\w+)$/, '"$1"."$2"')} WHERE id = 'k1-big'`);
     await waitFor(async () => (await rowsOf(table)).every((r) => r.published), { timeoutMs: 15_000, message: 'k1-next published' });
     expect((await storedEvents(hooks.client.js, hooks.client.jsm, stream)).map((e) => e.msgId)).toEqual(['k2-1', 'k1-next']);
+  });
+
+  it("parks an event the connection's user may not publish, as permission_denied; allowed events flow", async () => {
+    const server = await NatsServerProcess.start({
+      config: [
+        'authorization {',
+        '  users = [',
+        '    { user: relay, password: "relay-pw", permissions: { publish: { allow: [">"], deny: ["SECRET.>"] } } }',
+        '  ]',
+        '}',
+      ].join('\n'),
+    });
+    try {
+      const table = t.table(lowerName('ob'));
+      const s = await startOutboxApp(apps, {
+        servers: server.url,
+        database: db,
+        table,
+        relay: { pollIntervalMs: 200 },
+        module: { connection: { user: 'relay', pass: 'relay-pw' }, streams: [{ name: 'OPEN', subjects: ['OPEN.>', 'SECRET.>'] }] },
+      });
+      await db.transaction(async (_sql, tx) => {
+        await s.outbox.publish(tx, 'SECRET.plans', { n: 1 }, { msgId: 'denied-1' });
+        await s.outbox.publish(tx, 'OPEN.news', { n: 2 }, { msgId: 'allowed-1' });
+      });
+      await waitFor(async () => (await rowsOf(table)).every((r) => r.published || r.parked), { timeoutMs: 20_000, message: 'both rows settled' });
+      const rows = await rowsOf(table);
+      expect(rows.map((r) => [r.id, r.published, r.parked])).toEqual([['denied-1', false, true], ['allowed-1', true, false]]);
+      expect(rows[0].last_error).toMatch(/^permission_denied: .*Permissions Violation for Publish to "SECRET\.plans"/);
+    } finally {
+      await apps.closeAll();
+      await server.stop();
+    }
   });
 
   it('wakes on NOTIFY: a committed event is relayed without waiting for the poll', async () => {
