@@ -209,14 +209,16 @@ describe('transactional outbox', () => {
     }
     const keys = 1_000;
     const perKey = 3;
-    // Writers commit concurrently: 20 writers, each event its own transaction, keys interleaved.
+    // Writers commit concurrently: 20 writers, each transaction 10 events of 10 different keys.
     const jobs: Array<[number, number]> = [];
     for (let n = 0; n < perKey; n++) for (let k = 0; k < keys; k++) jobs.push([k, n]);
     let next = 0;
     const writer = async () => {
       while (next < jobs.length) {
-        const [k, n] = jobs[next++];
-        await db.transaction((_sql, tx) => relays[k % 3].outbox.publish(tx, `${stream}.k${k}`, { k, n }, { msgId: `k${k}-${n}`, key: `k${k}` }));
+        const chunk = jobs.slice(next, (next += 10));
+        await db.transaction(async (_sql, tx) => {
+          for (const [k, n] of chunk) await relays[k % 3].outbox.publish(tx, `${stream}.k${k}`, { k, n }, { msgId: `k${k}-${n}`, key: `k${k}` });
+        });
       }
     };
     await Promise.all(Array.from({ length: 20 }, writer));
