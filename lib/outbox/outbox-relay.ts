@@ -128,7 +128,7 @@ export class OutboxRelay {
       }
       try {
         await this.ensureListening();
-        outcome = await this.relayBatch();
+        outcome = await this.relayBatches();
       } catch (err) {
         this.databaseFailed(err);
         this.schedule(this.nextBackoff());
@@ -194,6 +194,19 @@ export class OutboxRelay {
         this.listening = undefined;
       },
     );
+  }
+
+  /** `concurrency` batches at once; the loop goes on while any of them came back full. */
+  private async relayBatches(): Promise<BatchOutcome> {
+    if (this.relay.concurrency === 1) return this.relayBatch();
+    const outcomes = await Promise.allSettled(Array.from({ length: this.relay.concurrency }, () => this.relayBatch()));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+    const done = outcomes.map((o) => (o as PromiseFulfilledResult<BatchOutcome>).value);
+    return {
+      claimed: Math.max(...done.map((o) => o.claimed)),
+      waiting: done.find((o) => o.waiting !== undefined)?.waiting,
+    };
   }
 
   private async relayBatch(): Promise<BatchOutcome> {
