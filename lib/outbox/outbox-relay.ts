@@ -310,6 +310,11 @@ export class OutboxRelay {
     );
   }
 
+  /** The startup check: streams the app declares are known before anything is relayed. */
+  checkStreams(streams: readonly string[]): Promise<void> {
+    return Promise.all(streams.filter((s) => !this.checkedStreams.has(s)).map((s) => this.checkDuplicateWindow(s))).then(() => undefined);
+  }
+
   private async checkDuplicateWindow(stream: string): Promise<void> {
     this.checkedStreams.add(stream);
     try {

@@ -199,6 +199,21 @@ describe('transactional outbox', () => {
     });
   });
 
+  it('checks the duplicate_window of the streams the app declares at startup, before anything is relayed', async () => {
+    const stream = uniqueName('DECLARED');
+    const table = t.table(lowerName('ob'));
+    const s = await startOutboxApp(apps, {
+      servers: testNatsUrl(),
+      database: db,
+      table,
+      relay: { republishWindowMs: 60_000 },
+      module: { streams: [{ name: stream, subjects: [`${stream}.>`], duplicate_window: 2_000_000_000 }] },
+    });
+    // Logged during startup: the app is up, nothing was ever written to the outbox.
+    expect(s.logger.find(`stream "${stream}" has a duplicate_window of 2000 ms`, 'warn')).toHaveLength(1);
+    await hooks.client.jsm.streams.delete(stream);
+  });
+
   it('keeps per-key commit order with 3 relays and 1 000 keys, and publishes every event exactly once', async () => {
     const stream = uniqueName('ORDER');
     await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
