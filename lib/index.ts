@@ -134,3 +134,21 @@ export {
   StreamProvisioningError,
   UnsupportedSchemaError,
 } from './errors/jetstream-errors.js';
+
+export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner } from './database/database-adapter.js';
+export { pgAdapter, type PgClientLike, type PgPoolClientLike, type PgPoolLike } from './database/pg-adapter.js';
+export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './database/pglite-adapter.js';
+export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
+export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
+export { tableName, type TableName } from './database/table-names.js';
+
+export { JetStreamOutbox, type OutboxPublishOptions, type OutboxPublishResult } from './outbox/jetstream-outbox.js';
+export type { OutboxOptions, OutboxRelayOptions } from './outbox/outbox-options.js';
+export type { RelayStats } from './outbox/outbox-relay.js';
+export type { ParkReason } from './outbox/unpublishable.js';
+export {
+  JETSTREAM_OUTBOX_OPTIONS,
+  JetStreamOutboxModule,
+  OutboxRelayHost,
+  type JetStreamOutboxAsyncOptions,
+} from './module/jetstream-outbox.module.js';

@@ -89,7 +89,16 @@ export function buildConnectionModule(
   providers.push(...aliases);
   const exported: NonNullable<DynamicModule['exports']> = aliases.map((p) => (p as { provide: string }).provide);
   if (isDefaultConnection(name)) {
-    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, ConsumerControl, JetStreamSchedules, JETSTREAM_RESOLVED_OPTIONS);
+    exported.push(
+      JetStreamPublisher,
+      DeadLetterService,
+      JetStreamConnection,
+      JetStreamLifecycle,
+      ConsumerControl,
+      JetStreamSchedules,
+      JETSTREAM_RESOLVED_OPTIONS,
+      JetStreamObservability,
+    );
   }
   return {
     ...definition,

@@ -1,0 +1,103 @@
+import type { DatabaseAdapter, Listening, SqlRunner } from './database-adapter.js';
+
+/**
+ * The parts of node-postgres the adapter uses, written out so that neither the module nor its
+ * users need `pg` or `@types/pg` unless they use them: a `pg.Pool` and a `pg.PoolClient` fit.
+ */
+export interface PgClientLike {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  on(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+}
+
+export interface PgPoolClientLike extends PgClientLike {
+  release(destroy?: boolean | Error): void;
+}
+
+export interface PgPoolLike {
+  connect(): Promise<PgPoolClientLike>;
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** `Tx` is the client the caller ran BEGIN on (`await pool.connect()`, then `BEGIN`). */
+export function pgAdapter(pool: PgPoolLike): DatabaseAdapter<PgClientLike> {
+  return {
+    driver: 'pg',
+    inTransaction: (tx) => runnerOf(tx),
+    query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
+      (await pool.query(sql, params as unknown[] | undefined)).rows as R[],
+    async transaction<T>(work: (sql: SqlRunner, tx: PgClientLike) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      // A checked-out client whose backend dies emits 'error'; unheard, it would end the process.
+      let broken: Error | undefined;
+      const onError = (err: Error): void => {
+        broken = err;
+      };
+      client.on('error', onError);
+      try {
+        await client.query('BEGIN');
+        const result = await work(runnerOf(client), client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        broken ??= await client.query('ROLLBACK').then(
+          () => undefined,
+          (rollbackError: Error) => rollbackError,
+        );
+        throw err;
+      } finally {
+        client.removeAllListeners('error');
+        client.release(broken ?? false);
+      }
+    },
+    async listen(channel, onNotify, onLost): Promise<Listening> {
+      const client = await pool.connect();
+      let open = true;
+      const lose = (err: unknown): void => {
+        if (!open) return;
+        open = false;
+        client.removeAllListeners('notification');
+        client.release(err instanceof Error ? err : new Error(String(err)));
+        onLost(err);
+      };
+      client.on('error', lose);
+      client.on('notification', (message) => {
+        if (message.channel === channel) onNotify();
+      });
+      try {
+        await client.query(`LISTEN ${quoteIdentifier(channel)}`);
+      } catch (err) {
+        open = false;
+        client.removeAllListeners('notification');
+        client.release(err instanceof Error ? err : true);
+        throw err;
+      }
+      return {
+        async close() {
+          if (!open) return;
+          open = false;
+          client.removeAllListeners('notification');
+          try {
+            await client.query(`UNLISTEN ${quoteIdentifier(channel)}`);
+            client.removeAllListeners('error');
+            client.release();
+          } catch (err) {
+            client.release(err instanceof Error ? err : true);
+          }
+        },
+      };
+    },
+  };
+}
+
+function runnerOf(client: { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }): SqlRunner {
+  return {
+    query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
+      (await client.query(sql, params as unknown[] | undefined)).rows as R[],
+  };
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

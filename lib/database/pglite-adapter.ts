@@ -1,0 +1,39 @@
+import type { DatabaseAdapter, Listening, SqlRunner } from './database-adapter.js';
+
+/** The parts of a PGlite transaction the adapter uses (PGlite's `Transaction` fits). */
+export interface PgliteTransactionLike {
+  query(query: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+/** The parts of a PGlite instance the adapter uses, so `@electric-sql/pglite` stays optional. */
+export interface PgliteLike extends PgliteTransactionLike {
+  transaction<T>(callback: (tx: PgliteTransactionLike) => Promise<T>): Promise<T>;
+  listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+  readonly closed?: boolean;
+}
+
+/**
+ * PGlite is one in-process connection: its transactions run one at a time, and LISTEN/NOTIFY
+ * works within the process. `Tx` is the handle `db.transaction(async (tx) => ...)` gives.
+ */
+export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransactionLike> {
+  const runnerOf = (handle: PgliteTransactionLike): SqlRunner => ({
+    query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
+      (await handle.query(sql, params as unknown[] | undefined)).rows as R[],
+  });
+  return {
+    driver: 'pglite',
+    inTransaction: runnerOf,
+    query: (sql, params) => runnerOf(db).query(sql, params),
+    transaction: (work) => db.transaction((tx) => work(runnerOf(tx), tx)),
+    async listen(channel, onNotify): Promise<Listening> {
+      // In-process: there is no connection to lose short of closing the database itself.
+      const unlisten = await db.listen(channel, () => onNotify());
+      return {
+        close: async () => {
+          if (!db.closed) await unlisten();
+        },
+      };
+    },
+  };
+}
