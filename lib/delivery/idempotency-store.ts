@@ -321,9 +321,10 @@ export class IdempotencyStore {
 
   /**
    * Watches another holder's lease: how long (ms) it must still stay unchanged before it counts
-   * as lapsed; 0 once it has been seen at one revision for `leaseMs`. Any write (a renewal, a
-   * done mark) restarts the watch, so only a holder that has not written for a whole lease is
-   * taken over; the watch uses this process's monotonic clock only.
+   * as lapsed; 0 once it has been seen at one revision for its lease length plus
+   * `LEASE_TAKEOVER_GRACE_MS`. Any write (a renewal, a done mark) restarts the watch, so only a
+   * holder that has not written for that long is taken over; the watch uses this process's
+   * monotonic clock only.
    */
   private watch(key: string, revision: number, leaseLength: number): number {
     const leaseMs = leaseLength + LEASE_TAKEOVER_GRACE_MS;
@@ -340,15 +341,11 @@ export class IdempotencyStore {
     return 0;
   }
 
-  /** How this store judges a lease's end, for logs and tests. */
-  get expiry(): 'server-ttl' | 'watch-only' {
-    return this.serverTtl ? 'server-ttl' : 'watch-only';
-  }
-
   /**
    * Read on each ask, not cached: asked only for a message meeting its own sequence's lease
-   * (replays, crash redeliveries), and a cached marker could be one replay behind. Both times
-   * are server timestamps (the marker's `at` is the writer's clock: replays are rare and manual).
+   * (replays, crash redeliveries), and a cached marker could be one replay behind. The lease's
+   * time is the server's timestamp, the marker's `at` the replaying tool's clock: replays are
+   * rare and manual, and run well apart from the leases they judge.
    */
   private async ackedBeforeReplay(key: string, seq: number, leaseTakenAt: number): Promise<boolean> {
     const entry = await this.kv.get(`${key.slice(0, key.lastIndexOf('.'))}.${REPLAY_MARKER}`);

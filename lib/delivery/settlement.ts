@@ -12,8 +12,8 @@ const ACK = new TextEncoder().encode('+ACK');
 
 /**
  * The only code that acks, naks or terminates a message: one file answers "when is a message
- * done". A message is acked only by `ackAfterSuccess` (after success), `ackConfirmedAfterSuccess` (after success,
- * exactly-once), `ackConfirmedBeforeRun` (before the handler in at-most-once mode) and `ackDuplicate`
+ * done". A message is acked only by `ackAfterSuccess` (after success; in exactly-once mode after
+ * the done mark is confirmed), `ackConfirmedBeforeRun` (before the handler in at-most-once mode) and `ackDuplicate`
  * (already handled, per the idempotency record).
  */
 export class Settlement {
@@ -53,7 +53,7 @@ export class Settlement {
     }
   };
 
-  /** The handler resolved and the ack is someone else's business (at-most-once, exactly-once). */
+  /** The handler resolved and the ack was sent before it ran (at-most-once). */
   reportSuccess(ctx: EventContext): void {
     observed(ctx)?.settled('success');
   }
@@ -70,21 +70,6 @@ export class Settlement {
       this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} not confirmed (${describeCause(err)}); the server will redeliver it`);
       return false;
     }
-  }
-
-  /**
-   * The handler resolved (exactly-once): acks and waits for the confirmation, which then stands
-   * for the success record. False when unconfirmed; the message is not settled yet.
-   */
-  async ackConfirmedAfterSuccess(msg: JsMsg, ctx: EventContext): Promise<boolean> {
-    try {
-      await this.ackConfirmed(msg);
-    } catch (err) {
-      this.logger.warn(`${ctx.handler}: ack of seq ${msg.seq} not confirmed (${describeCause(err)}); recording its completion instead`);
-      return false;
-    }
-    observed(ctx)?.settled('success');
-    return true;
   }
 
   /**

@@ -36,22 +36,24 @@ describe('reliability: exactly-once across processes', () => {
   function configs(servers: string, subject: string, durable: string, bucket: string): { a: WorkerConfig; b: WorkerConfig } {
     const base = { servers, subject, durable, bucket, ackWaitMs: ACK_WAIT_MS, shutdownTimeoutMs: 2_000, delivery: 'exactly-once' as const };
     return {
-      a: { ...base, concurrency: 1, minHandlerMs: 2, maxHandlerMs: 8 },
-      b: { ...base, concurrency: 4, minHandlerMs: 2, maxHandlerMs: 15 },
+      // Slow enough that a few hundred messages last some seconds, so A still has work when frozen.
+      a: { ...base, concurrency: 1, minHandlerMs: 5, maxHandlerMs: 20 },
+      b: { ...base, concurrency: 4, minHandlerMs: 10, maxHandlerMs: 30 },
     };
   }
 
   /** Freezes `w` mid-handler: SIGSTOP while its journal ends with a "start", else let it run on and try again. */
   async function freezeMidHandler(w: WorkerProcess): Promise<string> {
-    for (let tries = 0; tries < 200; tries++) {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
       w.signal('SIGSTOP');
       const lines = w.lines();
       const last = lines[lines.length - 1];
       if (last?.kind === 'start') return last.id;
       w.signal('SIGCONT');
-      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setTimeout(resolve, 1));
     }
-    throw new Error('never caught the worker mid-handler');
+    throw new Error(`never caught the worker mid-handler (its journal ends: ${JSON.stringify(w.lines().slice(-2))})`);
   }
 
   function tallyJournals(tally: Tally, ...ws: WorkerProcess[]): void {
