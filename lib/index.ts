@@ -24,7 +24,7 @@ export type {
 } from './options/jetstream-module-options.js';
 
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
-export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
+export { EventCtx, EventPayload, InboxTransaction } from './decorators/event-params.decorator.js';
 export type {
   DeadLetterOption,
   DeliverPolicyOption,
@@ -102,3 +102,8 @@ export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './da
 export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
 export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
 export { tableName, type TableName } from './database/table-names.js';
+
+export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
+export { JetStreamInbox } from './inbox/jetstream-inbox.js';
+export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions } from './inbox/inbox-options.js';
+export { InboxUnavailableError } from './inbox/inbox-errors.js';

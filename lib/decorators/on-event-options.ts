@@ -91,6 +91,15 @@ export interface OnEventOptions {
    * key never overtakes an earlier one.
    */
   orderBy?: OrderKey;
+  /**
+   * Exactly-once through the application's database: the handler's writes and a row for the
+   * message's key (the redrive's idempotency header, else `Nats-Msg-Id`, else stream and
+   * sequence) commit in one transaction, which the handler receives with
+   * `@InboxTransaction()`. A message whose key has a row is acked without running the handler.
+   * Needs a `durable` and the module's `inbox: { database }`; it is `delivery: 'exactly-once'`
+   * through the database instead of the KV lease.
+   */
+  inbox?: boolean;
 }
 
 export interface ResolvedRetryPolicy {
@@ -124,4 +133,5 @@ export interface ResolvedHandlerOptions {
   /** Undefined until the stream is known (the default subject derives from it). */
   readonly dlq: DeadLetterOption;
   readonly orderBy: OrderKey | undefined;
+  readonly inbox: boolean;
 }

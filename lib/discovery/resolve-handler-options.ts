@@ -1,4 +1,5 @@
 import type {
+  DeliveryMode,
   DeliverPolicyOption,
   OnEventOptions,
   ResolvedHandlerOptions,
@@ -53,7 +54,9 @@ export function resolveHandlerOptions(
   const maxAckPending =
     merged.maxAckPending === -1 ? -1 : merged.maxAckPending === undefined ? undefined : int(merged.maxAckPending, 0, 'maxAckPending');
   const deliverPolicy = checkDeliverPolicy(merged.deliverPolicy ?? (durable ? 'all' : 'new'), fail);
-  const delivery = merged.delivery ?? 'at-least-once';
+  const inbox = resolveInbox(defaults, options, fail);
+  // The inbox is the handler's own exactly-once path, so it overrides a module-wide default mode.
+  const delivery: DeliveryMode = inbox ? 'exactly-once' : (merged.delivery ?? 'at-least-once');
   if (!MODES.has(delivery)) fail(`delivery must be one of ${[...MODES].join(', ')}, got ${JSON.stringify(delivery)}`);
   const retry = resolveRetry(merged.retry, int, fail);
   if (merged.retryable !== undefined && typeof merged.retryable !== 'function') fail('retryable must be a function (error) => boolean');
@@ -78,7 +81,22 @@ export function resolveHandlerOptions(
     retryable: merged.retryable,
     dlq,
     orderBy,
+    inbox,
   };
+}
+
+function resolveInbox(defaults: Partial<OnEventOptions>, options: OnEventOptions, fail: (m: string) => never): boolean {
+  if ((defaults as OnEventOptions).inbox !== undefined) fail('inbox is set per handler (it needs the handler\'s durable), not in the module defaults');
+  const inbox = options.inbox;
+  if (inbox === undefined || inbox === false) return false;
+  if (inbox !== true) fail(`inbox must be a boolean, got ${JSON.stringify(inbox)}`);
+  // Inbox rows are kept per consumer: an ephemeral consumer's name changes with every start,
+  // so its rows would never match a redelivery after a restart.
+  if (!options.durable) fail('inbox needs a durable consumer (its rows are kept per durable); add durable: \'<name>\'');
+  if (options.delivery !== undefined && options.delivery !== 'exactly-once') {
+    fail(`inbox is its own exactly-once delivery through the database; it cannot be combined with delivery: '${options.delivery}' (remove delivery, or the inbox)`);
+  }
+  return true;
 }
 
 const DEFAULT_RETRY: ResolvedRetryPolicy = { enabled: true, maxAttempts: 5, ...DEFAULT_BACKOFF };

@@ -48,6 +48,7 @@ describe('resolveHandlerOptions', () => {
       // Ephemeral handlers (live views) do not park failures by default; durables do.
       dlq: false,
       orderBy: undefined,
+      inbox: false,
       timeoutMs: undefined,
     });
     expect(resolveHandlerOptions('A.m', {}, { durable: 'd' }).dlq).toBe(true);
