@@ -5,6 +5,7 @@ import {
   DeadLetterService,
   IDEMPOTENCY_KEY_HEADER,
   InboxTransaction,
+  JetStreamInbox,
   JetStreamInboxModule,
   JetStreamModule,
   JetStreamPublisher,
@@ -182,6 +183,33 @@ describe('inbox', () => {
     expect(rows.length).toBe(1);
     expect(Number(rows[0].attempt)).toBeGreaterThan(1);
     expect(app.app.get(Billing).calls).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('inbox retention', () => {
+  it('forgets keys past the retention: the cleanup deletes their rows, and a very late copy runs the handler again', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'INBOXLATE');
+    const Billing = chargingHandler(subject('created'), { durable: 'billing', inbox: true });
+    const app = await startInboxApp([Billing], { retentionMs: 60_000 });
+    const publisher = app.app.get(JetStreamPublisher);
+    await publisher.publish(subject('created'), { id: 'late-1' }, { msgId: 'late-1' });
+    await publisher.publish(subject('created'), { id: 'late-2' }, { msgId: 'late-2' });
+    await waitFor(async () => (await chargeRows('late-')).length === 2, { timeoutMs: 15_000, message: 'both charged' });
+    // late-1 was handled two minutes ago, past the 1-minute retention; late-2 just now.
+    await t.db.query(`UPDATE "${t.schema}".inbox SET handled_at = now() - interval '2 minutes' WHERE consumer = $1 AND msg_id = 'late-1'`, [`${stream}.billing`]);
+    await app.app.get(JetStreamInbox).deleteExpired();
+    const kept = await t.db.query<{ msg_id: string }>(`SELECT msg_id FROM "${t.schema}".inbox WHERE consumer = $1`, [`${stream}.billing`]);
+    expect(kept.map((r) => r.msg_id)).toEqual(['late-2']);
+    // Copies arriving after that: the forgotten key runs again, the remembered one does not.
+    for (const id of ['late-1', 'late-2']) await publisher.publish(subject('created'), { id }, { msgId: `${id}-copy`, headers: { [IDEMPOTENCY_KEY_HEADER]: id } });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'billing')).ack_floor.stream_seq === 4, { timeoutMs: 15_000, message: 'the copies acked' });
+    expect(await chargeRows('late-')).toEqual(['late-1', 'late-1', 'late-2']);
+  });
+
+  it('refuses a retention or cleanup interval that is not a positive number of milliseconds', async () => {
+    const Billing = chargingHandler('nope.r', { durable: 'x', inbox: true });
+    await expect(startInboxApp([Billing], { retentionMs: 0 })).rejects.toThrow(/retentionMs must be a positive integer \(milliseconds\), got 0/);
+    await expect(startInboxApp([Billing], { cleanupIntervalMs: -5 })).rejects.toThrow(/cleanupIntervalMs must be a positive integer/);
   });
 });
 
