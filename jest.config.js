@@ -9,6 +9,9 @@ export default {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/test/**/*.spec.ts'],
+  // test/crash/ (child processes killed, servers restarted: minutes on PGlite) runs with
+  // `npm run test:crash`, which CI runs on PostgreSQL and on PGlite.
+  testPathIgnorePatterns: process.env.CRASH_TESTS ? ['/node_modules/'] : ['/node_modules/', '<rootDir>/test/crash/'],
   globalSetup: '<rootDir>/test/harness/global-setup.mjs',
   globalTeardown: '<rootDir>/test/harness/global-teardown.mjs',
   testTimeout: 60_000,

@@ -103,6 +103,17 @@ export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './d
 export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
 export { tableName, type TableName } from './database/table-names.js';
 
+export { JetStreamOutbox, type OutboxPublishOptions, type OutboxPublishResult } from './outbox/jetstream-outbox.js';
+export type { OutboxOptions, OutboxRelayOptions } from './outbox/outbox-options.js';
+export type { RelayStats } from './outbox/outbox-relay.js';
+export type { ParkReason } from './outbox/unpublishable.js';
+export {
+  JETSTREAM_OUTBOX_OPTIONS,
+  JetStreamOutboxModule,
+  OutboxRelayHost,
+  type JetStreamOutboxAsyncOptions,
+} from './module/jetstream-outbox.module.js';
+
 export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
 export { JetStreamInbox } from './inbox/jetstream-inbox.js';
 export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions } from './inbox/inbox-options.js';

@@ -8,6 +8,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
+    // 28xxx: the role may not log in (revoked, rotated credentials): an outage to wait out too.
+    if (code.startsWith('28')) return true;
     if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
     if (/^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)) return true;
   }

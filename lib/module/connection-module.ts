@@ -80,7 +80,7 @@ export function buildConnectionModule(
   providers.push(...aliases);
   const exported: NonNullable<DynamicModule['exports']> = aliases.map((p) => (p as { provide: string }).provide);
   if (isDefaultConnection(name)) {
-    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, JETSTREAM_RESOLVED_OPTIONS);
+    exported.push(JetStreamPublisher, DeadLetterService, JetStreamConnection, JetStreamLifecycle, JETSTREAM_RESOLVED_OPTIONS, JetStreamObservability);
   }
   return {
     ...definition,

@@ -52,6 +52,11 @@ export class JetStreamObservability {
     return new ObservedHandler(labels, this.metrics?.forHandler(labels), this.tracing);
   }
 
+  /** Counts an outbox event parked because it can never be published; no-op with metrics off. */
+  outboxParked(subject: string, reason: string): void {
+    this.metrics?.recordOutboxParked(subject, reason);
+  }
+
   /** Lag gauges of the given consumers, read on a timer; undefined when metrics are off. */
   sampleLag(jsm: JetStreamManager, targets: () => readonly LagTarget[], logger: Logger): ConsumerLagSampler | undefined {
     const metrics = this.metrics;

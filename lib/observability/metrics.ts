@@ -30,6 +30,7 @@ export class JetStreamMetrics {
   private readonly ackPending: Gauge<'stream' | 'durable'>;
   private readonly published: Counter<'subject' | 'status'>;
   private readonly deadLetters: Counter<'subject' | 'durable' | 'reason'>;
+  private readonly outboxParked: Counter<'subject' | 'reason'>;
 
   private constructor(
     prom: PromClient,
@@ -94,6 +95,12 @@ export class JetStreamMetrics {
       labelNames: ['subject', 'durable', 'reason'],
       registers,
     }));
+    this.outboxParked = ensure(`${p}nats_outbox_parked_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_outbox_parked_total`,
+      help: 'Outbox events that can never be published and were parked, by subject and reason (no_stream, too_large, permission_denied)',
+      labelNames: ['subject', 'reason'],
+      registers,
+    }));
   }
 
   static async load(options: ResolvedMetricsOptions): Promise<JetStreamMetrics> {
@@ -139,6 +146,11 @@ export class JetStreamMetrics {
   recordPublish(subject: string, status: 'success' | 'duplicate' | 'error'): void {
     const label = this.options.publishSubjectLabel ? this.options.publishSubjectLabel(subject) : subject;
     this.published.inc({ subject: label, status });
+  }
+
+  recordOutboxParked(subject: string, reason: string): void {
+    const label = this.options.publishSubjectLabel ? this.options.publishSubjectLabel(subject) : subject;
+    this.outboxParked.inc({ subject: label, reason });
   }
 
   setLag(stream: string, durable: string, pending: number, ackPending: number): void {

@@ -1,0 +1,99 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type DynamicModule,
+  type InjectionToken,
+  type OptionalFactoryDependency,
+  type ModuleMetadata,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { JetStreamConnection } from '../connection/jetstream-connection.js';
+import { ensureSchema, outboxDdl } from '../database/schema.js';
+import { JetStreamObservability } from '../observability/jetstream-observability.js';
+import { JetStreamOutbox } from '../outbox/jetstream-outbox.js';
+import { resolveOutboxOptions, type OutboxOptions, type ResolvedOutboxOptions } from '../outbox/outbox-options.js';
+import { OutboxRelay } from '../outbox/outbox-relay.js';
+import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+
+/** Injection token of the resolved outbox options. */
+export const JETSTREAM_OUTBOX_OPTIONS = Symbol('JETSTREAM_OUTBOX_OPTIONS');
+
+export interface JetStreamOutboxAsyncOptions<Tx = unknown> extends Pick<ModuleMetadata, 'imports'> {
+  useFactory: (...args: never[]) => OutboxOptions<Tx> | Promise<OutboxOptions<Tx>>;
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+}
+
+/** Starts this instance's relay once the app is up, and stops it before the NATS connection closes. */
+@Injectable()
+export class OutboxRelayHost implements OnApplicationBootstrap, OnModuleDestroy {
+  readonly relay: OutboxRelay | undefined;
+
+  constructor(
+    @Inject(JETSTREAM_OUTBOX_OPTIONS) options: ResolvedOutboxOptions,
+    publisher: JetStreamPublisher,
+    connection: JetStreamConnection,
+    observability: JetStreamObservability,
+  ) {
+    if (options.relay === false) return;
+    this.relay = new OutboxRelay(
+      options,
+      {
+        publish: (subject, data, o) => publisher.publish(subject, data, o),
+        connected: () => connection.state === 'connected',
+        jsm: connection.jsm,
+      },
+      new Logger('OutboxRelay'),
+      (subject, reason) => observability.outboxParked(subject, reason),
+    );
+  }
+
+  onApplicationBootstrap(): void {
+    this.relay?.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.relay?.stop();
+  }
+}
+
+/**
+ * `JetStreamOutboxModule.forRoot({ database: pgAdapter(pool), ensureSchema: true })`, beside
+ * `JetStreamModule.forRoot(...)` (whose default connection it publishes on): injects
+ * `JetStreamOutbox` and runs a relay in this instance.
+ */
+@Module({})
+export class JetStreamOutboxModule {
+  static forRoot<Tx>(options: OutboxOptions<Tx>): DynamicModule {
+    return JetStreamOutboxModule.forRootAsync({ useFactory: () => options });
+  }
+
+  static forRootAsync<Tx>(options: JetStreamOutboxAsyncOptions<Tx>): DynamicModule {
+    return {
+      module: JetStreamOutboxModule,
+      global: true,
+      imports: options.imports ?? [],
+      providers: [
+        {
+          provide: JETSTREAM_OUTBOX_OPTIONS,
+          useFactory: async (...args: never[]) => {
+            const resolved = resolveOutboxOptions(await options.useFactory(...args));
+            if (resolved.ensureSchema) await ensureSchema(resolved.database.transaction, outboxDdl(resolved.table));
+            return resolved;
+          },
+          inject: options.inject ?? [],
+        },
+        {
+          provide: JetStreamOutbox,
+          useFactory: (resolved: ResolvedOutboxOptions, connection: JetStreamConnection) =>
+            new JetStreamOutbox(resolved, () => connection.nc.info?.max_payload),
+          inject: [JETSTREAM_OUTBOX_OPTIONS, JetStreamConnection],
+        },
+        OutboxRelayHost,
+      ],
+      exports: [JetStreamOutbox, OutboxRelayHost, JETSTREAM_OUTBOX_OPTIONS],
+    };
+  }
+}

@@ -1,0 +1,324 @@
+import type { LoggerService } from '@nestjs/common';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { Listening, SqlRunner } from '../database/database-adapter.js';
+import { isDatabaseUnavailable } from '../database/database-errors.js';
+import { describeCause } from '../errors/jetstream-errors.js';
+import type { ResolvedOutboxOptions, ResolvedRelayOptions } from './outbox-options.js';
+import { outboxSql, type OutboxRow, type OutboxSql } from './outbox-sql.js';
+import { unpublishableReason, type ParkReason } from './unpublishable.js';
+
+/** What the relay needs of the NATS side: the module's publisher and connection. */
+export interface RelayBroker {
+  publish(subject: string, data: Uint8Array, options: { msgId: string; headers?: Record<string, readonly string[]> }): Promise<{ stream: string; duplicate: boolean }>;
+  /** True while the connection is up (not reconnecting, not closed). */
+  connected(): boolean;
+  readonly jsm: JetStreamManager;
+}
+
+export interface RelayStats {
+  published: number;
+  /** Publishes the stream dropped as a repeat of a msg-id it had (a republish after a crash). */
+  duplicates: number;
+  parked: number;
+  batches: number;
+}
+
+interface BatchOutcome {
+  claimed: number;
+  /** A publish failed for a reason that may pass (NATS down, no leader): back off. */
+  waiting?: unknown;
+}
+
+/**
+ * Publishes committed outbox rows. One batch is one database transaction: claim rows with
+ * `FOR UPDATE SKIP LOCKED` (so relays of several instances never take the same row), publish
+ * them with `Nats-Msg-Id` = the row id, mark them published, commit. A relay that dies
+ * mid-batch holds its rows only as long as its connection: PostgreSQL releases the locks and
+ * another relay (or this one, restarted) publishes them again, and the stream drops what it
+ * already stored within its duplicate window.
+ *
+ * Rows of one key go in seq order (commit order), one at a time; keys and unkeyed rows go in
+ * parallel. A row that can never be published is parked with its error; later rows of its key
+ * wait behind it (logged), every other row goes on.
+ */
+export class OutboxRelay {
+  readonly stats: RelayStats = { published: 0, duplicates: 0, parked: 0, batches: 0 };
+  private readonly sql: OutboxSql;
+  private readonly relay: ResolvedRelayOptions;
+  private stopped = true;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  private listening: Listening | undefined;
+  private backoffMs = 0;
+  private databaseDown = false;
+  private brokerWaiting = false;
+  /** Published, but the transaction that marks them did not commit: marked next time, not resent. */
+  private readonly unmarked = new Set<string>();
+  private readonly checkedStreams = new Set<string>();
+  /** Keys whose wait behind a parked row was logged, with that row's id. */
+  private readonly blockedLogged = new Map<string, string>();
+
+  constructor(
+    private readonly options: ResolvedOutboxOptions,
+    private readonly broker: RelayBroker,
+    private readonly logger: LoggerService,
+    private readonly onParked: (subject: string, reason: ParkReason) => void = () => undefined,
+  ) {
+    if (options.relay === false) throw new Error('OutboxRelay needs relay options');
+    this.relay = options.relay;
+    this.sql = outboxSql(options.table, options.channel);
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.wake();
+    this.cleanupTimer = setInterval(() => void this.deletePublished(), this.relay.cleanupIntervalMs);
+    this.cleanupTimer.unref();
+  }
+
+  /** Lets the batch in flight finish (its rows are then marked), then stops. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.cleanupTimer);
+    await this.running;
+    const listening = this.listening;
+    this.listening = undefined;
+    await listening?.close().catch(() => undefined);
+  }
+
+  /** Relay now: a NOTIFY arrived, or a caller knows rows were committed. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    // In a backoff, a NOTIFY must not turn the wait into a busy loop.
+    if (this.backoffMs > 0 && this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.wake();
+    }, ms);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      this.again = false;
+      let outcome: BatchOutcome;
+      try {
+        await this.ensureListening();
+        outcome = await this.relayBatch();
+      } catch (err) {
+        this.databaseFailed(err);
+        this.schedule(this.nextBackoff());
+        return;
+      }
+      this.databaseBack();
+      if (outcome.waiting !== undefined) {
+        this.brokerFailed(outcome.waiting);
+        this.schedule(this.nextBackoff());
+        return;
+      }
+      if (this.brokerWaiting) {
+        this.brokerWaiting = false;
+        this.logger.log(`Outbox ${this.options.table.name}: publishing again`, 'OutboxRelay');
+      }
+      this.backoffMs = 0;
+      if (outcome.claimed < this.relay.batchSize && !this.again) break;
+    }
+    this.schedule(this.relay.pollIntervalMs);
+  }
+
+  private nextBackoff(): number {
+    this.backoffMs = this.backoffMs === 0 ? this.relay.backoffInitialMs : Math.min(this.backoffMs * 2, this.relay.backoffMaxMs);
+    return this.backoffMs;
+  }
+
+  private databaseFailed(err: unknown): void {
+    if (this.databaseDown) return;
+    this.databaseDown = true;
+    const what = isDatabaseUnavailable(err) ? 'cannot reach the database' : 'failed';
+    this.logger.error(
+      `Outbox ${this.options.table.name}: relay ${what} (${describeCause(err)}); retrying with backoff up to ${this.relay.backoffMaxMs} ms, logged once until it recovers`,
+      'OutboxRelay',
+    );
+    // The listening connection is likely gone too; listen again once the database answers.
+    const listening = this.listening;
+    this.listening = undefined;
+    void listening?.close().catch(() => undefined);
+  }
+
+  private databaseBack(): void {
+    if (!this.databaseDown) return;
+    this.databaseDown = false;
+    this.logger.log(`Outbox ${this.options.table.name}: database reachable again; relaying`, 'OutboxRelay');
+  }
+
+  private brokerFailed(err: unknown): void {
+    if (this.brokerWaiting) return;
+    this.brokerWaiting = true;
+    this.logger.warn(
+      `Outbox ${this.options.table.name}: cannot publish now (${describeCause(err)}); rows wait and are relayed when NATS answers`,
+      'OutboxRelay',
+    );
+  }
+
+  private async ensureListening(): Promise<void> {
+    if (!this.relay.notify || this.listening) return;
+    this.listening = await this.options.database.listen(
+      this.options.channel,
+      () => this.wake(),
+      () => {
+        // Polling covers the gap; the next batch listens again.
+        this.listening = undefined;
+      },
+    );
+  }
+
+  private async relayBatch(): Promise<BatchOutcome> {
+    const published: string[] = [];
+    const outcome = await this.options.database.transaction(async (sql) => {
+      published.length = 0;
+      const rows = await sql.query<OutboxRow>(this.sql.claim, [this.relay.batchSize]);
+      if (rows.length === 0) return { claimed: 0, parked: [] as Array<{ row: OutboxRow; reason: ParkReason; error: string }> };
+      const chains = await this.chainsInOrder(sql, rows);
+      const parked: Array<{ row: OutboxRow; reason: ParkReason; error: string }> = [];
+      let waiting: unknown;
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < chains.length) {
+          for (const row of chains[next++]) {
+            if (this.unmarked.has(row.id)) {
+              published.push(row.id);
+              continue;
+            }
+            try {
+              const ack = await this.broker.publish(row.subject, row.payload, { msgId: row.id, headers: row.headers ?? undefined });
+              published.push(row.id);
+              this.unmarked.add(row.id);
+              if (ack.duplicate) this.stats.duplicates++;
+              if (!this.checkedStreams.has(ack.stream)) void this.checkDuplicateWindow(ack.stream);
+            } catch (err) {
+              const reason = unpublishableReason(err, this.broker.connected());
+              if (reason) parked.push({ row, reason, error: describeCause(err) });
+              else waiting ??= err;
+              break; // the rest of this key waits: behind a parked row, or for the broker
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.relay.window, chains.length) }, lane));
+      if (published.length > 0) await sql.query(this.sql.markPublished, [published]);
+      for (const p of parked) await sql.query(this.sql.park, [p.row.id, `${p.reason}: ${p.error}`]);
+      return { claimed: rows.length, parked, waiting };
+    });
+    for (const id of published) this.unmarked.delete(id);
+    this.stats.batches++;
+    this.stats.published += published.length;
+    for (const p of outcome.parked) {
+      this.stats.parked++;
+      this.onParked(p.row.subject, p.reason);
+      this.logger.error(
+        `Outbox ${this.options.table.name}: event ${p.row.id} on "${p.row.subject}" can never be published and is parked (${p.reason}: ${p.error})${p.row.key !== null ? `; later events of key "${p.row.key}" wait behind it` : ''}`,
+        'OutboxRelay',
+      );
+    }
+    return { claimed: outcome.claimed, waiting: 'waiting' in outcome ? outcome.waiting : undefined };
+  }
+
+  /**
+   * Unkeyed rows each make a chain of one. A key's chain is its pending rows in seq order, as
+   * long as this batch holds them: a row another relay holds, or a parked row, ends the chain,
+   * so no row of a key overtakes an earlier one.
+   */
+  private async chainsInOrder(sql: SqlRunner, rows: OutboxRow[]): Promise<OutboxRow[][]> {
+    const chains: OutboxRow[][] = [];
+    const mine = new Map<string, OutboxRow>();
+    let maxSeq = 0;
+    for (const row of rows) {
+      if (row.key === null) chains.push([row]);
+      else {
+        mine.set(row.id, row);
+        maxSeq = Math.max(maxSeq, Number(row.seq));
+      }
+    }
+    if (mine.size === 0) return chains;
+    const keys = [...new Set([...mine.values()].map((r) => r.key!))];
+    const pending = await sql.query<{ key: string; id: string; parked: boolean; last_error: string | null }>(this.sql.pendingOfKeys, [keys, maxSeq]);
+    let chain: OutboxRow[] = [];
+    let key: string | undefined;
+    let closed = false;
+    for (const p of pending) {
+      if (p.key !== key) {
+        if (chain.length > 0) chains.push(chain);
+        chain = [];
+        key = p.key;
+        closed = false;
+      }
+      if (closed) continue;
+      const row = mine.get(p.id);
+      if (p.parked) {
+        this.logBlocked(p.key, p.id, p.last_error);
+        closed = true;
+      } else if (row) chain.push(row);
+      else closed = true;
+    }
+    if (chain.length > 0) chains.push(chain);
+    return chains;
+  }
+
+  private logBlocked(key: string, parkedId: string, error: string | null): void {
+    if (this.blockedLogged.get(key) === parkedId) return;
+    this.blockedLogged.set(key, parkedId);
+    this.logger.warn(
+      `Outbox ${this.options.table.name}: events of key "${key}" wait behind parked event ${parkedId} (${error ?? 'unknown error'}); requeue or delete it to let them go`,
+      'OutboxRelay',
+    );
+  }
+
+  private async checkDuplicateWindow(stream: string): Promise<void> {
+    this.checkedStreams.add(stream);
+    try {
+      const info = await this.broker.jsm.streams.info(stream);
+      const windowMs = (info.config.duplicate_window ?? 0) / 1_000_000;
+      if (windowMs < this.relay.republishWindowMs) {
+        this.logger.warn(
+          `Outbox ${this.options.table.name}: stream "${stream}" has a duplicate_window of ${windowMs} ms, shorter than the outbox's republishWindowMs of ${this.relay.republishWindowMs} ms; an event republished after a relay crash later than ${windowMs} ms would be stored twice. Raise the stream's duplicate_window or lower republishWindowMs`,
+          'OutboxRelay',
+        );
+      }
+    } catch (err) {
+      this.checkedStreams.delete(stream);
+      this.logger.debug?.(`Outbox: could not read stream "${stream}" to check its duplicate_window (${describeCause(err)})`, 'OutboxRelay');
+    }
+  }
+
+  /** Deletes published rows past the retention, in slices so no statement runs long. */
+  async deletePublished(): Promise<number> {
+    let total = 0;
+    try {
+      for (;;) {
+        const deleted = (await this.options.database.query(this.sql.deletePublished, [this.relay.retentionMs])).length;
+        total += deleted;
+        if (deleted < 10_000 || this.stopped) break;
+      }
+    } catch (err) {
+      this.logger.debug?.(`Outbox ${this.options.table.name}: retention cleanup failed (${describeCause(err)}); next interval retries`, 'OutboxRelay');
+    }
+    return total;
+  }
+}

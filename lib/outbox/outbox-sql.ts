@@ -1,0 +1,50 @@
+import type { TableName } from '../database/table-names.js';
+
+/** A claimed row as the relay reads it. */
+export interface OutboxRow {
+  id: string;
+  seq: string | number;
+  subject: string;
+  payload: Uint8Array;
+  headers: Record<string, string[]> | null;
+  key: string | null;
+}
+
+/** Every statement of the outbox, for one table. Built once; the table name is validated. */
+export interface OutboxSql {
+  /**
+   * The insert of `publish(tx, ...)`, with its NOTIFY (delivered at commit) in one round trip.
+   * A keyed event first takes a transaction-scoped advisory lock on its key, so two
+   * transactions writing one key take turns: `seq` order is then commit order per key.
+   */
+  readonly insert: string;
+  readonly insertKeyed: string;
+  readonly claim: string;
+  /** Pending rows of the claimed keys up to the claim's last seq: who is ahead of whom. */
+  readonly pendingOfKeys: string;
+  readonly markPublished: string;
+  readonly park: string;
+  readonly deletePublished: string;
+  readonly listParked: string;
+  readonly requeue: string;
+}
+
+export function outboxSql(table: TableName, channel: string): OutboxSql {
+  const t = table.sql;
+  const insertInto = `INSERT INTO ${t} (id, subject, payload, headers, key)`;
+  const notify = `SELECT pg_notify('${channel}', '') AS notified, (SELECT count(*) FROM ins) AS inserted`;
+  return {
+    insert: `WITH ins AS (${insertInto} VALUES ($1, $2, $3, $4::jsonb, NULL) ON CONFLICT (id) DO NOTHING RETURNING 1) ${notify}`,
+    insertKeyed: `WITH lock AS (SELECT pg_advisory_xact_lock(hashtextextended($5::text, 0)) AS locked),
+ins AS (${insertInto} SELECT $1::text, $2::text, $3::bytea, $4::jsonb, $5::text FROM lock ON CONFLICT (id) DO NOTHING RETURNING 1) ${notify}`,
+    claim: `SELECT id, seq, subject, payload, headers, key FROM ${t}
+WHERE published_at IS NULL AND parked_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+    pendingOfKeys: `SELECT key, seq, id, parked_at IS NOT NULL AS parked, last_error FROM ${t}
+WHERE published_at IS NULL AND key = ANY($1::text[]) AND seq <= $2 ORDER BY key, seq`,
+    markPublished: `UPDATE ${t} SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1::text[])`,
+    park: `UPDATE ${t} SET parked_at = now(), last_error = $2, attempts = attempts + 1 WHERE id = $1`,
+    deletePublished: `DELETE FROM ${t} WHERE id IN (SELECT id FROM ${t} WHERE published_at < now() - ($1::bigint * interval '1 millisecond') LIMIT 10000) RETURNING 1`,
+    listParked: `SELECT id, subject, key, last_error, parked_at, created_at FROM ${t} WHERE parked_at IS NOT NULL ORDER BY seq LIMIT $1`,
+    requeue: `UPDATE ${t} SET parked_at = NULL, last_error = NULL WHERE parked_at IS NOT NULL AND id = ANY($1::text[]) RETURNING id`,
+  };
+}
