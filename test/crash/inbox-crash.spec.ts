@@ -19,7 +19,7 @@ import {
 import { deferred, NatsServerProcess, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
 import { CapturingLogger, startApp, type TestApp } from '../support/test-app.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient } from './kit.js';
+import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient } from '../integration/kit.js';
 
 /**
  * The inbox's promise under real failures: a consumer SIGKILLed between its commit and its ack,
