@@ -99,6 +99,8 @@ export {
 export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner } from './database/database-adapter.js';
 export { pgAdapter, type PgClientLike, type PgPoolClientLike, type PgPoolLike } from './database/pg-adapter.js';
 export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './database/pglite-adapter.js';
+export { typeormAdapter, type TypeormDataSourceLike, type TypeormManagerLike } from './database/typeorm-adapter.js';
+export { drizzleAdapter, type DrizzleDatabaseLike, type DrizzleExecutorLike } from './database/drizzle-adapter.js';
 export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
 export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
 export { tableName, type TableName } from './database/table-names.js';
