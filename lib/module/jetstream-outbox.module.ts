@@ -17,6 +17,8 @@ import { JetStreamOutbox } from '../outbox/jetstream-outbox.js';
 import { resolveOutboxOptions, type OutboxOptions, type ResolvedOutboxOptions } from '../outbox/outbox-options.js';
 import { OutboxRelay } from '../outbox/outbox-relay.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
+import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
+import { JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 /** Injection token of the resolved outbox options. */
 export const JETSTREAM_OUTBOX_OPTIONS = Symbol('JETSTREAM_OUTBOX_OPTIONS');
@@ -36,6 +38,7 @@ export class OutboxRelayHost implements OnApplicationBootstrap, OnModuleDestroy 
     publisher: JetStreamPublisher,
     connection: JetStreamConnection,
     observability: JetStreamObservability,
+    @Inject(JETSTREAM_RESOLVED_OPTIONS) private readonly moduleOptions: ResolvedModuleOptions,
   ) {
     if (options.relay === false) return;
     this.relay = new OutboxRelay(
@@ -50,7 +53,9 @@ export class OutboxRelayHost implements OnApplicationBootstrap, OnModuleDestroy 
     );
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
+    // The streams the app declares are checked at startup; any other at its first publish.
+    await this.relay?.checkStreams(this.moduleOptions.streams.map((s) => s.name));
     this.relay?.start();
   }
 

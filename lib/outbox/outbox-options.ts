@@ -5,6 +5,11 @@ import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 export interface OutboxRelayOptions {
   /** Rows claimed per transaction; default 256. */
   batchSize?: number;
+  /**
+   * Batch transactions one relay runs at once; default 4. Each claims other rows (SKIP LOCKED),
+   * so one batch's database round trips overlap another's publishes. PGlite runs them in turn.
+   */
+  concurrency?: number;
   /** Publishes awaiting their ack at once within a batch (distinct keys); default 256. */
   window?: number;
   /** Polling when no NOTIFY arrives (and the fallback when LISTEN is lost); default 1 000 ms. */
@@ -40,6 +45,7 @@ export interface OutboxOptions<Tx = unknown> {
 
 export interface ResolvedRelayOptions {
   readonly batchSize: number;
+  readonly concurrency: number;
   readonly window: number;
   readonly pollIntervalMs: number;
   readonly notify: boolean;
@@ -79,6 +85,7 @@ function resolveRelay(o: OutboxRelayOptions): ResolvedRelayOptions {
   const backoffInitialMs = int(o.backoffMs?.initial, 100, 'backoffMs.initial', 1);
   return {
     batchSize: int(o.batchSize, 256, 'batchSize', 1),
+    concurrency: int(o.concurrency, 4, 'concurrency', 1),
     window: int(o.window, 256, 'window', 1),
     pollIntervalMs: int(o.pollIntervalMs, 1_000, 'pollIntervalMs', 1),
     notify: o.notify ?? true,

@@ -119,9 +119,16 @@ export class OutboxRelay {
     while (!this.stopped) {
       this.again = false;
       let outcome: BatchOutcome;
+      // While NATS is away, claiming rows would only hold their locks (and, on PGlite, the one
+      // connection the app writes through) for a publish timeout: wait without a transaction.
+      if (!this.broker.connected()) {
+        this.brokerFailed(new Error('the NATS connection is down'));
+        this.schedule(this.nextBackoff());
+        return;
+      }
       try {
         await this.ensureListening();
-        outcome = await this.relayBatch();
+        outcome = await this.relayBatches();
       } catch (err) {
         this.databaseFailed(err);
         this.schedule(this.nextBackoff());
@@ -187,6 +194,19 @@ export class OutboxRelay {
         this.listening = undefined;
       },
     );
+  }
+
+  /** `concurrency` batches at once; the loop goes on while any of them came back full. */
+  private async relayBatches(): Promise<BatchOutcome> {
+    if (this.relay.concurrency === 1) return this.relayBatch();
+    const outcomes = await Promise.allSettled(Array.from({ length: this.relay.concurrency }, () => this.relayBatch()));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+    const done = outcomes.map((o) => (o as PromiseFulfilledResult<BatchOutcome>).value);
+    return {
+      claimed: Math.max(...done.map((o) => o.claimed)),
+      waiting: done.find((o) => o.waiting !== undefined)?.waiting,
+    };
   }
 
   private async relayBatch(): Promise<BatchOutcome> {
@@ -288,6 +308,11 @@ export class OutboxRelay {
       `Outbox ${this.options.table.name}: events of key "${key}" wait behind parked event ${parkedId} (${error ?? 'unknown error'}); requeue or delete it to let them go`,
       'OutboxRelay',
     );
+  }
+
+  /** The startup check: streams the app declares are known before anything is relayed. */
+  checkStreams(streams: readonly string[]): Promise<void> {
+    return Promise.all(streams.filter((s) => !this.checkedStreams.has(s)).map((s) => this.checkDuplicateWindow(s))).then(() => undefined);
   }
 
   private async checkDuplicateWindow(stream: string): Promise<void> {

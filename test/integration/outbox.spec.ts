@@ -6,7 +6,7 @@ import {
   PayloadTooLargeError,
   type DatabaseAdapter,
 } from '../../lib/index.js';
-import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { lowerName, repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
@@ -130,6 +130,39 @@ describe('transactional outbox', () => {
     expect((await storedEvents(hooks.client.js, hooks.client.jsm, stream)).map((e) => e.msgId)).toEqual(['k2-1', 'k1-next']);
   });
 
+  it("parks an event the connection's user may not publish, as permission_denied; allowed events flow", async () => {
+    const server = await NatsServerProcess.start({
+      config: [
+        'authorization {',
+        '  users = [',
+        '    { user: relay, password: "relay-pw", permissions: { publish: { allow: [">"], deny: ["SECRET.>"] } } }',
+        '  ]',
+        '}',
+      ].join('\n'),
+    });
+    try {
+      const table = t.table(lowerName('ob'));
+      const s = await startOutboxApp(apps, {
+        servers: server.url,
+        database: db,
+        table,
+        relay: { pollIntervalMs: 200 },
+        module: { connection: { user: 'relay', pass: 'relay-pw' }, streams: [{ name: 'OPEN', subjects: ['OPEN.>', 'SECRET.>'] }] },
+      });
+      await db.transaction(async (_sql, tx) => {
+        await s.outbox.publish(tx, 'SECRET.plans', { n: 1 }, { msgId: 'denied-1' });
+        await s.outbox.publish(tx, 'OPEN.news', { n: 2 }, { msgId: 'allowed-1' });
+      });
+      await waitFor(async () => (await rowsOf(table)).every((r) => r.published || r.parked), { timeoutMs: 20_000, message: 'both rows settled' });
+      const rows = await rowsOf(table);
+      expect(rows.map((r) => [r.id, r.published, r.parked])).toEqual([['denied-1', false, true], ['allowed-1', true, false]]);
+      expect(rows[0].last_error).toMatch(/^permission_denied: .*Permissions Violation for Publish to "SECRET\.plans"/);
+    } finally {
+      await apps.closeAll();
+      await server.stop();
+    }
+  });
+
   it('wakes on NOTIFY: a committed event is relayed without waiting for the poll', async () => {
     const s = await setup({ pollIntervalMs: 600_000 });
     // The first empty poll ran at startup; from now on only a NOTIFY can wake the relay.
@@ -166,6 +199,21 @@ describe('transactional outbox', () => {
     });
   });
 
+  it('checks the duplicate_window of the streams the app declares at startup, before anything is relayed', async () => {
+    const stream = uniqueName('DECLARED');
+    const table = t.table(lowerName('ob'));
+    const s = await startOutboxApp(apps, {
+      servers: testNatsUrl(),
+      database: db,
+      table,
+      relay: { republishWindowMs: 60_000 },
+      module: { streams: [{ name: stream, subjects: [`${stream}.>`], duplicate_window: 2_000_000_000 }] },
+    });
+    // Logged during startup: the app is up, nothing was ever written to the outbox.
+    expect(s.logger.find(`stream "${stream}" has a duplicate_window of 2000 ms`, 'warn')).toHaveLength(1);
+    await hooks.client.jsm.streams.delete(stream);
+  });
+
   it('keeps per-key commit order with 3 relays and 1 000 keys, and publishes every event exactly once', async () => {
     const stream = uniqueName('ORDER');
     await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
@@ -176,14 +224,16 @@ describe('transactional outbox', () => {
     }
     const keys = 1_000;
     const perKey = 3;
-    // Writers commit concurrently: 20 writers, each event its own transaction, keys interleaved.
+    // Writers commit concurrently: 20 writers, each transaction 10 events of 10 different keys.
     const jobs: Array<[number, number]> = [];
     for (let n = 0; n < perKey; n++) for (let k = 0; k < keys; k++) jobs.push([k, n]);
     let next = 0;
     const writer = async () => {
       while (next < jobs.length) {
-        const [k, n] = jobs[next++];
-        await db.transaction((_sql, tx) => relays[k % 3].outbox.publish(tx, `${stream}.k${k}`, { k, n }, { msgId: `k${k}-${n}`, key: `k${k}` }));
+        const chunk = jobs.slice(next, (next += 10));
+        await db.transaction(async (_sql, tx) => {
+          for (const [k, n] of chunk) await relays[k % 3].outbox.publish(tx, `${stream}.k${k}`, { k, n }, { msgId: `k${k}-${n}`, key: `k${k}` });
+        });
       }
     };
     await Promise.all(Array.from({ length: 20 }, writer));
