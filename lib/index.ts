@@ -35,7 +35,7 @@ export type {
 } from './options/jetstream-module-options.js';
 
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
-export { EventCtx, EventPayload } from './decorators/event-params.decorator.js';
+export { EventCtx, EventPayload, InboxTransaction } from './decorators/event-params.decorator.js';
 export type {
   BatchHandlerOptions,
   DeadLetterOption,
@@ -138,6 +138,8 @@ export {
 export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner } from './database/database-adapter.js';
 export { pgAdapter, type PgClientLike, type PgPoolClientLike, type PgPoolLike } from './database/pg-adapter.js';
 export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './database/pglite-adapter.js';
+export { typeormAdapter, type TypeormDataSourceLike, type TypeormManagerLike } from './database/typeorm-adapter.js';
+export { drizzleAdapter, type DrizzleDatabaseLike, type DrizzleExecutorLike } from './database/drizzle-adapter.js';
 export { openDatabase, type OpenDatabaseOptions, type OpenedDatabase } from './database/open-database.js';
 export { ensureSchema, inboxDdl, outboxDdl } from './database/schema.js';
 export { tableName, type TableName } from './database/table-names.js';
@@ -152,3 +154,8 @@ export {
   OutboxRelayHost,
   type JetStreamOutboxAsyncOptions,
 } from './module/jetstream-outbox.module.js';
+
+export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
+export { JetStreamInbox } from './inbox/jetstream-inbox.js';
+export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions } from './inbox/inbox-options.js';
+export { InboxUnavailableError } from './inbox/inbox-errors.js';

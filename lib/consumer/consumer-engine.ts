@@ -24,6 +24,7 @@ import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { EventContext } from '../context/event-context.js';
+import type { JetStreamInbox } from '../inbox/jetstream-inbox.js';
 
 export interface RunningHandlerInfo {
   readonly handlerId: string;
@@ -87,20 +88,31 @@ export class ConsumerEngine {
     return this.observer.add(listener);
   }
 
-  async start(registrations: readonly HandlerRegistration[]): Promise<void> {
+  /** `inbox`: the application's inbox (`JetStreamInboxModule`), which `inbox: true` handlers need. */
+  async start(registrations: readonly HandlerRegistration[], inbox?: JetStreamInbox): Promise<void> {
     const plans = await this.plan(registrations);
+    const inboxHandlers = plans.filter((p) => p.options.inbox);
+    if (inboxHandlers.length > 0) {
+      if (!inbox) {
+        throw new HandlerConfigurationError(
+          `${inboxHandlers.map((p) => p.handlerId).join(', ')}: inbox: true needs the inbox's database; import JetStreamInboxModule.forRoot({ database }) (or forRootAsync) in the application module`,
+        );
+      }
+      await inbox.start();
+    }
     const provisioner = new ConsumerProvisioner(this.connection);
     const streams = new StreamProvisioner(this.connection);
     // Confirmed acks (at-most-once, exactly-once) and idempotency records share one reply
     // inbox; at-least-once alone never waits for a reply, so it gets none.
-    const inbox = plans.some((p) => p.options.delivery !== 'at-least-once')
+    // Inbox handlers need neither: their row commits with the handler, and a plain ack follows.
+    const replyInbox = plans.some((p) => p.options.delivery !== 'at-least-once' && !p.options.inbox)
       ? (this.inbox = new ReplyInbox(this.connection.nc, this.options.publishTimeoutMs))
       : undefined;
-    const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), inbox);
-    const store = plans.some((p) => p.options.delivery === 'exactly-once')
+    const settlement = new Settlement(this.logger, this.connection.serverAtLeast(2, 10, 4), replyInbox);
+    const store = plans.some((p) => p.options.delivery === 'exactly-once' && !p.options.inbox)
       ? await IdempotencyStore.open(
           this.connection.nc,
-          inbox!,
+          replyInbox!,
           this.options.idempotency.bucket,
           this.options.idempotency.ttlMs,
           `${hostname()}:${process.pid}`,
@@ -140,6 +152,7 @@ export class ConsumerEngine {
           ackWaitMs: plan.options.ackWaitMs,
           timeoutMs: plan.options.timeoutMs,
           idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
+          inbox: plan.options.inbox ? inbox!.store : undefined,
           observer: this.observer,
         },
         this.logger,
@@ -166,7 +179,7 @@ export class ConsumerEngine {
       this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
       await runner.start();
       this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.inbox ? `exactly-once through the inbox ${inbox!.options.table.name}` : plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
       );
     }
     await this.assertMayPull(denialMark);

@@ -53,3 +53,25 @@ export function payloadParameterType(prototype: object, methodName: string | sym
   const types = Reflect.getMetadata('design:paramtypes', prototype, methodName) as unknown[] | undefined;
   return types?.[eventParamLayout(prototype, methodName).payload];
 }
+
+const INBOX_TRANSACTION_METADATA = 'nestjs-jetstream:inbox-transaction';
+
+/**
+ * The transaction of an inbox handler (`@OnEvent(…, { inbox: true })`), as the database given
+ * to the module hands it out: a `pg` `PoolClient`, a TypeORM `EntityManager`, a Kysely
+ * `Transaction`… Declare the parameter with that type. It is the third parameter, after the
+ * payload and the context; its writes commit together with the message's inbox row.
+ */
+export function InboxTransaction(): ParameterDecorator {
+  return (target, key, index) => {
+    if (key === undefined) throw new TypeError('@InboxTransaction() goes on a handler method\'s parameter, not a constructor\'s');
+    const where = `${(target as { constructor: { name: string } }).constructor.name}.${String(key)}`;
+    if (index !== 2) throw new TypeError(`@InboxTransaction() on ${where}: the transaction is the third parameter, after the payload and the context (got parameter ${index})`);
+    Reflect.defineMetadata(INBOX_TRANSACTION_METADATA, index, target, key);
+  };
+}
+
+/** Whether the handler takes the inbox transaction (`@InboxTransaction()`) as its third parameter. */
+export function takesInboxTransaction(prototype: object, methodName: string | symbol): boolean {
+  return Reflect.getMetadata(INBOX_TRANSACTION_METADATA, prototype, methodName) !== undefined;
+}

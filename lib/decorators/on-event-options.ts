@@ -151,6 +151,15 @@ export interface OnEventOptions {
    * priority groups). See `ExclusiveOptions`.
    */
   exclusive?: boolean | ExclusiveOptions;
+  /**
+   * Exactly-once through the application's database: the handler's writes and a row for the
+   * message's key (the redrive's idempotency header, else `Nats-Msg-Id`, else stream and
+   * sequence) commit in one transaction, which the handler receives with
+   * `@InboxTransaction()`. A message whose key has a row is acked without running the handler.
+   * Needs a `durable` and the module's `inbox: { database }`; it is `delivery: 'exactly-once'`
+   * through the database instead of the KV lease.
+   */
+  inbox?: boolean;
 }
 
 export interface ExclusiveOptions {
@@ -197,6 +206,7 @@ export interface ResolvedHandlerOptions {
   readonly schemaVersion: SchemaVersionOptions | undefined;
   readonly batch: ResolvedBatchOptions | undefined;
   readonly exclusive: ResolvedExclusiveOptions | undefined;
+  readonly inbox: boolean;
 }
 
 export interface ResolvedExclusiveOptions {

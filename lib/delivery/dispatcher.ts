@@ -12,6 +12,8 @@ import { withHandlerTimeout } from './handler-timeout.js';
 import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
+import { INBOX_DUPLICATE, type InboxStore } from '../inbox/inbox-store.js';
+import { bindInboxTransaction, unbindInboxTransaction } from './inbox-transaction.js';
 
 /**
  * What a handler call came to, for observers (tests, metrics): never used to settle. A message
@@ -51,6 +53,8 @@ export interface DispatcherOptions {
   /** A handler call running longer fails with HandlerTimeoutError; undefined: no limit. */
   readonly timeoutMs?: number;
   readonly idempotency?: { readonly store: IdempotencyStore; readonly leaseMs: number };
+  /** Inbox handlers: the table whose row commits in the handler's transaction (no KV lease then). */
+  readonly inbox?: InboxStore;
   readonly observer?: HandledObserver;
 }
 
@@ -61,6 +65,8 @@ export interface DispatcherOptions {
  */
 export class Dispatcher {
   private readonly descriptor: ConsumerDescriptor;
+  /** The inbox rows' consumer column: a durable's name is unique per stream, and stream names hold no dot. */
+  private readonly inboxConsumer: string;
 
   constructor(
     descriptor: ConsumerDescriptor,
@@ -72,6 +78,7 @@ export class Dispatcher {
     private readonly logger: Logger,
   ) {
     this.descriptor = { ...descriptor };
+    this.inboxConsumer = `${descriptor.stream}.${descriptor.consumer}`;
     bindHandlerRuntime(this.descriptor, runtime);
   }
 
@@ -84,6 +91,7 @@ export class Dispatcher {
   dispatch(msg: JsMsg, decoded: unknown = NOT_DECODED): Promise<void> {
     const ctx = new EventContext(msg, this.descriptor);
     if (this.runtime.policy.exhaustedBeforeRun(ctx.attempt)) return this.giveUpBeforeRun(msg, ctx);
+    if (this.options.inbox) return this.throughInbox(msg, ctx, decoded);
     switch (this.options.delivery) {
       case 'at-most-once':
         return this.atMostOnce(msg, ctx, decoded);
@@ -99,20 +107,48 @@ export class Dispatcher {
    * crashes: do not run the handler again.
    */
   private async giveUpBeforeRun(msg: JsMsg, ctx: EventContext): Promise<void> {
-    if (this.options.delivery === 'exactly-once' && !(await this.settleOwnLease(msg, ctx))) return;
+    if (this.options.inbox) {
+      // Attempts used up by crashes after the commit: the handler did its work, it is no dead letter.
+      let handled: boolean;
+      try {
+        handled = await this.options.inbox.recorded(this.inboxConsumer, this.messageKey(ctx));
+      } catch (err) {
+        this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'inbox unavailable');
+        return;
+      }
+      if (handled) {
+        this.settlement.ackDuplicate(msg, ctx);
+        this.observe(ctx, NOT_DECODED, 'skipped');
+        return;
+      }
+    } else if (this.options.delivery === 'exactly-once' && !(await this.settleOwnLease(msg, ctx))) return;
     await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted', NOT_DECODED);
   }
 
   private async atLeastOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const outcome = await this.run(msg, ctx, decoded);
+    if (outcome instanceof Failure) await this.settleFailure(msg, ctx, outcome);
+    else this.settlement.ackAfterSuccess(msg, ctx);
+  }
+
+  /**
+   * The handler's transaction holds the inbox row: it commits with the handler's writes, and the
+   * message is acked after the commit. A plain ack is enough: if it is lost, the redelivery finds
+   * the row and is acked as a duplicate, so no KV lease and no confirmed ack are needed.
+   */
+  private async throughInbox(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
+    const outcome = await this.run(msg, ctx, decoded);
     if (outcome === SUCCESS) this.settlement.ackAfterSuccess(msg, ctx);
-    else await this.settleFailure(msg, ctx, outcome);
+    else if (outcome === DUPLICATE) {
+      this.settlement.ackDuplicate(msg, ctx);
+      this.observe(ctx, NOT_DECODED, 'skipped');
+    } else await this.settleFailure(msg, ctx, outcome);
   }
 
   private async atMostOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     if (!(await this.settlement.ackConfirmedBeforeRun(msg, ctx))) return;
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome === SUCCESS) {
+    if (!(outcome instanceof Failure)) {
       this.settlement.reportSuccess(ctx);
       return;
     }
@@ -158,7 +194,7 @@ export class Dispatcher {
       return;
     }
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome !== SUCCESS) {
+    if (outcome instanceof Failure) {
       try {
         await idem.store.release(key, lease.revision);
       } catch (err) {
@@ -263,7 +299,12 @@ export class Dispatcher {
   }
 
   private idempotencyKey(ctx: EventContext): string {
-    return IdempotencyStore.key(ctx.stream, ctx.consumer, ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`);
+    return IdempotencyStore.key(ctx.stream, ctx.consumer, this.messageKey(ctx));
+  }
+
+  /** The key exactly-once and the inbox dedupe on: a redrive's key, else the publisher's msg-id, else the stream position. */
+  private messageKey(ctx: EventContext): string {
+    return ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`;
   }
 
   /** Decodes and invokes the pipeline (which binds and validates); never throws. */
@@ -288,6 +329,10 @@ export class Dispatcher {
         this.observe(ctx, payload, 'failed', error);
         return new Failure(error, payload);
       }
+      if (result === INBOX_DUPLICATE) {
+        scope?.end();
+        return DUPLICATE;
+      }
       if (result instanceof DeadLettered) {
         scope?.fail(result.failure);
         this.observe(ctx, payload, 'failed', result.failure);
@@ -301,7 +346,32 @@ export class Dispatcher {
 
   private call(payload: unknown, ctx: EventContext): Promise<unknown> {
     const timeoutMs = this.options.timeoutMs;
-    return timeoutMs === undefined ? this.invoke(payload, ctx) : withHandlerTimeout(this.invoke(payload, ctx), timeoutMs, ctx);
+    const call = this.options.inbox ? this.callInTransaction(this.options.inbox, payload, ctx) : this.invoke(payload, ctx);
+    return timeoutMs === undefined ? call : withHandlerTimeout(call, timeoutMs, ctx);
+  }
+
+  /**
+   * One transaction per attempt (an ordered lane's in-place retry gets a fresh one). It commits
+   * only a success: a throw, a dead-lettered result, or a call abandoned on its timeout (whose
+   * late end must not commit what was already settled as a failure) roll back.
+   */
+  private callInTransaction(inbox: InboxStore, payload: unknown, ctx: EventContext): Promise<unknown> {
+    return inbox.run(
+      this.inboxConsumer,
+      this.messageKey(ctx),
+      async (tx) => {
+        // Timed out while waiting for the transaction (behind the abandoned call's row lock):
+        // this attempt is settled already, so the handler must not run in it.
+        if (EventContext.isAbandoned(ctx)) throw new Error('abandoned on its timeout before the handler ran');
+        bindInboxTransaction(ctx, tx);
+        try {
+          return await this.invoke(payload, ctx);
+        } finally {
+          unbindInboxTransaction(ctx);
+        }
+      },
+      (result) => !(result instanceof DeadLettered) && !EventContext.isAbandoned(ctx),
+    );
   }
 
   private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown, givenUp?: Pick<HandledEvent, 'reason' | 'deadLetter'>): void {
@@ -398,6 +468,8 @@ const SUCCESS = Symbol('success');
 const LEASE_WAIT_LEASES = 4;
 /** Longest pause between two looks at a lease a delivery waits on. */
 const MAX_LEASE_POLL_MS = 1_000;
+/** The inbox already holds the message's key: acked without running the handler. */
+const DUPLICATE = Symbol('duplicate');
 export const NOT_DECODED = Symbol('not-decoded');
 
 function unwrap(error: unknown): unknown {
@@ -412,4 +484,4 @@ class Failure {
   ) {}
 }
 
-type Outcome = typeof SUCCESS | Failure;
+type Outcome = typeof SUCCESS | typeof DUPLICATE | Failure;

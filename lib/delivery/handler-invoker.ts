@@ -4,7 +4,8 @@ import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import type { BatchContext } from '../context/batch-context.js';
 import type { EventContext } from '../context/event-context.js';
-import { eventParamLayout, payloadParameterType } from '../decorators/event-params.decorator.js';
+import { eventParamLayout, payloadParameterType, takesInboxTransaction } from '../decorators/event-params.decorator.js';
+import { inboxTransactionOf } from './inbox-transaction.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
 import { JetStreamRetryInterceptor } from './interceptors/retry.interceptor.js';
 import { JETSTREAM_CONTEXT_TYPE } from './jetstream-context-type.js';
@@ -94,7 +95,18 @@ function paramType(instance: object, methodName: string): ArgumentMetadata['meta
  */
 function inEventOrder(instance: object, methodName: string, original: Method): Method {
   const host = paramsHost(instance, methodName) as { prototype?: object };
-  if (eventParamLayout(host.prototype ?? instance, methodName).payload === 0) return original;
+  const proto = host.prototype ?? instance;
+  const inOrder = eventParamLayout(proto, methodName).payload === 0;
+  if (takesInboxTransaction(proto, methodName)) {
+    return inOrder
+      ? function (this: unknown, payload: unknown, ctx: unknown) {
+          return original.call(this, payload, ctx, inboxTransactionOf(ctx as EventContext));
+        }
+      : function (this: unknown, payload: unknown, ctx: unknown) {
+          return original.call(this, ctx, payload, inboxTransactionOf(ctx as EventContext));
+        };
+  }
+  if (inOrder) return original;
   return function (this: unknown, payload: unknown, ctx: unknown) {
     return original.call(this, ctx, payload);
   };

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import type { OnEventOptions } from '../decorators/on-event-options.js';
+import { takesInboxTransaction } from '../decorators/event-params.decorator.js';
 import { HandlerConfigurationError } from '../errors/jetstream-errors.js';
 import { DEFAULT_CONNECTION } from '../options/jetstream.tokens.js';
 import type { DiscoveredHandler } from './handler-plan.js';
@@ -45,6 +46,9 @@ export class HandlerExplorer {
           );
         }
         if (target !== connection) continue;
+        if (!options.inbox && takesInboxTransaction(prototype, methodName)) {
+          throw new HandlerConfigurationError(`@OnEvent on ${handlerId}: @InboxTransaction() needs the inbox (add inbox: true to its options)`);
+        }
         found.push({ handlerId, instance, methodName, subject, options: resolveHandlerOptions(handlerId, defaults, options), payloadType });
       }
     }

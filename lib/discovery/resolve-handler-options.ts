@@ -1,4 +1,5 @@
 import type {
+  DeliveryMode,
   DeliverPolicyOption,
   OnEventOptions,
   ResolvedHandlerOptions,
@@ -57,7 +58,9 @@ export function resolveHandlerOptions(
   const maxAckPending =
     merged.maxAckPending === -1 ? -1 : merged.maxAckPending === undefined ? undefined : int(merged.maxAckPending, 0, 'maxAckPending');
   const deliverPolicy = checkDeliverPolicy(merged.deliverPolicy ?? (durable ? 'all' : 'new'), fail);
-  const delivery = merged.delivery ?? 'at-least-once';
+  const inbox = resolveInbox(defaults, options, fail);
+  // The inbox is the handler's own exactly-once path, so it overrides a module-wide default mode.
+  const delivery: DeliveryMode = inbox ? 'exactly-once' : (merged.delivery ?? 'at-least-once');
   if (!MODES.has(delivery)) fail(`delivery must be one of ${[...MODES].join(', ')}, got ${JSON.stringify(delivery)}`);
   const retry = resolveRetry(merged.retry, int, fail);
   if (merged.retryable !== undefined && typeof merged.retryable !== 'function') fail('retryable must be a function (error) => boolean');
@@ -68,7 +71,7 @@ export function resolveHandlerOptions(
     fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
   }
   // Per handler only: a module-wide default would change every handler's signature.
-  const batch = resolveBatchOptions({ ...merged, batch: options.batch }, int, fail);
+  const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
   const schema = merged.schema;
   if (schema !== undefined && !isStandardSchema(schema)) {
@@ -97,6 +100,7 @@ export function resolveHandlerOptions(
     schema,
     codec,
     schemaVersion,
+    inbox,
   };
 }
 
@@ -123,6 +127,20 @@ function checkSchemaVersion(option: SchemaVersionOptions, fail: (m: string) => n
     if (typeof step !== 'function') fail(`schemaVersion.upcast[${from}] must be a function (older payload) => next version's payload`);
   }
   return { name, version, upcast: { ...(upcast ?? {}) } };
+}
+
+function resolveInbox(defaults: Partial<OnEventOptions>, options: OnEventOptions, fail: (m: string) => never): boolean {
+  if ((defaults as OnEventOptions).inbox !== undefined) fail('inbox is set per handler (it needs the handler\'s durable), not in the module defaults');
+  const inbox = options.inbox;
+  if (inbox === undefined || inbox === false) return false;
+  if (inbox !== true) fail(`inbox must be a boolean, got ${JSON.stringify(inbox)}`);
+  // Inbox rows are kept per consumer: an ephemeral consumer's name changes with every start,
+  // so its rows would never match a redelivery after a restart.
+  if (!options.durable) fail('inbox needs a durable consumer (its rows are kept per durable); add durable: \'<name>\'');
+  if (options.delivery !== undefined && options.delivery !== 'exactly-once') {
+    fail(`inbox is its own exactly-once delivery through the database; it cannot be combined with delivery: '${options.delivery}' (remove delivery, or the inbox)`);
+  }
+  return true;
 }
 
 const DEFAULT_RETRY: ResolvedRetryPolicy = { enabled: true, maxAttempts: 5, ...DEFAULT_BACKOFF };

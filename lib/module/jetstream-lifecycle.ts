@@ -17,6 +17,7 @@ import { JetStreamRetryInterceptor } from '../delivery/interceptors/retry.interc
 import { HandlerExplorer } from '../discovery/handler-explorer.js';
 import type { HandlerRegistration } from '../discovery/handler-plan.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
+import { JetStreamInbox } from '../inbox/jetstream-inbox.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { JetStreamPayloadPipe } from '../serialization/payload-validation.pipe.js';
 import { StandardSchemaPipe } from '../serialization/standard-schema.pipe.js';
@@ -43,6 +44,7 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
     private readonly discovery: DiscoveryService,
     publisher: JetStreamPublisher,
     @Optional() observability?: JetStreamObservability,
+    @Optional() private readonly inbox?: JetStreamInbox,
   ) {
     this.logger = new Logger(connectionName === DEFAULT_CONNECTION ? 'JetStream' : `JetStream:${connectionName}`);
     this.engine = new ConsumerEngine(connection, options, publisher, this.logger, observability);
@@ -82,7 +84,7 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
               : undefined,
         }),
       }));
-      await this.engine.start(registrations);
+      await this.engine.start(registrations, this.inbox);
     } catch (err) {
       // Nest does not run shutdown hooks when bootstrap fails; without this the open
       // connection would keep the process alive after the error.

@@ -32,7 +32,7 @@ export interface JetStreamModuleOptions {
    */
   schedules?: ScheduleDefinition[];
   /** Defaults for every `@OnEvent` handler of the application (a durable name is per handler). */
-  defaults?: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
+  defaults?: Partial<Omit<OnEventOptions, 'durable' | 'connection' | 'inbox'>>;
   /** Time in-flight handlers get to finish on shutdown; default 10 000 ms. */
   shutdownTimeoutMs?: number;
   /** Default publish acknowledgement timeout; default 5 000 ms. */
@@ -71,7 +71,7 @@ export interface ResolvedModuleOptions {
   readonly connection: NatsConnectionOptions;
   readonly streams: StreamDefinition[];
   readonly schedules: readonly ScheduleDefinition[];
-  readonly defaults: Partial<Omit<OnEventOptions, 'durable' | 'connection'>>;
+  readonly defaults: Partial<Omit<OnEventOptions, 'durable' | 'connection' | 'inbox'>>;
   readonly shutdownTimeoutMs: number;
   readonly publishTimeoutMs: number;
   readonly validation: ValidatorOptions | false;

@@ -31,6 +31,24 @@ describe('resolveModuleOptions', () => {
   });
 });
 
+describe('resolveHandlerOptions: inbox', () => {
+  it('makes an inbox handler exactly-once, whatever the module default, and accepts an explicit exactly-once', () => {
+    expect(resolveHandlerOptions('A.m', { delivery: 'at-most-once' }, { durable: 'd', inbox: true })).toMatchObject({ inbox: true, delivery: 'exactly-once' });
+    expect(resolveHandlerOptions('A.m', {}, { durable: 'd', inbox: true, delivery: 'exactly-once' })).toMatchObject({ inbox: true, delivery: 'exactly-once' });
+    expect(resolveHandlerOptions('A.m', {}, { durable: 'd', inbox: false })).toMatchObject({ inbox: false, delivery: 'at-least-once' });
+  });
+
+  it.each([
+    [{}, { inbox: true }, /inbox needs a durable consumer/],
+    [{}, { durable: 'd', inbox: true, delivery: 'at-most-once' }, /cannot be combined with delivery: 'at-most-once'/],
+    [{}, { durable: 'd', inbox: 'yes' }, /inbox must be a boolean, got "yes"/],
+    [{ inbox: true }, { durable: 'd' }, /inbox is set per handler/],
+  ])('refuses defaults %p with options %p', (defaults, options, message) => {
+    expect(() => resolveHandlerOptions('A.m', defaults as never, options as never)).toThrow(InvalidOptionsError);
+    expect(() => resolveHandlerOptions('A.m', defaults as never, options as never)).toThrow(message);
+  });
+});
+
 describe('resolveHandlerOptions', () => {
   it('applies built-in defaults: ordered, ephemeral from new, 30 s ack wait', () => {
     expect(resolveHandlerOptions('A.m', {}, {})).toEqual({
@@ -48,6 +66,7 @@ describe('resolveHandlerOptions', () => {
       // Ephemeral handlers (live views) do not park failures by default; durables do.
       dlq: false,
       orderBy: undefined,
+      inbox: false,
       timeoutMs: undefined,
     });
     expect(resolveHandlerOptions('A.m', {}, { durable: 'd' }).dlq).toBe(true);

@@ -1,0 +1,63 @@
+import type { DatabaseAdapter } from '../database/database-adapter.js';
+import type { TableName } from '../database/table-names.js';
+
+/** What `InboxStore.run` returns when the message's key has a row already: ack without running. */
+export const INBOX_DUPLICATE = Symbol('inbox-duplicate');
+
+/** Thrown inside the transaction to roll it back while still handing back the work's result. */
+class RollBack {
+  constructor(readonly result: unknown) {}
+}
+
+/**
+ * The inbox table: one row per (consumer, message key) whose handler committed. The row is the
+ * first write of the handler's own transaction, so the row and the handler's writes commit or
+ * roll back together, and a second delivery of the key finds the row (or, while the first
+ * transaction is still open, waits on its row lock and then finds it).
+ */
+export class InboxStore {
+  private readonly claimSql: string;
+  private readonly recordedSql: string;
+  private readonly expireSql: string;
+
+  constructor(
+    private readonly db: DatabaseAdapter,
+    table: TableName,
+  ) {
+    const t = table.sql;
+    this.claimSql = `INSERT INTO ${t} (consumer, msg_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1 AS claimed`;
+    this.recordedSql = `SELECT 1 AS found FROM ${t} WHERE consumer = $1 AND msg_id = $2`;
+    // Batched, so a backlog of expired rows never holds one long lock or transaction.
+    this.expireSql = `DELETE FROM ${t} WHERE ctid IN (SELECT ctid FROM ${t} WHERE handled_at < now() - $1::bigint * interval '1 millisecond' LIMIT $2) RETURNING 1`;
+  }
+
+  /**
+   * Runs `work` in one transaction whose first write records the key. Commits when `work`
+   * resolves and `keep(result)` holds; rolls back when it throws (rethrown) or `keep` is false
+   * (the result is returned). `INBOX_DUPLICATE`, without calling `work`, when the key has a row.
+   */
+  async run<R>(consumer: string, key: string, work: (tx: unknown) => Promise<R>, keep: (result: R) => boolean): Promise<R | typeof INBOX_DUPLICATE> {
+    try {
+      return await this.db.transaction(async (sql, tx) => {
+        const claimed = await sql.query(this.claimSql, [consumer, key]);
+        if (claimed.length === 0) return INBOX_DUPLICATE;
+        const result = await work(tx);
+        if (!keep(result)) throw new RollBack(result);
+        return result;
+      });
+    } catch (err) {
+      if (err instanceof RollBack) return err.result as R;
+      throw err;
+    }
+  }
+
+  /** Whether the key's handler committed (a message given up without running may have). */
+  async recorded(consumer: string, key: string): Promise<boolean> {
+    return (await this.db.query(this.recordedSql, [consumer, key])).length > 0;
+  }
+
+  /** Deletes up to `batch` rows older than `retentionMs`; returns how many went. */
+  async deleteExpired(retentionMs: number, batch: number): Promise<number> {
+    return (await this.db.query(this.expireSql, [retentionMs, batch])).length;
+  }
+}
