@@ -1,3 +1,4 @@
+import { serverHasFeature } from '../options/server-features.js';
 import type { Logger } from '@nestjs/common';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { releasePin } from '../groups/release-pin.js';
@@ -116,7 +117,7 @@ export class ConsumerEngine {
           this.options.idempotency.bucket,
           this.options.idempotency.ttlMs,
           `${hostname()}:${process.pid}`,
-          this.connection.serverAtLeast(2, 11, 0),
+          serverHasFeature(this.connection, 'messageTtl'),
           this.logger,
         )
       : undefined;

@@ -1,3 +1,4 @@
+import { requireServerFeature } from '../options/server-features.js';
 import { Logger } from '@nestjs/common';
 import { nanos } from '@nats-io/transport-node';
 import {
@@ -37,11 +38,7 @@ export class ConsumerProvisioner {
   constructor(private readonly connection: JetStreamConnection) {}
 
   async ensure(plan: HandlerPlan): Promise<ProvisionedConsumer> {
-    if (plan.options.exclusive && !this.connection.serverAtLeast(2, 11, 0)) {
-      throw new HandlerConfigurationError(
-        `${plan.handlerId}: exclusive needs nats-server 2.11.0 or newer (pinned_client priority groups); the server is ${this.connection.serverVersion}. Upgrade the server, or drop exclusive (concurrency 1 keeps order within one instance only)`,
-      );
-    }
+    if (plan.options.exclusive) requireServerFeature(this.connection, 'exclusiveConsumer', `${plan.handlerId} with exclusive`);
     const config = buildConsumerConfig(plan);
     const info = plan.options.durable ? await this.ensureDurable(plan, config) : await this.createEphemeral(plan, config);
     return {

@@ -43,7 +43,7 @@ describe('exclusive consumer (pinned client)', () => {
       await (await start).close();
       return;
     }
-    await expect(start).rejects.toThrow(`exclusive needs nats-server 2.11.0 or newer (pinned_client priority groups); the server is ${serverVersion()}`);
+    await expect(start).rejects.toThrow(`with exclusive: exclusive consumers (pinned_client priority groups) needs nats-server 2.11.0 or newer; the connected server is ${serverVersion()}`);
   });
 
   it('one instance handles everything in order; stopping it hands over at once, with no gap, duplicate or reordering', async () => {
