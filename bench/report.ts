@@ -1,5 +1,5 @@
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { spreadOf } from './support.js';
@@ -124,6 +124,26 @@ export function publish(env: Environment, dir = '.cache/bench'): void {
   writeFileSync(join(dir, 'results.md'), `${table}\n`);
   writeFileSync(join(dir, 'results.json'), `${JSON.stringify({ environment: env, rows, notes }, null, 2)}\n`);
   process.stderr.write(`\nwritten to ${join(dir, 'results.md')} and results.json\n`);
+  const page = process.env.BENCH_WRITE;
+  if (page) writeIntoPage(page, table);
+}
+
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+/**
+ * `BENCH_WRITE=docs/performance.md`: the table replaces the one between the page's markers, so
+ * the published figures are this run's output, never a hand copy. A partial run (BENCH_ONLY)
+ * would drop rows, so it is refused.
+ */
+function writeIntoPage(page: string, table: string): void {
+  if (process.env.BENCH_ONLY) throw new Error('BENCH_WRITE needs a full run: unset BENCH_ONLY');
+  const text = readFileSync(page, 'utf8');
+  const begin = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  if (begin < 0 || end < begin) throw new Error(`${page} has no ${BEGIN} ... ${END} block`);
+  writeFileSync(page, `${text.slice(0, begin + BEGIN.length)}\n${table}\n${text.slice(end)}`);
+  process.stderr.write(`table written into ${page}\n`);
 }
 
 function safeGit(): string {
