@@ -50,7 +50,13 @@ describe('consumer pause and resume (nats-server 2.11+)', () => {
     const paused = await control.pause({ stream, consumer: 'billing' }, new Date(Date.now() + 3_600_000));
     expect(paused.paused).toBe(true);
     for (let n = 1; n <= 3; n++) await app.publisher.publish(subject('charge'), { n });
-    expect((await hooks.client.jsm.consumers.info(stream, 'billing')).num_pending + handled.length).toBe(3);
+    // The server counts a consumer's pending messages once its consumer loop has taken in the
+    // stream's new ones: on a loaded machine a moment after the publish ack, so waited for.
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'billing')).num_pending === 3, {
+      timeoutMs: 10_000,
+      message: 'the 3 messages counted pending on the paused consumer',
+    });
+    expect(handled).toEqual([]);
     const resumedAt = Date.now();
     const resumed = await control.resume('billing');
     // The pause ends by the server's timer, RESUME_WITHIN_MS ahead (see consumer-pause.ts for why).
