@@ -3,6 +3,7 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { CheckoutService } from './checkout/checkout.service.js';
+import { checkDatabase, databaseSettled, openSampleDatabase, type DatabaseCheck, type SampleDatabase } from './database/sample-database.js';
 import { MetricsEndpoint } from './metrics/metrics-endpoint.js';
 import { OrderTracker, type SummaryRow } from './tracking/order-tracker.service.js';
 
@@ -20,11 +21,27 @@ const HANDLERS: Record<SummaryRow['handler'], { method: string; subject: string 
 };
 
 async function main(): Promise<number> {
+  let db: SampleDatabase;
+  try {
+    db = await openSampleDatabase();
+  } catch (err) {
+    logger.error(`The database could not be opened: ${describe(err)}`);
+    return 1;
+  }
+  try {
+    return await runWith(db);
+  } finally {
+    // After the app has closed: the relay and the inbox handlers no longer use it.
+    await db.close().catch((err: unknown) => logger.error(`Closing the database failed: ${describe(err)}`));
+  }
+}
+
+async function runWith(db: SampleDatabase): Promise<number> {
   let app: INestApplicationContext;
   try {
     // No HTTP server: a standalone application context is all an event-driven worker needs.
     // abortOnError: false makes a failed startup throw here instead of exiting the process.
-    app = await NestFactory.createApplicationContext(AppModule, {
+    app = await NestFactory.createApplicationContext(AppModule.withDatabase(db), {
       abortOnError: false,
       logger: ['fatal', 'error', 'warn', 'log'],
     });
@@ -39,13 +56,21 @@ async function main(): Promise<number> {
   try {
     const placed = await app.get(CheckoutService).placeOrders(ORDER_COUNT);
     logger.log(
-      `run ${placed.runId}: published ${placed.orderIds.length} orders.created and 1 orders.cancelled; waiting up to ${DEADLINE_MS} ms for billing, shipping and audit`,
+      `run ${placed.runId}: committed ${placed.orderIds.length} orders with their orders.created in the outbox, published 1 orders.cancelled; waiting up to ${DEADLINE_MS} ms for billing, shipping and audit`,
     );
+    const started = Date.now();
     const tracker = app.get(OrderTracker);
-    ok = await tracker.waitUntilComplete(DEADLINE_MS);
+    const handled = await tracker.waitUntilComplete(DEADLINE_MS);
     printSummary(placed.runId, tracker.summary(), tracker.ignored);
+    // A handler reports before its inbox transaction commits, and the relay marks rows after
+    // their acks: read the database until it agrees, within what is left of the deadline.
+    const check = await settleDatabase(db, placed.orderIds, Math.max(DEADLINE_MS - (Date.now() - started), 2_000));
+    const settled = databaseSettled(check, placed.orderIds.length);
+    printDatabaseCheck(db.driver, check, placed.orderIds.length);
     await printMetrics(app.get(MetricsEndpoint).url);
-    if (!ok) {
+    ok = handled && settled;
+    if (handled && !settled) logger.error('The database does not show every order charged exactly once with the outbox drained (above)');
+    if (!handled) {
       const missing = tracker
         .summary()
         .filter((r) => r.handled < r.expected)
@@ -85,6 +110,31 @@ function printSummary(runId: string, rows: SummaryRow[], ignored: number): void 
   if (ignored > 0) {
     out.push(`(${ignored} ${ignored === 1 ? 'delivery' : 'deliveries'} of events from earlier runs acknowledged and not counted)`, '');
   }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+async function settleDatabase(db: SampleDatabase, orderIds: readonly string[], withinMs: number): Promise<DatabaseCheck> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const check = await checkDatabase(db, orderIds);
+    // More than one charge of an order is final: no later commit can undo it.
+    const final = check.wrong.some((w) => w.charges > 1) || check.parked > 0;
+    if (databaseSettled(check, orderIds.length) || final || Date.now() >= deadline) return check;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function printDatabaseCheck(driver: string, check: DatabaseCheck, expected: number): void {
+  const mark = (good: boolean) => (good ? 'ok' : 'FAILED');
+  const out = [
+    `Database (${driver === 'pglite' ? 'PGlite in memory' : 'PostgreSQL, DATABASE_URL'}), counted with SQL:`,
+    `  orders rows of this run:            ${check.orders}/${expected} ${mark(check.orders === expected)}`,
+    `  orders with exactly one charge row: ${check.chargedOnce}/${expected} ${mark(check.chargedOnce === expected)}`,
+    ...check.wrong.map((w) => `    ${w.orderId}: ${w.charges} charge rows`),
+    `  outbox rows still to relay:         ${check.pending} ${mark(check.pending === 0)}`,
+    `  outbox rows parked:                 ${check.parked} ${mark(check.parked === 0)}`,
+    '',
+  ];
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -4,6 +4,7 @@
 #   npm run sample                                  # starts its own throwaway nats-server
 #   NATS_URL=nats://host:4222 npm run sample        # uses that server instead
 #   NATS_SERVER_BIN=/path/to/nats-server npm run sample
+#   DATABASE_URL=postgres://... npm run sample      # PostgreSQL instead of PGlite in memory
 #
 # Without NATS_URL, it starts nats-server (>= 2.10) on 127.0.0.1 with a random free port and a
 # temporary JetStream store, and stops it and removes the store when the sample exits. The

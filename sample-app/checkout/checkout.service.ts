@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
-import { JetStreamPublisher } from 'nestjs-jetstream';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { JetStreamOutbox, JetStreamPublisher } from 'nestjs-jetstream';
+import { SAMPLE_DATABASE, TABLES, type SampleDatabase, type SqlTransaction } from '../database/sample-database.js';
 import type { OrderCancelledEvent, OrderCreatedEvent } from '../orders/order-created.event.js';
 import { OrderTracker } from '../tracking/order-tracker.service.js';
 
@@ -24,12 +25,16 @@ export class CheckoutService {
 
   constructor(
     private readonly publisher: JetStreamPublisher,
+    private readonly outbox: JetStreamOutbox<SqlTransaction>,
+    @Inject(SAMPLE_DATABASE) private readonly db: SampleDatabase,
     private readonly tracker: OrderTracker,
   ) {}
 
   /**
-   * Publishes `count` orders and cancels the last one. Order ids are unique per run: they are
-   * the msg-ids, and a stream drops a msg-id it has already seen within its duplicate window.
+   * Places `count` orders, each in one database transaction that writes its `orders` row and
+   * records `orders.created` in the outbox; the relay publishes each event once its transaction
+   * has committed. Then cancels the last order with a direct publish. Order ids are unique per
+   * run: they are the msg-ids, which the stream and the billing inbox dedupe on.
    */
   async placeOrders(count: number): Promise<PlacedOrders> {
     const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -38,24 +43,18 @@ export class CheckoutService {
     const flakyOrderId = orderIds[Math.min(1, count - 1)];
     const cancelledOrderId = orderIds[count - 1];
 
-    // Registered before publishing, so no delivery of this run can arrive unaccounted for.
+    // Registered before anything is committed, so no delivery of this run can arrive unaccounted for.
     this.tracker.expect(orderIds, { billing: count, shipping: count, audit: count + 1 }, flakyOrderId);
 
-    const results = await this.publisher.publishBatch(
-      orders.map((order) => ({
-        subject: 'orders.created',
-        payload: order,
-        options: { msgId: order.orderId, headers: { 'x-sample-run': runId } },
-      })),
-    );
-    for (const r of results) {
-      if (!r.ok) throw r.error;
-      this.logger.log(`published ${r.subject} -> stream ${r.result.stream} seq ${r.result.seq}`);
+    for (const order of orders) {
+      const recorded = await this.checkout(order, runId);
+      this.logger.log(`committed order ${order.orderId} and its orders.created (outbox row recorded=${recorded})`);
     }
 
-    // Publishing again with the same msg-id (what a client does after a timeout) stores nothing new.
-    const again = await this.publisher.publish('orders.created', orders[0], { msgId: orders[0].orderId });
-    this.logger.log(`re-published ${orders[0].orderId} with the same msgId: duplicate=${again.duplicate}`);
+    // Recording the same msgId again (a retried request) stores nothing new: the outbox row's
+    // primary key is the msgId, so the event is still relayed once.
+    const again = await this.checkout(orders[0], runId);
+    this.logger.log(`checked out ${orders[0].orderId} again with the same msgId: outbox row recorded=${again}`);
 
     const cancelled: OrderCancelledEvent = {
       orderId: cancelledOrderId,
@@ -66,6 +65,22 @@ export class CheckoutService {
     this.logger.log(`published orders.cancelled for ${cancelledOrderId} -> stream ${ack.stream} seq ${ack.seq}`);
 
     return { runId, orderIds, cancelledOrderId, flakyOrderId };
+  }
+
+  /** The order row and its event commit together, or neither does. Returns whether a new outbox row was recorded. */
+  private checkout(order: OrderCreatedEvent, runId: string): Promise<boolean> {
+    return this.db.transaction(async (sql, tx) => {
+      await sql.query(
+        `INSERT INTO ${TABLES.orders} (id, customer_id, total_cents, placed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+        [order.orderId, order.customerId, order.totalCents, order.placedAt],
+      );
+      const { recorded } = await this.outbox.publish(tx, 'orders.created', order, {
+        msgId: order.orderId,
+        key: order.customerId,
+        headers: { 'x-sample-run': runId },
+      });
+      return recorded;
+    });
   }
 
   private makeOrder(runId: string, index: number): OrderCreatedEvent {
