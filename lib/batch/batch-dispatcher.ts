@@ -3,9 +3,10 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { BatchContext, type BatchMessage } from '../context/batch-context.js';
 import { EventContext, type ConsumerDescriptor } from '../context/event-context.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
-import { DeadLettered, DeadLetterRequired, RetryScheduled } from '../delivery/dispositions.js';
+import { DeadLetterRequired, RetryScheduled } from '../delivery/dispositions.js';
 import type { HandledEvent, HandledObserver } from '../delivery/dispatcher.js';
 import type { HandlerInvoker } from '../delivery/handler-invoker.js';
+import { parkForGood } from '../delivery/dead-lettering.js';
 import { bindHandlerRuntime, type HandlerRuntime } from '../delivery/handler-runtime.js';
 import type { Settlement } from '../delivery/settlement.js';
 import { describeCause } from '../errors/jetstream-errors.js';
@@ -115,23 +116,13 @@ export class BatchDispatcher {
   }
 
   private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason, payload: unknown): Promise<void> {
-    const sink = this.runtime.sink;
-    if (!sink) {
-      this.settlement.termWithoutDeadLetter(msg, ctx, error, reason);
-      this.observe(ctx, payload, 'dead-lettered', error, { reason });
-      return;
-    }
-    let seq: number;
-    try {
-      seq = await sink.publish(msg, ctx, error, reason);
-    } catch (publishError) {
-      this.settlement.nakWithDelay(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
-      return;
-    }
-    this.settlement.termDeadLettered(msg, ctx, new DeadLettered(error, reason, seq));
+    const parked = await parkForGood(this.runtime, this.settlement, msg, ctx, error, reason);
+    if (!parked) return;
+    const target = this.runtime.sink?.target;
+    const seq = parked.deadLetterSeq;
     this.observe(ctx, payload, 'dead-lettered', error, {
       reason,
-      deadLetter: { stream: sink.target.stream, subject: sink.target.subject, sequence: seq },
+      ...(target && seq !== undefined ? { deadLetter: { stream: target.stream, subject: target.subject, sequence: seq } } : {}),
     });
   }
 

@@ -9,6 +9,7 @@ import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
 import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
+import { parkForGood } from './dead-lettering.js';
 import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
@@ -433,21 +434,8 @@ export class Dispatcher {
   }
 
   private async deadLetter(msg: JsMsg, ctx: EventContext, error: unknown, reason: DeadLetterReason, payload: unknown): Promise<void> {
-    const sink = this.runtime.sink;
-    if (!sink) {
-      this.settlement.termWithoutDeadLetter(msg, ctx, error, reason);
-      this.observeDeadLettered(ctx, payload, error, reason, undefined);
-      return;
-    }
-    let seq: number;
-    try {
-      seq = await sink.publish(msg, ctx, error, reason);
-    } catch (publishError) {
-      this.settlement.nakWithDelay(msg, ctx, error, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), `dead-letter publish failed: ${describeCause(publishError)}`);
-      return;
-    }
-    this.settlement.termDeadLettered(msg, ctx, new DeadLettered(error, reason, seq));
-    this.observeDeadLettered(ctx, payload, error, reason, seq);
+    const parked = await parkForGood(this.runtime, this.settlement, msg, ctx, error, reason);
+    if (parked) this.observeDeadLettered(ctx, payload, error, reason, parked.deadLetterSeq);
   }
 
   /** Keeps the message's ack wait alive while an ordered lane waits out a retry delay. */
