@@ -18,7 +18,8 @@ import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
-import { createPayloadDecoder, type PayloadDecoder } from '../serialization/payload-decoder.js';
+import { createPayloadDecoder, withKvRemovals, type PayloadDecoder } from '../serialization/payload-decoder.js';
+import { kvBucketOf } from '../context/kv-change.js';
 import { ConsumerRunner } from './consumer-runner.js';
 import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
@@ -133,11 +134,12 @@ export class ConsumerEngine {
         ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
       }
       const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
-      const decoder = createPayloadDecoder(plan.payloadType, {
+      const valueDecoder = createPayloadDecoder(plan.payloadType, {
         fallback: plan.options.codec ?? this.options.codec,
         codecs: this.options.codecs,
         schemaVersion: plan.options.schemaVersion,
       });
+      const decoder = kvBucketOf(plan.subject) === undefined ? valueDecoder : withKvRemovals(valueDecoder);
       const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
