@@ -12,6 +12,7 @@ import {
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { sharedServerHooks, waitForDeadLetters } from './kit.js';
+import { hasFeature } from './server-features-kit.js';
 
 class Cart {
   @IsString() owner!: string;
@@ -132,6 +133,27 @@ describe('KV change handlers (@OnKvChange)', () => {
     } finally {
       await hooks.client.jsm.streams.delete(dlqStream).catch(() => undefined);
     }
+  });
+
+  it('a key whose TTL runs out arrives as a delete with markerReason MaxAge (2.11+; on 2.10 the server keeps no markers)', async () => {
+    const name = uniqueName('kvttl');
+    const kv = await new Kvm(hooks.client.nc).create(name, { markerTTL: 1000 });
+    buckets.push(kv);
+    const config = (await hooks.client.jsm.streams.info(`KV_${name}`)).config;
+    if (!hasFeature(hooks.client, 'subjectDeleteMarkers')) {
+      // 2.10 drops the flag without a word: no marker can ever reach a handler there.
+      expect(config.subject_delete_marker_ttl ?? 0).toBe(0);
+      return;
+    }
+    expect(config.subject_delete_marker_ttl).toBeGreaterThan(0);
+    const seen: Seen[] = [];
+    await hooks.apps.start({ servers: testNatsUrl() }, [kvHandler(name, '>', { durable: 'expiry' }, seen)]);
+    const put = await kv.create('session.1', JSON.stringify({ owner: 'eve', items: 1 }), '1s');
+    await waitFor(() => seen.length === 2, { timeoutMs: 15_000, message: 'the put and its expiry marker handled' });
+    expect(seen[0].change).toMatchObject({ key: 'session.1', operation: 'put', revision: put, markerReason: undefined });
+    expect(seen[1].change).toMatchObject({ key: 'session.1', operation: 'delete', markerReason: 'MaxAge' });
+    expect(seen[1].change.revision).toBeGreaterThan(put);
+    expect(seen[1].value).toBeUndefined();
   });
 
   it('a bucket that does not exist fails startup with an error naming the bucket', async () => {
