@@ -19,7 +19,9 @@ import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
 import { createPayloadDecoder, withKvRemovals, type PayloadDecoder } from '../serialization/payload-decoder.js';
-import { kvBucketOf } from '../context/kv-change.js';
+import { kvBucketOf, kvBucketStream } from '../context/kv-change.js';
+import { Kvm, type KvOptions } from '@nats-io/kv';
+import { streamInfoOrUndefined } from '../provisioning/stream-info.js';
 import { ConsumerRunner } from './consumer-runner.js';
 import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
@@ -234,6 +236,8 @@ export class ConsumerEngine {
     const resolver = new StreamResolver(this.connection);
     const plans: HandlerPlan[] = [];
     for (const registration of registrations) {
+      const bucket = registration.options.kvBucket;
+      if (bucket?.create) await ensureKvBucket(this.connection, bucket.name, bucket.create, this.logger);
       const stream = await resolver.resolve(registration.handlerId, registration.subject, registration.options.stream);
       plans.push({ ...registration, stream });
     }
@@ -275,4 +279,14 @@ function createOrderKey(plan: HandlerPlan, consumer: string, decoder: PayloadDec
       return { key: '\u0000no-key', decoded };
     }
   };
+}
+
+/**
+ * A KV change handler's bucket, created when missing. An existing one is left as it is: its
+ * settings belong to whoever made it, and changing them (history, TTL) would change what others read.
+ */
+async function ensureKvBucket(connection: JetStreamConnection, bucket: string, options: Partial<KvOptions>, logger: Logger): Promise<void> {
+  if (await streamInfoOrUndefined(connection.jsm, kvBucketStream(bucket))) return;
+  await new Kvm(connection.nc).create(bucket, options);
+  logger.log(`Created KV bucket "${bucket}" (stream ${kvBucketStream(bucket)})`);
 }

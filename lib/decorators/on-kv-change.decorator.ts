@@ -1,3 +1,4 @@
+import type { KvOptions } from '@nats-io/kv';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
 import { kvBucketStream, kvSubject } from '../context/kv-change.js';
 import type { OnEventOptions } from './on-event-options.js';
@@ -8,9 +9,15 @@ import { OnEvent } from './on-event.decorator.js';
  * and batches, with the durable required: a change handler that forgot its place after a
  * restart would miss or replay changes.
  */
-export type OnKvChangeOptions = Omit<OnEventOptions, 'stream' | 'batch' | 'durable'> & {
+export type OnKvChangeOptions = Omit<OnEventOptions, 'stream' | 'batch' | 'durable' | 'kvBucket'> & {
   /** Durable consumer name on the bucket's stream `KV_<bucket>`. */
   durable: string;
+  /**
+   * Create the bucket at startup when it does not exist, with these options (`{}` for the
+   * defaults; `{ history: 10 }`, ...). An existing bucket is used as it is, never changed.
+   * Default: the bucket must exist, and startup fails naming it otherwise.
+   */
+  createBucket?: Partial<KvOptions>;
 };
 
 // A KV bucket name (nats.js's validateBucket) and a key or key pattern (its key rules, with
@@ -36,9 +43,12 @@ export function OnKvChange(bucket: string, keyPattern: string, options: OnKvChan
   if (!options || typeof options.durable !== 'string' || options.durable.length === 0) {
     throw new InvalidOptionsError(`${where}: a KV change handler needs a durable ({ durable: '<name>' }) so that it resumes after a restart without missing or replaying changes`);
   }
-  const { stream, batch, ...rest } = options as OnEventOptions;
+  const { stream, batch, createBucket, ...rest } = options as OnEventOptions & { createBucket?: Partial<KvOptions> };
   if (stream !== undefined || batch !== undefined) {
     throw new InvalidOptionsError(`${where}: stream and batch cannot be set (the stream is the bucket's, KV_${bucket})`);
   }
-  return OnEvent(kvSubject(bucket, keyPattern), { ...rest, stream: kvBucketStream(bucket) });
+  if (createBucket !== undefined && (typeof createBucket !== 'object' || createBucket === null)) {
+    throw new InvalidOptionsError(`${where}: createBucket must be the bucket's options ({} for the defaults)`);
+  }
+  return OnEvent(kvSubject(bucket, keyPattern), { ...rest, stream: kvBucketStream(bucket), kvBucket: { name: bucket, create: createBucket } });
 }

@@ -24,7 +24,7 @@ export class StreamResolver {
       if (!info) {
         const bucket = kvBucketOf(subject);
         if (bucket !== undefined && explicit === kvBucketStream(bucket)) {
-          throw new HandlerConfigurationError(`${label}: KV bucket "${bucket}" does not exist (no stream ${explicit}); create the bucket before the app starts`);
+          throw new HandlerConfigurationError(`${label}: KV bucket "${bucket}" does not exist (no stream ${explicit}); create it before the app starts, or set createBucket in the handler's options`);
         }
         throw new HandlerConfigurationError(`${label}: stream "${explicit}" does not exist`);
       }

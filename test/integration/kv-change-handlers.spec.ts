@@ -160,7 +160,23 @@ describe('KV change handlers (@OnKvChange)', () => {
     const name = uniqueName('kvnone');
     const start = hooks.apps.start({ servers: testNatsUrl() }, [kvHandler(name, '>', { durable: 'nobody' }, [])]);
     await expect(start).rejects.toThrow(HandlerConfigurationError);
-    await expect(start).rejects.toThrow(`KV bucket "${name}" does not exist (no stream KV_${name})`);
+    await expect(start).rejects.toThrow(`KV bucket "${name}" does not exist (no stream KV_${name}); create it before the app starts, or set createBucket`);
+  });
+
+  it('createBucket creates a missing bucket at startup and leaves an existing one as it is', async () => {
+    const name = uniqueName('kvmade');
+    const seen: Seen[] = [];
+    await hooks.apps.start({ servers: testNatsUrl() }, [kvHandler(name, '>', { durable: 'maker', createBucket: { history: 3 } }, seen)]);
+    const kv = await new Kvm(hooks.client.nc).open(name);
+    buckets.push(kv);
+    expect((await kv.status()).history).toBe(3);
+    await kv.put('a', JSON.stringify({ owner: 'ann', items: 1 }));
+    await waitFor(() => seen.length === 1, { timeoutMs: 15_000, message: 'the put handled' });
+    expect(seen[0].change).toMatchObject({ bucket: name, key: 'a', operation: 'put' });
+
+    const { name: existing } = await bucket('kvkept');
+    await hooks.apps.start({ servers: testNatsUrl() }, [kvHandler(existing, '>', { durable: 'keeper', createBucket: { history: 9 } }, [])]);
+    expect((await (await new Kvm(hooks.client.nc).open(existing)).status()).history).toBe(5);
   });
 
   it('refuses, when the class is declared, a handler without a durable or with a bad bucket name', () => {
