@@ -86,12 +86,26 @@ describe('KV change handlers (@OnKvChange)', () => {
     const seen: Seen[] = [];
     const Handler = kvHandler(name, '>', { durable: 'burst', concurrency: 4 }, seen);
     const first = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    let firstClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (firstClosed = resolve));
+    let writtenWhileDown = 0;
+    let down = false;
+    // Half the burst goes to the first app; the writer then waits for it to be closed, so the
+    // rest is written while no app runs and while the second one starts.
     const writing = (async () => {
-      for (let i = 0; i < total; i++) await kv.put(`k${i % 20}`, JSON.stringify({ owner: `o${i}`, items: i }));
+      for (let i = 0; i < total; i++) {
+        if (i === total / 2) await closed;
+        await kv.put(`k${i % 20}`, JSON.stringify({ owner: `o${i}`, items: i }));
+        if (down) writtenWhileDown++;
+      }
     })();
     await waitFor(() => seen.length >= 50, { timeoutMs: 15_000, message: '50 changes handled before the restart' });
     await first.close();
     const handledBeforeRestart = seen.length;
+    down = true;
+    firstClosed();
+    await waitFor(() => writtenWhileDown >= 10, { timeoutMs: 15_000, message: 'changes written while no app runs' });
+    down = false;
     await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
     await writing;
     await waitFor(() => seen.length >= total, { timeoutMs: 20_000, message: `${total} changes handled` });
