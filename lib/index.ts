@@ -35,6 +35,7 @@ export type {
 } from './options/jetstream-module-options.js';
 
 export { OnEvent, OnJetStreamEvent } from './decorators/on-event.decorator.js';
+export { OnKvChange, type OnKvChangeOptions } from './decorators/on-kv-change.decorator.js';
 export { EventCtx, EventPayload, InboxTransaction } from './decorators/event-params.decorator.js';
 export type {
   BatchHandlerOptions,
@@ -55,6 +56,7 @@ export type { DeadLetter, DeadLetterFilter } from './dead-letters/dead-letter.se
 export { DeadLetterHeaders, IDEMPOTENCY_KEY_HEADER } from './dead-letters/dead-letter-headers.js';
 
 export { EventContext } from './context/event-context.js';
+export { kvChangeOf, type KvChange, type KvOperation } from './context/kv-change.js';
 export { BatchContext } from './context/batch-context.js';
 export type { BatchMessage } from './context/batch-context.js';
 export { JETSTREAM_CONTEXT_TYPE, isJetStreamContext } from './delivery/jetstream-context-type.js';

@@ -19,7 +19,10 @@ import type { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import { ConsumerProvisioner } from '../provisioning/consumer-provisioner.js';
 import { StreamProvisioner } from '../provisioning/stream-provisioner.js';
 import { StreamResolver } from '../provisioning/stream-resolver.js';
-import { createPayloadDecoder, type PayloadDecoder } from '../serialization/payload-decoder.js';
+import { createPayloadDecoder, withKvRemovals, type PayloadDecoder } from '../serialization/payload-decoder.js';
+import { kvBucketOf, kvBucketStream } from '../context/kv-change.js';
+import { Kvm, type KvOptions } from '@nats-io/kv';
+import { streamInfoOrUndefined } from '../provisioning/stream-info.js';
 import { ConsumerRunner } from './consumer-runner.js';
 import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
@@ -134,11 +137,12 @@ export class ConsumerEngine {
         ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
       }
       const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
-      const decoder = createPayloadDecoder(plan.payloadType, {
+      const valueDecoder = createPayloadDecoder(plan.payloadType, {
         fallback: plan.options.codec ?? this.options.codec,
         codecs: this.options.codecs,
         schemaVersion: plan.options.schemaVersion,
       });
+      const decoder = kvBucketOf(plan.subject) === undefined ? valueDecoder : withKvRemovals(valueDecoder);
       const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
@@ -233,6 +237,8 @@ export class ConsumerEngine {
     const resolver = new StreamResolver(this.connection);
     const plans: HandlerPlan[] = [];
     for (const registration of registrations) {
+      const bucket = registration.options.kvBucket;
+      if (bucket?.create) await ensureKvBucket(this.connection, bucket.name, bucket.create, this.logger);
       const stream = await resolver.resolve(registration.handlerId, registration.subject, registration.options.stream);
       plans.push({ ...registration, stream });
     }
@@ -274,4 +280,14 @@ function createOrderKey(plan: HandlerPlan, consumer: string, decoder: PayloadDec
       return { key: '\u0000no-key', decoded };
     }
   };
+}
+
+/**
+ * A KV change handler's bucket, created when missing. An existing one is left as it is: its
+ * settings belong to whoever made it, and changing them (history, TTL) would change what others read.
+ */
+async function ensureKvBucket(connection: JetStreamConnection, bucket: string, options: Partial<KvOptions>, logger: Logger): Promise<void> {
+  if (await streamInfoOrUndefined(connection.jsm, kvBucketStream(bucket))) return;
+  await new Kvm(connection.nc).create(bucket, options);
+  logger.log(`Created KV bucket "${bucket}" (stream ${kvBucketStream(bucket)})`);
 }

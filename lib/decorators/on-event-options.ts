@@ -1,3 +1,4 @@
+import type { KvOptions } from '@nats-io/kv';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { EventContext } from '../context/event-context.js';
 import type { Codec } from '../wire/codec.js';
@@ -160,6 +161,14 @@ export interface OnEventOptions {
    * through the database instead of the KV lease.
    */
   inbox?: boolean;
+  /** @internal Set by `@OnKvChange`: the bucket it reads, created at startup when missing if `create` is given. */
+  kvBucket?: KvBucketDeclaration;
+}
+
+/** @internal */
+export interface KvBucketDeclaration {
+  readonly name: string;
+  readonly create: Partial<KvOptions> | undefined;
 }
 
 export interface ExclusiveOptions {
@@ -207,6 +216,7 @@ export interface ResolvedHandlerOptions {
   readonly batch: ResolvedBatchOptions | undefined;
   readonly exclusive: ResolvedExclusiveOptions | undefined;
   readonly inbox: boolean;
+  readonly kvBucket: KvBucketDeclaration | undefined;
 }
 
 export interface ResolvedExclusiveOptions {

@@ -3,7 +3,8 @@ import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIP
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { ApplicationConfig, ExternalContextCreator } from '@nestjs/core';
 import type { BatchContext } from '../context/batch-context.js';
-import type { EventContext } from '../context/event-context.js';
+import { EventContext } from '../context/event-context.js';
+import { isKvRemovalMessage } from '../context/kv-change.js';
 import { eventParamLayout, payloadParameterType, takesInboxTransaction } from '../decorators/event-params.decorator.js';
 import { inboxTransactionOf } from './inbox-transaction.js';
 import { JetStreamDeadLetterInterceptor } from './interceptors/dead-letter.interceptor.js';
@@ -81,7 +82,13 @@ function directInvoker(instance: object, original: Method, methodName: string, p
   if (!payloadPipe) {
     return async (payload, ctx) => settle(await original.call(instance, payload, ctx));
   }
-  return async (payload, ctx) => settle(await original.call(instance, await payloadPipe.transform(payload, metadata), ctx));
+  return async (payload, ctx) =>
+    settle(await original.call(instance, withoutValue(payload, ctx) ? payload : await payloadPipe.transform(payload, metadata), ctx));
+}
+
+/** A KV delete or purge: there is no value to bind or validate, the handler gets undefined. */
+function withoutValue(payload: unknown, ctx: unknown): boolean {
+  return payload === undefined && ctx instanceof EventContext && isKvRemovalMessage(ctx);
 }
 
 function paramType(instance: object, methodName: string): ArgumentMetadata['metatype'] {
@@ -128,7 +135,7 @@ function standIn(original: Method, applyPipes: ((payload: unknown) => Promise<un
     };
   }
   return async function (this: unknown, payload: unknown, ctx: unknown) {
-    return original.call(this, await applyPipes(payload), ctx);
+    return original.call(this, withoutValue(payload, ctx) ? payload : await applyPipes(payload), ctx);
   };
 }
 

@@ -101,6 +101,8 @@ export function resolveHandlerOptions(
     codec,
     schemaVersion,
     inbox,
+    // Per handler only, like the durable: a default bucket would make every handler read it.
+    kvBucket: options.kvBucket,
   };
 }
 

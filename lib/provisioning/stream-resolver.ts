@@ -1,6 +1,7 @@
 import type { StreamInfo } from '@nats-io/jetstream';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { streamInfoOrUndefined } from './stream-info.js';
+import { kvBucketOf, kvBucketStream } from '../context/kv-change.js';
 import { HandlerConfigurationError, handlerLabel, NoStreamForHandlerError } from '../errors/jetstream-errors.js';
 import { subjectCovers, subjectsOverlap } from '../options/subject-validation.js';
 
@@ -21,6 +22,10 @@ export class StreamResolver {
     if (explicit) {
       const info = await this.info(explicit);
       if (!info) {
+        const bucket = kvBucketOf(subject);
+        if (bucket !== undefined && explicit === kvBucketStream(bucket)) {
+          throw new HandlerConfigurationError(`${label}: KV bucket "${bucket}" does not exist (no stream ${explicit}); create it before the app starts, or set createBucket in the handler's options`);
+        }
         throw new HandlerConfigurationError(`${label}: stream "${explicit}" does not exist`);
       }
       if (!subjectsOf(info).some((s) => subjectsOverlap(s, subject))) {

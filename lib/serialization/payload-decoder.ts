@@ -5,6 +5,7 @@ import type { SchemaVersionOptions } from '../decorators/on-event-options.js';
 import { decodeJson, jsonCodec } from './codec.js';
 import { headerOf } from './message-headers.js';
 import { createUpcaster, type VersionUpcaster } from './upcast.js';
+import { isKvRemoval } from '../context/kv-change.js';
 
 /** What a decoder reads of a message: its bytes and headers (a `JsMsg` is one). */
 export interface EncodedMessage {
@@ -100,4 +101,19 @@ class CodecDecoder implements PayloadDecoder {
     const payload = codec.decode(msg.data);
     return this.upcaster ? this.upcaster.upcast(payload, headers) : payload;
   }
+}
+
+/**
+ * For a KV bucket's stream: a delete, purge or server-written removal marker has no value (its
+ * body is empty or, on a marker, not the user's), so it decodes to undefined, whatever the codec.
+ */
+export function withKvRemovals(decoder: PayloadDecoder): PayloadDecoder {
+  return {
+    raw: decoder.raw,
+    decode(msg) {
+      const headers = msg.headers;
+      if (headers && isKvRemoval(headerOf(headers, 'KV-Operation'), headerOf(headers, 'Nats-Marker-Reason'))) return undefined;
+      return decoder.decode(msg);
+    },
+  };
 }
