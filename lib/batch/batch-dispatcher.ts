@@ -7,6 +7,7 @@ import { DeadLetterRequired, RetryScheduled } from '../delivery/dispositions.js'
 import type { HandledEvent, HandledObserver } from '../delivery/dispatcher.js';
 import type { HandlerInvoker } from '../delivery/handler-invoker.js';
 import { parkForGood } from '../delivery/dead-lettering.js';
+import { notifyHandled } from '../delivery/handled-observers.js';
 import { bindHandlerRuntime, type HandlerRuntime } from '../delivery/handler-runtime.js';
 import type { Settlement } from '../delivery/settlement.js';
 import { describeCause } from '../errors/jetstream-errors.js';
@@ -127,20 +128,7 @@ export class BatchDispatcher {
   }
 
   private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown, givenUp?: Pick<HandledEvent, 'reason' | 'deadLetter'>): void {
-    const observer = this.options.observer;
-    if (!observer?.active) return;
-    observer.notify({
-      handlerId: ctx.handler,
-      subject: ctx.subject,
-      stream: ctx.stream,
-      sequence: ctx.sequence,
-      attempt: ctx.attempt,
-      payload,
-      outcome,
-      error,
-      reason: givenUp?.reason,
-      deadLetter: givenUp?.deadLetter,
-    });
+    notifyHandled(this.options.observer, ctx, payload, outcome, error, givenUp);
   }
 }
 

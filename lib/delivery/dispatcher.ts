@@ -10,6 +10,9 @@ import type { HandlerInvoker } from './handler-invoker.js';
 import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
 import { parkForGood } from './dead-lettering.js';
+import { NOT_DECODED, notifyHandled } from './handled-observers.js';
+
+export { NOT_DECODED };
 import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
@@ -376,20 +379,7 @@ export class Dispatcher {
   }
 
   private observe(ctx: EventContext, payload: unknown, outcome: HandledEvent['outcome'], error?: unknown, givenUp?: Pick<HandledEvent, 'reason' | 'deadLetter'>): void {
-    const observer = this.options.observer;
-    if (!observer?.active) return;
-    observer.notify({
-      handlerId: ctx.handler,
-      subject: ctx.subject,
-      stream: ctx.stream,
-      sequence: ctx.sequence,
-      attempt: ctx.attempt,
-      payload: payload === NOT_DECODED ? undefined : payload,
-      outcome,
-      error: error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error,
-      reason: givenUp?.reason,
-      deadLetter: givenUp?.deadLetter,
-    });
+    notifyHandled(this.options.observer, ctx, payload, outcome, error, givenUp);
   }
 
   /** After Settlement parked (or, with no dead-letter stream, terminated) the message. */
@@ -458,7 +448,6 @@ const LEASE_WAIT_LEASES = 4;
 const MAX_LEASE_POLL_MS = 1_000;
 /** The inbox already holds the message's key: acked without running the handler. */
 const DUPLICATE = Symbol('duplicate');
-export const NOT_DECODED = Symbol('not-decoded');
 
 function unwrap(error: unknown): unknown {
   return error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error;
