@@ -1,6 +1,7 @@
 import { EventContext, type ConsumerDescriptor } from '../context/event-context.js';
 import type { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
-import type { FailurePolicy } from './failure-policy.js';
+import type { FailureDecision, FailurePolicy } from './failure-policy.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { HandlerInstrumentation } from '../observability/instrumentation.js';
 
 /** Per-handler machinery the interceptors reach through the EventContext. */
@@ -9,6 +10,20 @@ export interface HandlerRuntime {
   readonly sink: DeadLetterSink | undefined;
   /** Metrics and tracing hooks, bound to this handler's labels; undefined when both are off. */
   readonly instrumentation?: HandlerInstrumentation;
+  /** Set when the handler has `circuitBreaker`. */
+  readonly breaker?: CircuitBreaker;
+}
+
+/**
+ * The policy's decision, or `hold` when the handler's circuit breaker keeps the message. Only
+ * failures a retry could fix (retry, or exhausted) count towards the breaker: an invalid payload
+ * or a terminal error says nothing about a dependency.
+ */
+export function decideFailure(runtime: HandlerRuntime, error: unknown, attempt: number): FailureDecision | { readonly action: 'hold' } {
+  const decision = runtime.policy.decide(error, attempt);
+  const countable = decision.action === 'retry' || decision.reason === 'exhausted';
+  if (countable && runtime.breaker?.failed()) return { action: 'hold' };
+  return decision;
 }
 
 // Keyed by the handler's descriptor, which EventContext (in a folder below this one) carries:

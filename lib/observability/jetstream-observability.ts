@@ -4,6 +4,7 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import type { EventContext } from '../context/event-context.js';
 import { ConsumerLagSampler, type LagTarget } from './consumer-lag-sampler.js';
 import type {
+  CircuitBreakerState,
   ConsumeStatus,
   HandlerInstrumentation,
   HandlerLabels,
@@ -91,6 +92,10 @@ class ObservedHandler implements HandlerInstrumentation {
 
   settled(status: ConsumeStatus, reason?: string): void {
     this.metrics?.settled(status, reason);
+  }
+
+  circuitBreaker(state: CircuitBreakerState, opened: boolean): void {
+    this.metrics?.circuitBreaker(state, opened);
   }
 }
 
