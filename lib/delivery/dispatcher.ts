@@ -7,7 +7,7 @@ import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 import { BreakerHeld, DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
-import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
+import { bindHandlerRuntime, decideFailure, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
 import { parkForGood } from './dead-lettering.js';
 import { NOT_DECODED, notifyHandled } from './handled-observers.js';
@@ -330,7 +330,8 @@ export class Dispatcher {
       try {
         if (payload === NOT_DECODED) payload = this.decoder.decode(msg);
         result = await (scope ? scope.run(() => this.call(payload, ctx)) : this.call(payload, ctx));
-      } catch (error) {
+      } catch (caught) {
+        const error = breaker ? this.heldByBreaker(caught, ctx) : caught;
         scope?.fail(unwrap(error));
         if (error instanceof BreakerHeld) {
           this.observe(ctx, payload, 'failed', error.failure);
@@ -364,6 +365,15 @@ export class Dispatcher {
       this.observe(ctx, payload, 'succeeded');
       return SUCCESS;
     }
+  }
+
+  /**
+   * A failure no interceptor classified (the direct path, which skips Nest's pipeline when the
+   * handler has no enhancers of the user's) meets the breaker here, as the interceptors' would.
+   */
+  private heldByBreaker(error: unknown, ctx: EventContext): unknown {
+    if (error instanceof RetryScheduled || error instanceof DeadLetterRequired || error instanceof BreakerHeld) return error;
+    return decideFailure(this.runtime, error, ctx.attempt).action === 'hold' ? new BreakerHeld(error) : error;
   }
 
   private call(payload: unknown, ctx: EventContext): Promise<unknown> {
