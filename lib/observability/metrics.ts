@@ -15,6 +15,8 @@ export interface HandlerMetrics {
   error(error: unknown): void;
   settled(status: ConsumeStatus, reason?: string): void;
   circuitBreaker(state: CircuitBreakerState, opened: boolean): void;
+  /** A message a server-side schedule fired reached the handler (its first delivery). */
+  scheduleFired(schedule: string): void;
 }
 
 /** The value of `nats_circuit_breaker_state`. */
@@ -37,6 +39,7 @@ export class JetStreamMetrics {
   private readonly outboxParked: Counter<'subject' | 'reason'>;
   private readonly breakerState: Gauge<'subject' | 'durable'>;
   private readonly breakerOpened: Counter<'subject' | 'durable'>;
+  private readonly scheduleFires: Counter<'schedule' | 'subject' | 'durable'>;
 
   private constructor(
     prom: PromClient,
@@ -119,6 +122,12 @@ export class JetStreamMetrics {
       labelNames: ['subject', 'durable'],
       registers,
     }));
+    this.scheduleFires = ensure(`${p}nats_schedule_fires_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_schedule_fires_total`,
+      help: 'Messages fired by a server-side schedule (Nats-Scheduler header) that reached a handler, first deliveries only, by schedule name, handler subject and durable',
+      labelNames: ['schedule', 'subject', 'durable'],
+      registers,
+    }));
   }
 
   static async load(options: ResolvedMetricsOptions): Promise<JetStreamMetrics> {
@@ -158,6 +167,7 @@ export class JetStreamMetrics {
         child.inc();
         if (status === 'dead_letter') this.deadLetters.inc({ subject, durable, reason: reason ?? 'unknown' });
       },
+      scheduleFired: (schedule) => this.scheduleFires.inc({ schedule, subject, durable }),
       circuitBreaker: (state, opened) => {
         this.breakerState.set({ subject, durable }, BREAKER_STATE_VALUE[state]);
         if (opened) this.breakerOpened.inc({ subject, durable });
