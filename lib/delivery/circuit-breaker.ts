@@ -81,20 +81,22 @@ export class CircuitBreaker {
 
   /**
    * A failure the policy would retry or give up on as exhausted (not an invalid payload or a
-   * terminal error). True: hold the message and run it again once admitted, without counting
-   * the attempt; false: the policy's decision stands.
+   * terminal error). `hold`: keep the message and run it again once admitted, without counting
+   * the attempt. `trial-failed`: the same, but the failed trial counts as an attempt of its
+   * message, so one message that always fails cannot keep the breaker open for ever.
+   * Undefined: the policy's decision stands.
    */
-  failed(): boolean {
+  failed(): 'hold' | 'trial-failed' | undefined {
     switch (this.current) {
       case 'closed':
-        if (++this.consecutive < this.options.failures) return false;
+        if (++this.consecutive < this.options.failures) return undefined;
         this.open(`${this.consecutive} consecutive failures`);
-        return true;
+        return 'hold';
       case 'half-open':
         this.open('the trial failed');
-        return true;
+        return 'trial-failed';
       default:
-        return true;
+        return 'hold';
     }
   }
 

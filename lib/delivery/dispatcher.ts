@@ -335,6 +335,7 @@ export class Dispatcher {
         scope?.fail(unwrap(error));
         if (error instanceof BreakerHeld) {
           this.observe(ctx, payload, 'failed', error.failure);
+          if (error.counted) EventContext.countInPlaceRetry(ctx);
           continue;
         }
         const delayMs = this.options.retryInPlace ? this.inPlaceDelay(error, ctx) : undefined;
@@ -373,7 +374,8 @@ export class Dispatcher {
    */
   private heldByBreaker(error: unknown, ctx: EventContext): unknown {
     if (error instanceof RetryScheduled || error instanceof DeadLetterRequired || error instanceof BreakerHeld) return error;
-    return decideFailure(this.runtime, error, ctx.attempt).action === 'hold' ? new BreakerHeld(error) : error;
+    const decision = decideFailure(this.runtime, error, ctx.attempt);
+    return decision.action === 'hold' ? new BreakerHeld(error, decision.counted) : error;
   }
 
   private call(payload: unknown, ctx: EventContext): Promise<unknown> {

@@ -41,7 +41,11 @@ export class DeadLettered {
  * message and runs it again once the breaker admits it, without counting an attempt.
  */
 export class BreakerHeld extends Error {
-  constructor(readonly failure: unknown) {
+  constructor(
+    readonly failure: unknown,
+    /** A failed trial: the next run is the message's next attempt. */
+    readonly counted: boolean,
+  ) {
     super(failure instanceof Error ? failure.message : String(failure));
     this.name = 'BreakerHeld';
   }

@@ -17,12 +17,15 @@ export interface HandlerRuntime {
 /**
  * The policy's decision, or `hold` when the handler's circuit breaker keeps the message. Only
  * failures a retry could fix (retry, or exhausted) count towards the breaker: an invalid payload
- * or a terminal error says nothing about a dependency.
+ * or a terminal error says nothing about a dependency. A failed trial holds its message as a
+ * counted attempt (`counted`), and on its last attempt lets the policy dead-letter it.
  */
-export function decideFailure(runtime: HandlerRuntime, error: unknown, attempt: number): FailureDecision | { readonly action: 'hold' } {
+export function decideFailure(runtime: HandlerRuntime, error: unknown, attempt: number): FailureDecision | { readonly action: 'hold'; readonly counted: boolean } {
   const decision = runtime.policy.decide(error, attempt);
   const countable = decision.action === 'retry' || decision.reason === 'exhausted';
-  if (countable && runtime.breaker?.failed()) return { action: 'hold' };
+  const verdict = countable ? runtime.breaker?.failed() : undefined;
+  if (verdict === 'hold') return { action: 'hold', counted: false };
+  if (verdict === 'trial-failed' && decision.action === 'retry') return { action: 'hold', counted: true };
   return decision;
 }
 

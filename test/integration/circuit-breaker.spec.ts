@@ -82,6 +82,37 @@ describe('circuit breaker (nats-server 2.11+)', () => {
     expect(app.logger.find(/circuit breaker closed; the trial succeeded/, 'log')).toHaveLength(1);
   });
 
+  it('a message that always fails cannot keep the breaker open: its failed trials count as attempts, it is dead-lettered, and the next trial closes the breaker', async () => {
+    const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER4');
+    if (!hasFeature(hooks.client, 'consumerPause')) return;
+    const handled: number[] = [];
+    const poisonAttempts: number[] = [];
+    const Handler = handlerClass(
+      'Orders',
+      subject('x'),
+      { durable: 'orders', dlq, retry: { maxAttempts: 3, backoff: 'fixed', initialDelayMs: 100, jitter: false }, circuitBreaker: { failures: 1, coolDownMs: 1_000 } },
+      (payload: unknown, ctx: EventContext) => {
+        const n = (payload as { n: number }).n;
+        if (n === 0) {
+          poisonAttempts.push(ctx.attempt);
+          throw new Error('this one always fails');
+        }
+        handled.push(n);
+      },
+    );
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (let n = 0; n <= 5; n++) await app.publisher.publish(subject('x'), { n });
+    await waitFor(() => handled.length === 5, { timeoutMs: 30_000, message: 'the 5 good messages handled after the poison one was given up on' });
+    // Opened by its first failure (held, uncounted), then trials at attempts 1, 2 and 3.
+    expect(poisonAttempts).toEqual([1, 1, 2, 3]);
+    const letters = await app.inner.app.get(DeadLetterService).list({ stream: dlqStream });
+    expect(letters).toHaveLength(1);
+    expect(letters[0].reason).toBe('exhausted');
+    expect(letters[0].originalSequence).toBe(1);
+    expect(app.logger.find(/circuit breaker closed; the trial succeeded/, 'log')).toHaveLength(1);
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'orders')).num_ack_pending === 0, { message: 'nothing left pending' });
+  });
+
   it('two instances on one durable: the pause only ever grows while the dependency is down, and each message is handled once after', async () => {
     const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER2');
     if (!hasFeature(hooks.client, 'consumerPause')) return; // the refusal is the first test's

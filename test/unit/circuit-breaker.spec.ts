@@ -28,20 +28,20 @@ describe('CircuitBreaker', () => {
 
   it('opens on the Nth consecutive failure, pauses the consumer for the cool-down, and holds that failure', () => {
     const { b, pauses, states } = breaker(3, 5_000);
-    expect(b.failed()).toBe(false);
+    expect(b.failed()).toBeUndefined();
     b.succeeded(); // a success resets the count
-    expect(b.failed()).toBe(false);
-    expect(b.failed()).toBe(false);
+    expect(b.failed()).toBeUndefined();
+    expect(b.failed()).toBeUndefined();
     expect(b.state).toBe('closed');
     const before = Date.now();
-    expect(b.failed()).toBe(true);
+    expect(b.failed()).toBe('hold');
     expect(b.state).toBe('open');
     expect(pauses).toHaveLength(1);
     expect(pauses[0].getTime() - before).toBe(5_000);
     expect(states).toEqual([['open', true]]);
     expect(b.opened).toBe(1);
     // Failures of calls still running when it opened are held too.
-    expect(b.failed()).toBe(true);
+    expect(b.failed()).toBe('hold');
     expect(b.opened).toBe(1);
   });
 
@@ -82,7 +82,7 @@ describe('CircuitBreaker', () => {
     const second = b.admission()!;
     jest.advanceTimersByTime(1_000);
     expect(await first).toBe(true);
-    expect(b.failed()).toBe(true); // the trial failed
+    expect(b.failed()).toBe('trial-failed');
     expect(b.state).toBe('open');
     expect(pauses).toHaveLength(2);
     expect(b.opened).toBe(2);
@@ -111,7 +111,7 @@ describe('CircuitBreaker', () => {
     logger.warn = () => undefined;
     logger.error = (m: unknown) => void errors.push(String(m));
     const b = new CircuitBreaker('H.handle', { failures: 1, coolDownMs: 1_000 }, { pause: () => Promise.reject(new Error('no permission')) }, logger);
-    expect(b.failed()).toBe(true);
+    expect(b.failed()).toBe('hold');
     await Promise.resolve();
     await Promise.resolve();
     expect(errors[0]).toMatch(/H\.handle: circuit breaker could not pause the consumer on the server \(no permission\); holding/);
@@ -130,9 +130,29 @@ describe('decideFailure with a circuit breaker', () => {
     expect(decideFailure(r, new TerminalError('no'), 1)).toEqual({ action: 'dead-letter', reason: 'terminal' });
     expect(r.breaker.state).toBe('closed');
     expect(decideFailure(r, new Error('down'), 2)).toEqual({ action: 'dead-letter', reason: 'exhausted' });
-    // The second consecutive failure opens it: held, even on what was its last attempt.
-    expect(decideFailure(r, new Error('down'), 2)).toEqual({ action: 'hold' });
+    // The second consecutive failure opens it: held uncounted, even on what was its last attempt.
+    expect(decideFailure(r, new Error('down'), 2)).toEqual({ action: 'hold', counted: false });
+    expect(decideFailure(r, new Error('down'), 2)).toEqual({ action: 'hold', counted: false });
     r.breaker.stop();
+  });
+
+  it('a failed trial counts as an attempt of its message, and on its last attempt the message is dead-lettered', async () => {
+    jest.useFakeTimers();
+    try {
+      const r = runtime();
+      decideFailure(r, new Error('down'), 1);
+      decideFailure(r, new Error('down'), 1); // opens
+      void r.breaker.admission();
+      jest.advanceTimersByTime(1_000);
+      expect(r.breaker.state).toBe('half-open');
+      expect(decideFailure(r, new Error('still down'), 1)).toEqual({ action: 'hold', counted: true });
+      jest.advanceTimersByTime(1_000);
+      expect(decideFailure(r, new Error('still down'), 2)).toEqual({ action: 'dead-letter', reason: 'exhausted' });
+      expect(r.breaker.state).toBe('open');
+      r.breaker.stop();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 

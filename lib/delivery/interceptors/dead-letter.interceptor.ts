@@ -34,7 +34,7 @@ export class JetStreamDeadLetterInterceptor implements NestInterceptor {
           // Not classified yet (the retry interceptor is not in front of this one): decide here,
           // so the order of the two never changes the outcome.
           const decision = decideFailure(runtime, error, ctx.attempt);
-          if (decision.action === 'hold') return throwError(() => new BreakerHeld(error));
+          if (decision.action === 'hold') return throwError(() => new BreakerHeld(error, decision.counted));
           if (decision.action === 'retry') return throwError(() => new RetryScheduled(error, decision.delayMs));
           reason = decision.reason;
         }

@@ -23,7 +23,7 @@ export class JetStreamRetryInterceptor implements NestInterceptor {
         const decision = decideFailure(handlerRuntime(ctx), error, ctx.attempt);
         return throwError(() =>
           decision.action === 'hold'
-            ? new BreakerHeld(error)
+            ? new BreakerHeld(error, decision.counted)
             : decision.action === 'retry'
               ? new RetryScheduled(error, decision.delayMs)
               : new DeadLetterRequired(error, decision.reason),
