@@ -159,7 +159,8 @@ export class ConsumerEngine {
             this.logger,
           )
         : undefined;
-      instrumentation?.circuitBreaker('closed', false);
+      // The gauge exists for the handlers that have a breaker, from the start (0: closed).
+      if (breaker) instrumentation?.circuitBreaker('closed', false);
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
         { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },

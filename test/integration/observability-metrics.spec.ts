@@ -326,6 +326,8 @@ describe('metrics of schedule fires and KV change handlers', () => {
       expect(await sample(registry, 'nats_consume_total', { subject, durable: 'carts', status: 'retry' })).toBe(1);
       expect(await sample(registry, 'nats_consume_total', { subject, durable: 'carts', status: 'dead_letter' })).toBe(1);
       expect(await sample(registry, 'nats_consume_errors_total', { subject, error_type: 'FlakyDownstreamError' })).toBe(2);
+      // No circuit breaker on this handler: no breaker series for it.
+      expect(await sample(registry, 'nats_circuit_breaker_state', { subject })).toBeUndefined();
     } finally {
       await app.close();
       await shared.client.jsm.streams.delete(`KV_${bucket}`).catch(() => undefined);
