@@ -113,6 +113,33 @@ describe('circuit breaker (nats-server 2.11+)', () => {
     await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'orders')).num_ack_pending === 0, { message: 'nothing left pending' });
   });
 
+  it('exactly-once: a message held past its lease runs once after the outage, its done mark written', async () => {
+    const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER5');
+    if (!hasFeature(hooks.client, 'consumerPause')) return;
+    const dependency = { down: true };
+    const succeeded: number[] = [];
+    const Handler = handlerClass(
+      'Ledger',
+      subject('x'),
+      // The lease lasts the ack wait (2 s); the breaker holds for at least one 3 s cool-down.
+      { durable: 'ledger', dlq, delivery: 'exactly-once', ackWaitMs: 2_000, retry: { maxAttempts: 3, backoff: 'fixed', initialDelayMs: 100, jitter: false }, circuitBreaker: { failures: 2, coolDownMs: 3_000 } },
+      (payload: unknown) => {
+        if (dependency.down) throw new Error('down');
+        succeeded.push((payload as { n: number }).n);
+      },
+    );
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (let n = 1; n <= 4; n++) await app.publisher.publish(subject('x'), { n });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'ledger')).paused === true, { timeoutMs: 15_000, message: 'paused' });
+    dependency.down = false;
+    await waitFor(() => new Set(succeeded).size === 4, { timeoutMs: 30_000, message: 'all 4 handled after the outage' });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'ledger')).num_ack_pending === 0, { timeoutMs: 15_000, message: 'all acked' });
+    expect(succeeded.sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    expect(await deadLetterCount(app, dlqStream)).toBe(0);
+    expect(app.logger.find(/lease on seq \d+ was taken over/)).toEqual([]);
+    expect(app.logger.find(/done mark could not be written|could not record completion/)).toEqual([]);
+  });
+
   it('two instances on one durable: the pause only ever grows while the dependency is down, and each message is handled once after', async () => {
     const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER2');
     if (!hasFeature(hooks.client, 'consumerPause')) return; // the refusal is the first test's
