@@ -140,6 +140,32 @@ describe('circuit breaker (nats-server 2.11+)', () => {
     expect(app.logger.find(/done mark could not be written|could not record completion/)).toEqual([]);
   });
 
+  it('ordered handler (orderBy): held messages keep each key\'s order, and all run once after the outage', async () => {
+    const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER6');
+    if (!hasFeature(hooks.client, 'consumerPause')) return;
+    const dependency = { down: true };
+    const succeeded: Array<{ key: string; n: number }> = [];
+    const Handler = handlerClass(
+      'Ordered',
+      subject('*'),
+      { durable: 'ordered', dlq, concurrency: 3, orderBy: 'subject', retry: { maxAttempts: 3, backoff: 'fixed', initialDelayMs: 100, jitter: false }, circuitBreaker: { failures: 2, coolDownMs: 1_500 } },
+      (payload: unknown, ctx: EventContext) => {
+        if (dependency.down) throw new Error('down');
+        succeeded.push({ key: ctx.subject, n: (payload as { n: number }).n });
+      },
+    );
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    for (let n = 1; n <= 4; n++) for (const key of ['a', 'b', 'c']) await app.publisher.publish(subject(key), { n });
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'ordered')).paused === true, { timeoutMs: 15_000, message: 'paused' });
+    dependency.down = false;
+    await waitFor(() => succeeded.length === 12, { timeoutMs: 30_000, message: 'all 12 handled after the outage' });
+    for (const key of ['a', 'b', 'c']) {
+      expect(succeeded.filter((s) => s.key === subject(key)).map((s) => s.n)).toEqual([1, 2, 3, 4]);
+    }
+    expect(await deadLetterCount(app, dlqStream)).toBe(0);
+    await waitFor(async () => (await hooks.client.jsm.consumers.info(stream, 'ordered')).num_ack_pending === 0, { timeoutMs: 15_000, message: 'all acked' });
+  });
+
   it('two instances on one durable: the pause only ever grows while the dependency is down, and each message is handled once after', async () => {
     const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'BREAKER2');
     if (!hasFeature(hooks.client, 'consumerPause')) return; // the refusal is the first test's
