@@ -12,6 +12,7 @@ import { latencyWorkload } from './workloads/latency.js';
 import { memoryWorkload } from './workloads/memory.js';
 import { modesWorkload } from './workloads/modes.js';
 import { publishWorkload } from './workloads/publish.js';
+import { atomicBatchWorkload } from './workloads/atomic-batch.js';
 import { recordsWorkload } from './workloads/records.js';
 import { slowWorkload } from './workloads/slow.js';
 
@@ -31,6 +32,7 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['consume', consumeWorkload],
   ['slow', slowWorkload],
   ['publish', publishWorkload],
+  ['atomic', atomicBatchWorkload],
   ['latency', latencyWorkload],
   ['modes', modesWorkload],
   ['records', recordsWorkload],

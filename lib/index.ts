@@ -39,6 +39,7 @@ export { OnKvChange, type OnKvChangeOptions } from './decorators/on-kv-change.de
 export { EventCtx, EventPayload, InboxTransaction } from './decorators/event-params.decorator.js';
 export type {
   BatchHandlerOptions,
+  CircuitBreakerOptions,
   DeadLetterOption,
   DeliverPolicyOption,
   DeliveryMode,

@@ -57,10 +57,10 @@ export interface AsyncApiOperation {
   messages: AsyncApiReference[];
   summary?: string;
   reply?: AsyncApiOperationReply;
-  /** The decorator that declared the handler. */
-  'x-jetstream-source': '@OnEvent' | '@EventPattern' | '@MessagePattern';
-  /** `Class.method` of the handler. */
-  'x-jetstream-handler': string;
+  /** The decorator that declared the handler, or `forRoot({ schedules })` for a schedule's firings. */
+  'x-jetstream-source': '@OnEvent' | '@EventPattern' | '@MessagePattern' | 'forRoot({ schedules })';
+  /** `Class.method` of the handler; absent on a schedule's `send` operation. */
+  'x-jetstream-handler'?: string;
   /** Named connection of an `@OnEvent` handler; pattern handlers use JetStreamServer's. */
   'x-jetstream-connection'?: string;
   'x-jetstream-stream'?: string;
@@ -73,6 +73,20 @@ export interface AsyncApiOperation {
   'x-jetstream-retry'?: { maxAttempts: number; backoff: 'exponential' | 'fixed' | readonly number[] } | false;
   /** Where exhausted messages go; the subject is only known once the stream is. */
   'x-jetstream-dead-letter'?: { stream: string; subject?: string } | false;
+  /** A declared schedule: the server (not the app) sends its payload to the channel when it fires. */
+  'x-jetstream-schedule'?: AsyncApiSchedule;
+}
+
+/** A schedule declared in `forRoot({ schedules })`: one of `cron`, `every` and `at`. */
+export interface AsyncApiSchedule {
+  name: string;
+  cron?: string;
+  timeZone?: string;
+  every?: number | string;
+  /** ISO 8601. */
+  at?: string;
+  /** What every firing publishes, when declared. */
+  payload?: unknown;
 }
 
 export interface AsyncApiMessage {

@@ -9,14 +9,18 @@ import type {
   AsyncApiMessage,
   AsyncApiOperation,
   AsyncApiParameter,
+  AsyncApiSchedule,
   AsyncApiServer,
   AsyncApiStream,
 } from './asyncapi-document.js';
 import { ClassSchemaRegistry } from './class-schema.js';
 import { standardSchemaMessage } from './standard-schema-message.js';
 import type { JsonSchema } from './json-schema.js';
+import type { ScheduleDefinition } from '../options/schedule-definition.js';
+import type { StreamDefinition } from '../options/jetstream-module-options.js';
 import {
   inventoryHandlers,
+  streamFor,
   type DeclaredHandler,
   type DeclaredRequestHandler,
   type HandlerInventory,
@@ -140,6 +144,35 @@ export function buildDocument(inventory: HandlerInventory, options: AsyncApiOpti
       },
       'x-jetstream-source': '@MessagePattern',
       'x-jetstream-handler': handler.handlerId,
+    };
+  }
+
+  // After the handlers: a schedule firing onto a handled subject sends the handlers' message.
+  for (const { connection, schedule, streams } of declaredSchedules(inventory)) {
+    const channelId = channelOf(schedule.subject);
+    let messageIds = Object.keys(channels[channelId].messages);
+    if (messageIds.length === 0) {
+      const id = uniqueKey(messages, `${keyOf(schedule.name)}_fire`);
+      messages[id] = {
+        name: id,
+        title: `What schedule ${schedule.name} publishes`,
+        contentType: 'application/json',
+        payload: schedule.payload === undefined ? { description: 'An empty body' } : { const: schedule.payload },
+      };
+      addMessage(channelId, id);
+      messageIds = [id];
+    }
+    const stream = streamFor(schedule.subject, streams);
+    const timing = scheduleTiming(schedule);
+    operations[uniqueKey(operations, `schedule_${keyOf(schedule.name)}`)] = {
+      action: 'send',
+      channel: { $ref: `#/channels/${channelId}` },
+      messages: messageIds.map((id) => ({ $ref: `#/channels/${channelId}/messages/${id}` })),
+      summary: `nats-server fires schedule "${schedule.name}" onto ${schedule.subject}: ${timing.cron ? `cron ${timing.cron}${timing.timeZone ? ` (${timing.timeZone})` : ''}` : timing.every !== undefined ? `every ${timing.every}` : `once at ${timing.at}`}`,
+      'x-jetstream-source': 'forRoot({ schedules })',
+      'x-jetstream-connection': connection,
+      ...(stream ? { 'x-jetstream-stream': stream } : {}),
+      'x-jetstream-schedule': timing,
     };
   }
 
@@ -268,6 +301,20 @@ function deadLetterOf(handler: DeclaredHandler): AsyncApiOperation['x-jetstream-
   if (typeof dlq === 'string') return { stream: DEFAULT_DEAD_LETTER_STREAM, subject: dlq };
   if (typeof dlq === 'object') return dlq.subject ? { stream: dlq.stream ?? DEFAULT_DEAD_LETTER_STREAM, subject: dlq.subject } : { stream: dlq.stream ?? DEFAULT_DEAD_LETTER_STREAM };
   return { stream: DEFAULT_DEAD_LETTER_STREAM };
+}
+
+function declaredSchedules(inventory: HandlerInventory): Array<{ connection: string; schedule: ScheduleDefinition; streams: readonly StreamDefinition[] }> {
+  return inventory.connections.flatMap((c) => (c.options?.schedules ?? []).map((schedule) => ({ connection: c.name, schedule, streams: c.options?.streams ?? [] })));
+}
+
+function scheduleTiming(schedule: ScheduleDefinition): AsyncApiSchedule {
+  const timing: AsyncApiSchedule = { name: schedule.name };
+  if (schedule.cron !== undefined) timing.cron = schedule.cron;
+  if (schedule.timeZone !== undefined) timing.timeZone = schedule.timeZone;
+  if (schedule.every !== undefined) timing.every = schedule.every;
+  if (schedule.at instanceof Date) timing.at = schedule.at.toISOString();
+  if (schedule.payload !== undefined) timing.payload = schedule.payload;
+  return timing;
 }
 
 function declaredStreams(inventory: HandlerInventory): AsyncApiStream[] {

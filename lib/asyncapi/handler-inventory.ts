@@ -204,7 +204,8 @@ function findProvider(module: ModuleLike, token: unknown): WrapperLike | undefin
   return undefined;
 }
 
-function streamFor(subject: string, streams: readonly StreamDefinition[]): string | undefined {
+/** The one declared stream that captures `subject`; undefined when none or several do. */
+export function streamFor(subject: string, streams: readonly StreamDefinition[]): string | undefined {
   const covering = streams.filter((s) => Array.isArray(s.subjects) && s.subjects.some((outer) => subjectCovers(outer, subject)));
   return covering.length === 1 ? covering[0].name : undefined;
 }

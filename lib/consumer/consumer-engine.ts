@@ -1,4 +1,6 @@
-import { serverHasFeature } from '../options/server-features.js';
+import { requireServerFeature, serverHasFeature } from '../options/server-features.js';
+import { CircuitBreaker } from '../delivery/circuit-breaker.js';
+import { extendConsumerPause } from '../provisioning/consumer-pause.js';
 import type { Logger } from '@nestjs/common';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { releasePin } from '../groups/release-pin.js';
@@ -45,6 +47,7 @@ interface RunningHandler {
   readonly runner: ConsumerRunner;
   readonly consumerName: string;
   readonly ephemeral: boolean;
+  readonly breaker: CircuitBreaker | undefined;
 }
 
 /** What is left to do once a runner stopped: an exclusive one hands its pin over. */
@@ -144,9 +147,23 @@ export class ConsumerEngine {
       });
       const decoder = kvBucketOf(plan.subject) === undefined ? valueDecoder : withKvRemovals(valueDecoder);
       const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
+      const breakerOptions = plan.options.circuitBreaker;
+      const breaker = breakerOptions
+        ? new CircuitBreaker(
+            plan.handlerId,
+            breakerOptions,
+            {
+              pause: async (until) => void (await extendConsumerPause(this.connection, plan.stream, provisioned.name, until)),
+              changed: (state, opened) => instrumentation?.circuitBreaker(state, opened),
+            },
+            this.logger,
+          )
+        : undefined;
+      // The gauge exists for the handlers that have a breaker, from the start (0: closed).
+      if (breaker) instrumentation?.circuitBreaker('closed', false);
       const dispatcher = new Dispatcher(
         { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
-        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation },
+        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },
         decoder,
         plan.invoke,
         settlement,
@@ -178,13 +195,14 @@ export class ConsumerEngine {
           group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
           ackWaitMs: plan.options.ackWaitMs,
           orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder) : undefined,
+          breaker,
         },
         this.logger,
       );
-      this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral });
+      this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral, breaker });
       await runner.start();
       this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.inbox ? `exactly-once through the inbox ${inbox!.options.table.name}` : plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''})`,
+        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.inbox ? `exactly-once through the inbox ${inbox!.options.table.name}` : plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''}${breakerOptions ? `, circuit breaker after ${breakerOptions.failures} failures for ${breakerOptions.coolDownMs} ms` : ''})`,
       );
     }
     await this.assertMayPull(denialMark);
@@ -221,7 +239,13 @@ export class ConsumerEngine {
       await this.lag?.stop();
       const provisioner = new ConsumerProvisioner(this.connection);
       await Promise.all(
-        this.running.map((handler) => handler.runner.stop(this.options.shutdownTimeoutMs).then(() => afterStop(handler, this.connection.jsm, this.logger))),
+        this.running.map((handler) => {
+          const stopping = handler.runner.stop(this.options.shutdownTimeoutMs);
+          // After the runner began stopping (it now holds what comes back): the messages the
+          // breaker holds are handed back instead of waiting out the cool-down.
+          handler.breaker?.stop();
+          return stopping.then(() => afterStop(handler, this.connection.jsm, this.logger));
+        }),
       );
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
@@ -237,6 +261,9 @@ export class ConsumerEngine {
     const resolver = new StreamResolver(this.connection);
     const plans: HandlerPlan[] = [];
     for (const registration of registrations) {
+      // The breaker pauses the consumer on the server; an older server would ignore the pause
+      // and keep delivering while the breaker held messages.
+      if (registration.options.circuitBreaker) requireServerFeature(this.connection, 'consumerPause', `${registration.handlerId}: circuitBreaker`);
       const bucket = registration.options.kvBucket;
       if (bucket?.create) await ensureKvBucket(this.connection, bucket.name, bucket.create, this.logger);
       const stream = await resolver.resolve(registration.handlerId, registration.subject, registration.options.stream);

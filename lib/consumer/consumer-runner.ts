@@ -2,6 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { NOT_DECODED, type Dispatcher } from '../delivery/dispatcher.js';
 import type { Settlement } from '../delivery/settlement.js';
+import type { CircuitBreaker } from '../delivery/circuit-breaker.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import { BatchAssembler, type BatchFeed } from './batch-assembler.js';
 import { ConcurrencyGate } from './concurrency-gate.js';
@@ -23,6 +24,8 @@ export interface RunnerOptions {
   readonly batch?: BatchFeed;
   /** Pulls as a member of this priority group (a pinned consumer), each pull expiring after `expiresMs`. */
   readonly group?: { readonly name: string; readonly expiresMs: number };
+  /** The handler's circuit breaker: while it is open, messages pulled wait here, kept alive. */
+  readonly breaker?: CircuitBreaker;
 }
 
 /**
@@ -148,6 +151,11 @@ export class ConsumerRunner {
           await this.gather(this.batches, msg);
           continue;
         }
+        const notOpen = this.options.breaker?.untilNotOpen();
+        if (notOpen) {
+          void this.parkWhileOpen(msg, notOpen);
+          continue;
+        }
         const wait = this.gate.acquire();
         if (wait) await wait;
         if (this.stopping) {
@@ -204,6 +212,28 @@ export class ConsumerRunner {
       for (const msg of msgs) this.inFlight.delete(msg);
     }
     this.gate.release();
+    if (this.idle && this.inFlight.size === 0) this.idle();
+  }
+
+  /**
+   * The circuit breaker is open: the message waits outside the concurrency gate, in `inFlight`
+   * so the heartbeat keeps its ack wait alive (queued behind busy slots, it would be redelivered
+   * and use up an attempt), and takes its turn at the gate once the breaker is no longer open.
+   */
+  private async parkWhileOpen(msg: JsMsg, notOpen: Promise<boolean>): Promise<void> {
+    this.inFlight.set(msg, Date.now());
+    const go = await notOpen;
+    if (go && !this.stopping) {
+      const wait = this.gate.acquire();
+      if (wait) await wait;
+      if (!this.stopping) {
+        void this.process(msg);
+        return;
+      }
+      this.gate.release();
+    }
+    this.inFlight.delete(msg);
+    this.handBack(msg);
     if (this.idle && this.inFlight.size === 0) this.idle();
   }
 

@@ -161,6 +161,12 @@ export interface OnEventOptions {
    * through the database instead of the KV lease.
    */
   inbox?: boolean;
+  /**
+   * Pauses this handler's consumer on the server (nats-server 2.11+) after this many
+   * consecutive failures, instead of retrying every message into the dead-letter stream while a
+   * dependency is down; `true` for the defaults. See `CircuitBreakerOptions`.
+   */
+  circuitBreaker?: boolean | CircuitBreakerOptions;
   /** @internal Set by `@OnKvChange`: the bucket it reads, created at startup when missing if `create` is given. */
   kvBucket?: KvBucketDeclaration;
 }
@@ -169,6 +175,25 @@ export interface OnEventOptions {
 export interface KvBucketDeclaration {
   readonly name: string;
   readonly create: Partial<KvOptions> | undefined;
+}
+
+/**
+ * A circuit breaker around a handler's dependency. After `failures` consecutive retryable
+ * failures it opens: the consumer is paused on the server (every instance stops receiving), and
+ * the failed messages wait in this instance instead of being retried, so they use up no
+ * attempts. After `coolDownMs` one message runs as a trial: a success closes the breaker, a
+ * failure opens it again for another `coolDownMs`.
+ */
+export interface CircuitBreakerOptions {
+  /** Consecutive failures that open it; default 5. Invalid payloads and terminal errors do not count. */
+  failures?: number;
+  /** How long it stays open (and the consumer paused) before the trial; default 30 000 ms, at least 1 000. */
+  coolDownMs?: number;
+}
+
+export interface ResolvedCircuitBreakerOptions {
+  readonly failures: number;
+  readonly coolDownMs: number;
 }
 
 export interface ExclusiveOptions {
@@ -216,6 +241,7 @@ export interface ResolvedHandlerOptions {
   readonly batch: ResolvedBatchOptions | undefined;
   readonly exclusive: ResolvedExclusiveOptions | undefined;
   readonly inbox: boolean;
+  readonly circuitBreaker: ResolvedCircuitBreakerOptions | undefined;
   readonly kvBucket: KvBucketDeclaration | undefined;
 }
 

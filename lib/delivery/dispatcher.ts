@@ -4,10 +4,10 @@ import { EventContext, type ConsumerDescriptor } from '../context/event-context.
 import type { DeliveryMode } from '../decorators/on-event-options.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { PayloadDecoder } from '../serialization/payload-decoder.js';
-import { DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
+import { BreakerHeld, DeadLettered, DeadLetterRequired, RetryScheduled } from './dispositions.js';
 import type { DeadLetterReason } from '../dead-letters/dead-letter-target.js';
 import type { HandlerInvoker } from './handler-invoker.js';
-import { bindHandlerRuntime, type HandlerRuntime } from './handler-runtime.js';
+import { bindHandlerRuntime, decideFailure, type HandlerRuntime } from './handler-runtime.js';
 import { withHandlerTimeout } from './handler-timeout.js';
 import { parkForGood } from './dead-lettering.js';
 import { NOT_DECODED, notifyHandled } from './handled-observers.js';
@@ -131,7 +131,8 @@ export class Dispatcher {
 
   private async atLeastOnce(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome instanceof Failure) await this.settleFailure(msg, ctx, outcome);
+    if (outcome === HANDED_BACK) this.settlement.nakImmediately(msg);
+    else if (outcome instanceof Failure) await this.settleFailure(msg, ctx, outcome);
     else this.settlement.ackAfterSuccess(msg, ctx);
   }
 
@@ -143,6 +144,7 @@ export class Dispatcher {
   private async throughInbox(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<void> {
     const outcome = await this.run(msg, ctx, decoded);
     if (outcome === SUCCESS) this.settlement.ackAfterSuccess(msg, ctx);
+    else if (outcome === HANDED_BACK) this.settlement.nakImmediately(msg);
     else if (outcome === DUPLICATE) {
       this.settlement.ackDuplicate(msg, ctx);
       this.observe(ctx, NOT_DECODED, 'skipped');
@@ -198,7 +200,7 @@ export class Dispatcher {
       return;
     }
     const outcome = await this.run(msg, ctx, decoded);
-    if (outcome instanceof Failure) {
+    if (outcome instanceof Failure || outcome === HANDED_BACK) {
       try {
         await idem.store.release(key, lease.revision);
       } catch (err) {
@@ -207,7 +209,8 @@ export class Dispatcher {
         this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'could not release the idempotency record');
         return;
       }
-      await this.settleFailure(msg, ctx, outcome);
+      if (outcome === HANDED_BACK) this.settlement.nakImmediately(msg);
+      else await this.settleFailure(msg, ctx, outcome);
       return;
     }
     // The done mark first, confirmed, then the ack: a redelivery (an ack the server lost, here
@@ -311,17 +314,30 @@ export class Dispatcher {
     return ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`;
   }
 
-  /** Decodes and invokes the pipeline (which binds and validates); never throws. */
+  /**
+   * Decodes and invokes the pipeline (which binds and validates); never throws. With a circuit
+   * breaker, each call first waits to be admitted, and a failure the breaker holds runs again
+   * once admitted, as the same attempt: the server's delivery count does not move.
+   */
   private async run(msg: JsMsg, ctx: EventContext, decoded: unknown): Promise<Outcome> {
+    const breaker = this.runtime.breaker;
     for (;;) {
+      const admission = breaker?.admission();
+      if (admission && !(await admission)) return HANDED_BACK;
       let result: unknown;
       let payload: unknown = decoded;
       const scope = this.runtime.instrumentation?.begin(ctx);
       try {
         if (payload === NOT_DECODED) payload = this.decoder.decode(msg);
         result = await (scope ? scope.run(() => this.call(payload, ctx)) : this.call(payload, ctx));
-      } catch (error) {
+      } catch (caught) {
+        const error = breaker ? this.heldByBreaker(caught, ctx) : caught;
         scope?.fail(unwrap(error));
+        if (error instanceof BreakerHeld) {
+          this.observe(ctx, payload, 'failed', error.failure);
+          if (error.counted) EventContext.countInPlaceRetry(ctx);
+          continue;
+        }
         const delayMs = this.options.retryInPlace ? this.inPlaceDelay(error, ctx) : undefined;
         if (delayMs !== undefined) {
           this.settlement.reportRetry(ctx, error instanceof RetryScheduled ? error.failure : error, delayMs, true);
@@ -331,21 +347,35 @@ export class Dispatcher {
           continue;
         }
         this.observe(ctx, payload, 'failed', error);
+        breaker?.ended();
         return new Failure(error, payload);
       }
       if (result === INBOX_DUPLICATE) {
         scope?.end();
+        breaker?.ended();
         return DUPLICATE;
       }
       if (result instanceof DeadLettered) {
         scope?.fail(result.failure);
         this.observe(ctx, payload, 'failed', result.failure);
+        breaker?.ended();
         return new Failure(result, payload);
       }
       scope?.end();
+      breaker?.succeeded();
       this.observe(ctx, payload, 'succeeded');
       return SUCCESS;
     }
+  }
+
+  /**
+   * A failure no interceptor classified (the direct path, which skips Nest's pipeline when the
+   * handler has no enhancers of the user's) meets the breaker here, as the interceptors' would.
+   */
+  private heldByBreaker(error: unknown, ctx: EventContext): unknown {
+    if (error instanceof RetryScheduled || error instanceof DeadLetterRequired || error instanceof BreakerHeld) return error;
+    const decision = decideFailure(this.runtime, error, ctx.attempt);
+    return decision.action === 'hold' ? new BreakerHeld(error, decision.counted) : error;
   }
 
   private call(payload: unknown, ctx: EventContext): Promise<unknown> {
@@ -448,9 +478,11 @@ const LEASE_WAIT_LEASES = 4;
 const MAX_LEASE_POLL_MS = 1_000;
 /** The inbox already holds the message's key: acked without running the handler. */
 const DUPLICATE = Symbol('duplicate');
+/** Held by the circuit breaker when the app stopped: handed back for another instance. */
+const HANDED_BACK = Symbol('handed back');
 
 function unwrap(error: unknown): unknown {
-  return error instanceof RetryScheduled || error instanceof DeadLetterRequired ? error.failure : error;
+  return error instanceof RetryScheduled || error instanceof DeadLetterRequired || error instanceof BreakerHeld ? error.failure : error;
 }
 
 /** A failed call, or a DeadLettered result of the pipeline; with the payload, for observers. */
@@ -461,4 +493,4 @@ class Failure {
   ) {}
 }
 
-type Outcome = typeof SUCCESS | typeof DUPLICATE | Failure;
+type Outcome = typeof SUCCESS | typeof DUPLICATE | typeof HANDED_BACK | Failure;

@@ -35,3 +35,18 @@ export class DeadLettered {
     readonly deadLetterSeq: number,
   ) {}
 }
+
+/**
+ * The handler's circuit breaker is open (or this failure opened it): the dispatcher keeps the
+ * message and runs it again once the breaker admits it, without counting an attempt.
+ */
+export class BreakerHeld extends Error {
+  constructor(
+    readonly failure: unknown,
+    /** A failed trial: the next run is the message's next attempt. */
+    readonly counted: boolean,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+    this.name = 'BreakerHeld';
+  }
+}

@@ -1,6 +1,7 @@
 import { EventContext, type ConsumerDescriptor } from '../context/event-context.js';
 import type { DeadLetterSink } from '../dead-letters/dead-letter-sink.js';
-import type { FailurePolicy } from './failure-policy.js';
+import type { FailureDecision, FailurePolicy } from './failure-policy.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { HandlerInstrumentation } from '../observability/instrumentation.js';
 
 /** Per-handler machinery the interceptors reach through the EventContext. */
@@ -9,6 +10,23 @@ export interface HandlerRuntime {
   readonly sink: DeadLetterSink | undefined;
   /** Metrics and tracing hooks, bound to this handler's labels; undefined when both are off. */
   readonly instrumentation?: HandlerInstrumentation;
+  /** Set when the handler has `circuitBreaker`. */
+  readonly breaker?: CircuitBreaker;
+}
+
+/**
+ * The policy's decision, or `hold` when the handler's circuit breaker keeps the message. Only
+ * failures a retry could fix (retry, or exhausted) count towards the breaker: an invalid payload
+ * or a terminal error says nothing about a dependency. A failed trial holds its message as a
+ * counted attempt (`counted`), and on its last attempt lets the policy dead-letter it.
+ */
+export function decideFailure(runtime: HandlerRuntime, error: unknown, attempt: number): FailureDecision | { readonly action: 'hold'; readonly counted: boolean } {
+  const decision = runtime.policy.decide(error, attempt);
+  const countable = decision.action === 'retry' || decision.reason === 'exhausted';
+  const verdict = countable ? runtime.breaker?.failed() : undefined;
+  if (verdict === 'hold') return { action: 'hold', counted: false };
+  if (verdict === 'trial-failed' && decision.action === 'retry') return { action: 'hold', counted: true };
+  return decision;
 }
 
 // Keyed by the handler's descriptor, which EventContext (in a folder below this one) carries:

@@ -1,7 +1,9 @@
 import type {
+  CircuitBreakerOptions,
   DeliveryMode,
   DeliverPolicyOption,
   OnEventOptions,
+  ResolvedCircuitBreakerOptions,
   ResolvedHandlerOptions,
   ResolvedRetryPolicy,
   RetryOptions,
@@ -80,6 +82,7 @@ export function resolveHandlerOptions(
   const codec = merged.codec;
   if (codec !== undefined && !isCodec(codec)) fail('codec must be an object with contentType, encode(value) and decode(bytes)');
   const schemaVersion = merged.schemaVersion === undefined ? undefined : checkSchemaVersion(merged.schemaVersion, fail);
+  const circuitBreaker = resolveCircuitBreaker(merged.circuitBreaker, { delivery, batch: batch !== undefined }, int, fail);
   return {
     connection,
     durable,
@@ -101,6 +104,7 @@ export function resolveHandlerOptions(
     codec,
     schemaVersion,
     inbox,
+    circuitBreaker,
     // Per handler only, like the durable: a default bucket would make every handler read it.
     kvBucket: options.kvBucket,
   };
@@ -143,6 +147,26 @@ function resolveInbox(defaults: Partial<OnEventOptions>, options: OnEventOptions
     fail(`inbox is its own exactly-once delivery through the database; it cannot be combined with delivery: '${options.delivery}' (remove delivery, or the inbox)`);
   }
   return true;
+}
+
+function resolveCircuitBreaker(
+  option: boolean | CircuitBreakerOptions | undefined,
+  handler: { delivery: DeliveryMode; batch: boolean },
+  int: (value: number | undefined, fallback: number, name: string) => number,
+  fail: (m: string) => never,
+): ResolvedCircuitBreakerOptions | undefined {
+  if (option === undefined || option === false) return undefined;
+  if (option !== true && (typeof option !== 'object' || option === null)) {
+    fail(`circuitBreaker must be true or { failures?, coolDownMs? }, got ${JSON.stringify(option)}`);
+  }
+  // At-most-once acks before the call: a failed message is gone, so there is nothing to hold.
+  if (handler.delivery === 'at-most-once') fail("circuitBreaker needs a delivery that retries (at-least-once or exactly-once), not 'at-most-once'");
+  if (handler.batch) fail('circuitBreaker is not supported on batch handlers (a batch settles its messages one by one after the call)');
+  const given = option === true ? {} : option;
+  const coolDownMs = int(given.coolDownMs, 30_000, 'circuitBreaker.coolDownMs');
+  // The server's pause and the trial timer are wall-clock; shorter would just flap.
+  if (coolDownMs < 1_000) fail(`circuitBreaker.coolDownMs must be at least 1000 ms, got ${coolDownMs}`);
+  return { failures: int(given.failures, 5, 'circuitBreaker.failures'), coolDownMs };
 }
 
 const DEFAULT_RETRY: ResolvedRetryPolicy = { enabled: true, maxAttempts: 5, ...DEFAULT_BACKOFF };

@@ -12,6 +12,9 @@ import type { EventContext } from '../context/event-context.js';
  */
 export type ConsumeStatus = 'success' | 'retry' | 'dead_letter' | 'terminated' | 'failed' | 'duplicate';
 
+/** A handler's circuit breaker: `closed` runs messages, `open` holds them, `half-open` runs one trial. */
+export type CircuitBreakerState = 'closed' | 'open' | 'half-open';
+
 /** One handler call being measured and traced. Built only when observability is on. */
 export interface HandlingScope {
   /** Runs the call with its trace context active, so users' own spans nest under it. */
@@ -31,6 +34,8 @@ export interface HandlerInstrumentation {
   /** One call of a batch handler: one span, linked to each message's trace. */
   beginBatch(ctxs: readonly EventContext[]): HandlingScope;
   settled(status: ConsumeStatus, reason?: string): void;
+  /** The handler's circuit breaker changed state; `opened` on each transition to `open`. */
+  circuitBreaker(state: CircuitBreakerState, opened: boolean): void;
 }
 
 export interface PublishOutcome {

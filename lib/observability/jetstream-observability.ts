@@ -4,6 +4,7 @@ import type { MsgHdrs } from '@nats-io/transport-node';
 import type { EventContext } from '../context/event-context.js';
 import { ConsumerLagSampler, type LagTarget } from './consumer-lag-sampler.js';
 import type {
+  CircuitBreakerState,
   ConsumeStatus,
   HandlerInstrumentation,
   HandlerLabels,
@@ -13,6 +14,7 @@ import type {
   PublishScope,
 } from './instrumentation.js';
 import { JetStreamMetrics, type HandlerMetrics } from './metrics.js';
+import { ScheduleHeaders, scheduleNameOf } from '../wire/schedule-headers.js';
 import { JetStreamTracing, type TracedCall } from './tracing.js';
 import type { ResolvedMetricsOptions, ResolvedTracingOptions } from '../options/observability-options.js';
 
@@ -92,6 +94,10 @@ class ObservedHandler implements HandlerInstrumentation {
   settled(status: ConsumeStatus, reason?: string): void {
     this.metrics?.settled(status, reason);
   }
+
+  circuitBreaker(state: CircuitBreakerState, opened: boolean): void {
+    this.metrics?.circuitBreaker(state, opened);
+  }
 }
 
 class ObservedCall implements HandlingScope {
@@ -109,6 +115,11 @@ class ObservedCall implements HandlingScope {
       const now = Date.now();
       for (const one of Array.isArray(ctx) ? ctx : [ctx]) {
         metrics.observeLatency(Math.max(0, now - one.message.info.timestampNanos / 1_000_000) / 1_000);
+        // A fire is counted once, on its first delivery: retries are not more fires.
+        if (one.message.headers && one.deliveryCount === 1) {
+          const scheduler = one.header(ScheduleHeaders.Scheduler);
+          if (scheduler) metrics.scheduleFired(scheduleNameOf(scheduler));
+        }
       }
     }
     this.traced = Array.isArray(ctx) ? handler.tracing?.handlingBatch(ctx, handler.labels) : handler.tracing?.handling(ctx as EventContext, handler.labels);

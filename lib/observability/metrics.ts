@@ -1,6 +1,6 @@
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
-import type { ConsumeStatus, HandlerLabels } from './instrumentation.js';
+import type { CircuitBreakerState, ConsumeStatus, HandlerLabels } from './instrumentation.js';
 import { loadPeer } from './load-peer.js';
 import type { MetricsRegistry, ResolvedMetricsOptions } from '../options/observability-options.js';
 
@@ -14,7 +14,13 @@ export interface HandlerMetrics {
   observeDuration(seconds: number): void;
   error(error: unknown): void;
   settled(status: ConsumeStatus, reason?: string): void;
+  circuitBreaker(state: CircuitBreakerState, opened: boolean): void;
+  /** A message a server-side schedule fired reached the handler (its first delivery). */
+  scheduleFired(schedule: string): void;
 }
+
+/** The value of `nats_circuit_breaker_state`. */
+const BREAKER_STATE_VALUE: Record<CircuitBreakerState, number> = { closed: 0, open: 1, 'half-open': 2 };
 
 /**
  * The module's Prometheus metrics, named as operators of NATS consumers know them. Registered
@@ -31,6 +37,9 @@ export class JetStreamMetrics {
   private readonly published: Counter<'subject' | 'status'>;
   private readonly deadLetters: Counter<'subject' | 'durable' | 'reason'>;
   private readonly outboxParked: Counter<'subject' | 'reason'>;
+  private readonly breakerState: Gauge<'subject' | 'durable'>;
+  private readonly breakerOpened: Counter<'subject' | 'durable'>;
+  private readonly scheduleFires: Counter<'schedule' | 'subject' | 'durable'>;
 
   private constructor(
     prom: PromClient,
@@ -101,6 +110,24 @@ export class JetStreamMetrics {
       labelNames: ['subject', 'reason'],
       registers,
     }));
+    this.breakerState = ensure(`${p}nats_circuit_breaker_state`, prom.Gauge, () => new prom.Gauge({
+      name: `${p}nats_circuit_breaker_state`,
+      help: 'State of a handler\'s circuit breaker in this instance: 0 closed, 1 open (consumer paused), 2 half-open (one trial running)',
+      labelNames: ['subject', 'durable'],
+      registers,
+    }));
+    this.breakerOpened = ensure(`${p}nats_circuit_breaker_opened_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_circuit_breaker_opened_total`,
+      help: 'Times a handler\'s circuit breaker opened (paused its consumer) in this instance',
+      labelNames: ['subject', 'durable'],
+      registers,
+    }));
+    this.scheduleFires = ensure(`${p}nats_schedule_fires_total`, prom.Counter, () => new prom.Counter({
+      name: `${p}nats_schedule_fires_total`,
+      help: 'Messages fired by a server-side schedule (Nats-Scheduler header) that reached a handler, first deliveries only, by schedule name, handler subject and durable',
+      labelNames: ['schedule', 'subject', 'durable'],
+      registers,
+    }));
   }
 
   static async load(options: ResolvedMetricsOptions): Promise<JetStreamMetrics> {
@@ -139,6 +166,11 @@ export class JetStreamMetrics {
         if (!child) statuses.set(status, (child = this.consumed.labels({ subject, durable, status })));
         child.inc();
         if (status === 'dead_letter') this.deadLetters.inc({ subject, durable, reason: reason ?? 'unknown' });
+      },
+      scheduleFired: (schedule) => this.scheduleFires.inc({ schedule, subject, durable }),
+      circuitBreaker: (state, opened) => {
+        this.breakerState.set({ subject, durable }, BREAKER_STATE_VALUE[state]);
+        if (opened) this.breakerOpened.inc({ subject, durable });
       },
     };
   }

@@ -7,6 +7,7 @@ import { requireServerFeature } from '../options/server-features.js';
 import { assertPublishSubject } from '../options/subject-validation.js';
 import { encodePayload } from '../serialization/codec.js';
 import type { BatchItem, BatchItemResult } from './jetstream-publisher.js';
+import type { PublishInstrumentation, PublishScope } from '../observability/instrumentation.js';
 import { messageTtl } from './message-ttl.js';
 import { toPublishError } from './publish-errors.js';
 
@@ -32,10 +33,14 @@ interface BatchReply {
 /**
  * Publishes the items as one atomic batch (nats-server 2.12+, ADR-50): the stream stores all of
  * them, in order and with consecutive sequences, or none. Every item is encoded and checked
- * before the first one leaves, so bad input sends nothing. The first message and the commit wait
- * for the server's answer; the ones between are plain publishes the commit accounts for.
+ * before the first one leaves, so bad input sends nothing.
  */
-export async function publishAtomicBatch(connection: JetStreamConnection, items: readonly BatchItem[], timeoutMs: number): Promise<BatchItemResult[]> {
+export async function publishAtomicBatch(
+  connection: JetStreamConnection,
+  items: readonly BatchItem[],
+  timeoutMs: number,
+  observed?: PublishInstrumentation,
+): Promise<BatchItemResult[]> {
   requireServerFeature(connection, 'atomicBatch', 'publishBatch({ atomic: true })');
   if (items.length === 0) return [];
   if (items.length > MAX_ATOMIC_BATCH) {
@@ -43,6 +48,21 @@ export async function publishAtomicBatch(connection: JetStreamConnection, items:
   }
   const id = nuid.next();
   const prepared = items.map((item, index) => prepare(item, index, id, index === items.length - 1));
+  // Begun once every item passed its checks, so bad input leaves no span or count behind. Each
+  // item is one publish to the metrics and one PRODUCER span, whose context its headers carry.
+  const scopes = observed ? prepared.map((p, index) => observed.begin(p.subject, items[index].options?.msgId ?? '', p.headers)) : undefined;
+  try {
+    const results = await sendAtomicBatch(connection, prepared, timeoutMs);
+    if (scopes) results.forEach((r, i) => scopes[i].end(r.ok ? r.result : undefined));
+    return results;
+  } catch (err) {
+    scopes?.forEach((scope: PublishScope) => scope.end(undefined, err));
+    throw err;
+  }
+}
+
+/** The first message and the commit wait for the server's answer; the ones between are plain publishes the commit accounts for. */
+async function sendAtomicBatch(connection: JetStreamConnection, prepared: readonly PreparedItem[], timeoutMs: number): Promise<BatchItemResult[]> {
   const first = prepared[0];
   const reply = (m: Msg): BatchReply => (m.data.length ? (m.json() as BatchReply) : {});
   let answer: BatchReply;
@@ -68,17 +88,23 @@ export async function publishAtomicBatch(connection: JetStreamConnection, items:
   if (answer.error || answer.seq === undefined || answer.stream === undefined) {
     const code = answer.error?.err_code;
     const reason = answer.error?.description ?? `the commit was answered without a sequence (${JSON.stringify(answer)})`;
-    throw new AtomicBatchRejectedError(items.length, first.subject, code, reason + (code === undefined ? '' : (HINTS[code] ?? '')));
+    throw new AtomicBatchRejectedError(prepared.length, first.subject, code, reason + (code === undefined ? '' : (HINTS[code] ?? '')));
   }
-  if (answer.count !== items.length) {
-    throw new AtomicBatchRejectedError(items.length, first.subject, undefined, `the server committed ${answer.count} of ${items.length} messages`);
+  if (answer.count !== prepared.length) {
+    throw new AtomicBatchRejectedError(prepared.length, first.subject, undefined, `the server committed ${answer.count} of ${prepared.length} messages`);
   }
-  const firstSeq = answer.seq - items.length + 1;
+  const firstSeq = answer.seq - prepared.length + 1;
   const stream = answer.stream;
   return prepared.map((p, i) => ({ ok: true, subject: p.subject, result: { stream, seq: firstSeq + i, duplicate: false } }));
 }
 
-function prepare(item: BatchItem, index: number, id: string, commit: boolean): { subject: string; data: Uint8Array; headers: MsgHdrs } {
+interface PreparedItem {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs;
+}
+
+function prepare(item: BatchItem, index: number, id: string, commit: boolean): PreparedItem {
   const where = `publishBatch item ${index}`;
   if (!item || typeof item !== 'object') throw new InvalidOptionsError(`${where}: expected { subject, payload, options? }`);
   assertPublishSubject(item.subject);

@@ -187,7 +187,7 @@ export class JetStreamPublisher {
    */
   async publishBatch<T>(items: readonly BatchItem<T>[], options?: BatchOptions): Promise<BatchItemResult[]> {
     if (!Array.isArray(items)) throw new InvalidOptionsError('publishBatch expects an array of { subject, payload, options? }');
-    if (options?.atomic) return publishAtomicBatch(this.connection, items, this.options.publishTimeoutMs);
+    if (options?.atomic) return publishAtomicBatch(this.connection, items, this.options.publishTimeoutMs, this.observed);
     const window = options?.window ?? DEFAULT_WINDOW;
     if (!Number.isInteger(window) || window < 1) {
       throw new InvalidOptionsError(`publishBatch window must be an integer >= 1, got ${JSON.stringify(window)}`);

@@ -13,16 +13,9 @@ import {
 import { requireServerFeature } from '../options/server-features.js';
 import type { PublishOptions, PublishResult } from './jetstream-publisher.js';
 
-/** Headers nats-server reads on a schedule message (ADR-51). */
-export const ScheduleHeaders = {
-  Schedule: 'Nats-Schedule',
-  Target: 'Nats-Schedule-Target',
-  TimeZone: 'Nats-Schedule-Time-Zone',
-  /** On a fired message: the schedule subject that fired it. */
-  Scheduler: 'Nats-Scheduler',
-  /** On a fired message: the next firing, or `purge` after a one-shot. */
-  Next: 'Nats-Schedule-Next',
-} as const;
+import { ScheduleHeaders } from '../wire/schedule-headers.js';
+
+export { ScheduleHeaders };
 
 export type ScheduleOptions = ScheduleTiming &
   Omit<PublishOptions, 'ttl'> & {

@@ -43,6 +43,16 @@ export async function resumeConsumer(connection: JetStreamConnection, stream: st
   return toState(stream, consumer, r.paused, r.pause_until);
 }
 
+/**
+ * Pauses until `until` unless the consumer is already paused at least that long: instances that
+ * pause the same consumer (circuit breakers tripping on each) extend the pause, never shorten it.
+ */
+export async function extendConsumerPause(connection: JetStreamConnection, stream: string, consumer: string, until: Date): Promise<ConsumerPauseState> {
+  const now = await consumerPauseState(connection, stream, consumer);
+  if (now.paused && now.pauseUntil && now.pauseUntil.getTime() >= until.getTime()) return now;
+  return pauseConsumer(connection, stream, consumer, until);
+}
+
 /** Whether a consumer is paused now, from its info. */
 export async function consumerPauseState(connection: JetStreamConnection, stream: string, consumer: string): Promise<ConsumerPauseState> {
   requireServerFeature(connection, 'consumerPause', `read the pause state of consumer "${consumer}" on stream "${stream}"`);

@@ -4,6 +4,7 @@ import { JetStreamModule, JetStreamPublisher, OnEvent, type StreamDefinition } f
 import { deferred, testNatsUrl, uniqueName, type Deferred } from '../harness/index.js';
 import { startApp, type TestApp } from '../support/test-app.js';
 import { sharedServerHooks } from './kit.js';
+import { hasFeature, refusal } from './server-features-kit.js';
 
 /**
  * `JetStreamModule.forFeature()`: feature modules declare their own streams; the root ensures
@@ -108,6 +109,31 @@ describe('JetStreamModule.forFeature', () => {
       `ReportsModule (JetStreamModule.forFeature) declares streams for connection "analytics", but there is no JetStreamModule.forRoot({ name: 'analytics' })`,
     );
     expect(await exists(name)).toBe(false);
+  });
+
+  it('a feature stream with a newer server\'s flags gets them on a server that has them, and is refused naming the version on one that has not', async () => {
+    const carts = uniqueName('FEAT_TTL');
+    const ledger = uniqueName('FEAT_ATOMIC');
+    const features = [
+      featureModule('CartsModule', JetStreamModule.forFeature({ streams: [stream(carts, { allow_msg_ttl: true })] })),
+      featureModule('LedgerModule', JetStreamModule.forFeature({ streams: [stream(ledger, { allow_atomic: true })] })),
+    ];
+    if (!hasFeature(shared.client, 'messageTtl')) {
+      // The server would drop the flag without a word: startup refuses and creates nothing.
+      await expect(start(features)).rejects.toThrow(refusal(shared.client, 'messageTtl'));
+      await expect(start(features)).rejects.toThrow(new RegExp(`^stream "${carts}" sets allow_msg_ttl: `));
+      expect(await exists(carts)).toBe(false);
+      expect(await exists(ledger)).toBe(false);
+      return;
+    }
+    if (!hasFeature(shared.client, 'atomicBatch')) {
+      await expect(start(features)).rejects.toThrow(refusal(shared.client, 'atomicBatch'));
+      return;
+    }
+    const app = await start(features);
+    expect((await shared.client.jsm.streams.info(carts)).config.allow_msg_ttl).toBe(true);
+    expect((await shared.client.jsm.streams.info(ledger)).config.allow_atomic).toBe(true);
+    expect(app.logger.find(`Created stream "${carts}" (${carts}.>); allows per-message TTL`)).toHaveLength(1);
   });
 
   it('checks the stream definitions when forFeature is called', () => {

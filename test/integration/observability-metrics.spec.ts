@@ -1,9 +1,11 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { Registry, register as defaultRegistry } from 'prom-client';
-import { BatchContext, OnEvent, PublishRejectedError, TerminalError } from '../../lib/index.js';
+import { Kvm } from '@nats-io/kv';
+import { BatchContext, OnEvent, OnKvChange, PublishRejectedError, TerminalError, kvChangeOf, type EventContext } from '../../lib/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { createStream, handlerClass, sharedServerHooks } from './kit.js';
+import { hasFeature, refusal } from './server-features-kit.js';
 
 /**
  * Metrics against a real server: known traffic gives exact counter values, the lag gauge
@@ -256,6 +258,79 @@ describe('metrics of batch handlers', () => {
       expect(calls).toBe(1);
     } finally {
       await app.close();
+      await shared.client.jsm.streams.delete(dlqStream).catch(() => undefined);
+    }
+  });
+});
+
+describe('metrics of schedule fires and KV change handlers', () => {
+  it('counts a message a schedule fired once per fire (nats_schedule_fires_total), not per retry; a plain message is no fire', async () => {
+    const stream = uniqueName('MSCH');
+    const subject = `${stream}.reminder`;
+    const registry = new Registry();
+    const calls: number[] = [];
+    const Reminder = handlerClass('ReminderHandler', subject, { durable: 'reminders', retry: { maxAttempts: 3, initialDelayMs: 100, backoff: 'fixed', jitter: false } }, (_payload, ctx) => {
+      calls.push(ctx.attempt);
+      // The fired message fails once: its retry is the same fire.
+      if (ctx.header('Nats-Scheduler') && ctx.attempt === 1) throw new FlakyDownstreamError('first try');
+    });
+    if (!hasFeature(shared.client, 'scheduleAt')) {
+      await createStream(shared.client.jsm, stream, [`${stream}.>`]);
+      const app = await apps.start({ servers: testNatsUrl(), metrics: { registry } }, [Reminder]);
+      await expect(app.publisher.schedule(subject, { id: 1 }, { at: new Date(Date.now() + 1_000) })).rejects.toThrow(refusal(shared.client, 'scheduleAt'));
+      expect(await sample(registry, 'nats_schedule_fires_total', {})).toBeUndefined();
+      return;
+    }
+    const app = await apps.start(
+      { servers: testNatsUrl(), metrics: { registry }, streams: [{ name: stream, subjects: [`${stream}.>`], allow_msg_schedules: true }] },
+      [Reminder],
+    );
+    try {
+      await app.publisher.publish(subject, { id: 0 });
+      await app.publisher.schedule(subject, { id: 1 }, { at: new Date(Date.now() + 1_000), name: 'cart-c1' });
+      await waitFor(async () => (await sample(registry, 'nats_consume_total', { subject, durable: 'reminders', status: 'success' })) === 2, {
+        timeoutMs: 15_000,
+        message: 'the plain message and the fired one (after its retry) handled',
+      });
+      expect(calls).toEqual([1, 1, 2]);
+      expect(await sample(registry, 'nats_schedule_fires_total', { schedule: 'cart-c1', subject, durable: 'reminders' })).toBe(1);
+      expect(await sample(registry, 'nats_consume_total', { subject, durable: 'reminders', status: 'retry' })).toBe(1);
+    } finally {
+      await app.close();
+      await shared.client.jsm.streams.delete(stream).catch(() => undefined);
+    }
+  });
+
+  it('counts a KV change handler\'s outcomes in nats_consume_total under its $KV subject: success, retry, dead letter', async () => {
+    const bucket = uniqueName('mkv').toLowerCase().replace(/[^a-z0-9_-]/g, '_');
+    const dlqStream = uniqueName('MKVDL');
+    const registry = new Registry();
+    const kv = await new Kvm(shared.client.nc).create(bucket, { history: 5 });
+    class Carts {
+      @OnKvChange(bucket, 'cart.*', { durable: 'carts', retry: { maxAttempts: 2, initialDelayMs: 100, backoff: 'fixed', jitter: false }, dlq: { stream: dlqStream, subject: `${dlqStream}.letters` } })
+      handle(_value: unknown, ctx: EventContext): void {
+        if (kvChangeOf(ctx)!.key === 'cart.bad') throw new FlakyDownstreamError('downstream refused');
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl(), metrics: { registry } }, [Carts]);
+    const subject = `$KV.${bucket}.cart.*`;
+    try {
+      await kv.put('cart.a', JSON.stringify({ items: 1 }));
+      await kv.delete('cart.a');
+      await kv.put('cart.bad', JSON.stringify({ items: 2 }));
+      await waitFor(async () => (await sample(registry, 'nats_dead_letters_total', { subject, durable: 'carts', reason: 'exhausted' })) === 1, {
+        timeoutMs: 15_000,
+        message: 'cart.bad dead-lettered after 2 attempts',
+      });
+      expect(await sample(registry, 'nats_consume_total', { subject, durable: 'carts', status: 'success' })).toBe(2);
+      expect(await sample(registry, 'nats_consume_total', { subject, durable: 'carts', status: 'retry' })).toBe(1);
+      expect(await sample(registry, 'nats_consume_total', { subject, durable: 'carts', status: 'dead_letter' })).toBe(1);
+      expect(await sample(registry, 'nats_consume_errors_total', { subject, error_type: 'FlakyDownstreamError' })).toBe(2);
+      // No circuit breaker on this handler: no breaker series for it.
+      expect(await sample(registry, 'nats_circuit_breaker_state', { subject })).toBeUndefined();
+    } finally {
+      await app.close();
+      await shared.client.jsm.streams.delete(`KV_${bucket}`).catch(() => undefined);
       await shared.client.jsm.streams.delete(dlqStream).catch(() => undefined);
     }
   });

@@ -13,6 +13,7 @@ import { OnEvent, TerminalError } from '../../lib/index.js';
 import { JetStreamClient, JetStreamContext, JetStreamServer } from '../../lib/transport/index.js';
 import { deferred, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { createStream, handlerClass, sharedServerHooks } from './kit.js';
+import { hasFeature, refusal } from './server-features-kit.js';
 
 /**
  * Tracing against a real server: the trace context travels in the message's headers from the
@@ -210,6 +211,45 @@ describe('tracing', () => {
     const span = await oneFinished(`publish ${stream}.x`);
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
     expect(span.events.some((e) => e.name === 'exception')).toBe(true);
+  });
+
+  it('traces and counts each item of an atomic batch: one publish span per item, its context in the item\'s headers; a refused batch marks every item an error', async () => {
+    const stream = uniqueName('TRCA');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`], hasFeature(hooks.client, 'atomicBatch') ? { allow_atomic: true } : {});
+    const plain = uniqueName('TRCAP');
+    await createStream(hooks.client.jsm, plain, [`${plain}.>`]);
+    const registry = new Registry();
+    const app = await hooks.apps.start({ servers: testNatsUrl(), tracing: true, metrics: { registry } });
+    const items = [0, 1, 2].map((i) => ({ subject: `${stream}.x`, payload: { i } }));
+    if (!hasFeature(hooks.client, 'atomicBatch')) {
+      await expect(app.publisher.publishBatch(items, { atomic: true })).rejects.toThrow(refusal(hooks.client, 'atomicBatch'));
+      // Refused before anything was sent: no span, no count.
+      expect(finished(`publish ${stream}.x`)).toEqual([]);
+      expect(await counter(registry, 'nats_publish_total', { subject: `${stream}.x` })).toBe(0);
+      return;
+    }
+    await tracer.startActiveSpan('caller', async (span) => {
+      await app.publisher.publishBatch(items, { atomic: true });
+      span.end();
+    });
+    const spans = finished(`publish ${stream}.x`);
+    expect(spans).toHaveLength(3);
+    expect(spans.map((s) => s.kind)).toEqual([SpanKind.PRODUCER, SpanKind.PRODUCER, SpanKind.PRODUCER]);
+    expect(spans.map((s) => s.attributes['messaging.nats.stream_sequence']).sort()).toEqual([1, 2, 3]);
+    const caller = finished('caller')[0];
+    expect(spans.every((s) => s.spanContext().traceId === caller.spanContext().traceId)).toBe(true);
+    // The stored message carries its own span's context.
+    const stored = (await hooks.client.jsm.streams.getMessage(stream, { seq: 2 }))!;
+    const second = spans.find((s) => s.attributes['messaging.nats.stream_sequence'] === 2)!;
+    expect(stored.header.get('traceparent')).toContain(second.spanContext().spanId);
+    expect(await counter(registry, 'nats_publish_total', { subject: `${stream}.x`, status: 'success' })).toBe(3);
+
+    exporter.reset();
+    await expect(app.publisher.publishBatch([0, 1].map((i) => ({ subject: `${plain}.x`, payload: { i } })), { atomic: true })).rejects.toThrow(/allow_atomic/);
+    const refused = finished(`publish ${plain}.x`);
+    expect(refused).toHaveLength(2);
+    expect(refused.every((s) => s.status.code === SpanStatusCode.ERROR)).toBe(true);
+    expect(await counter(registry, 'nats_publish_total', { subject: `${plain}.x`, status: 'error' })).toBe(2);
   });
 
   it('with tracing off, creates no spans and sends no traceparent, even with an SDK registered', async () => {

@@ -553,3 +553,58 @@ describe('batch handlers in the AsyncAPI document', () => {
     expect(await asyncApiSchemaErrors(doc)).toEqual([]);
   });
 });
+
+describe('schedules in the AsyncAPI document', () => {
+  it('documents each declared schedule as a send operation on its target channel: timing, stream, payload', async () => {
+    @Injectable()
+    class Reports {
+      @OnEvent('reports.daily', { durable: 'reports' })
+      daily(_report: OrderPlaced): void {}
+    }
+    @Module({
+      imports: [
+        JetStreamModule.forRoot({
+          servers: 'nats://127.0.0.1:1',
+          streams: [{ name: 'REPORTS', subjects: ['reports.>'], allow_msg_schedules: true }],
+          schedules: [
+            // Fires onto a handled subject: it sends the handler's message (the class's schema).
+            { name: 'daily-report', subject: 'reports.daily', cron: '0 0 6 * * *', timeZone: 'Europe/Paris', payload: { kind: 'daily' } },
+            // Nobody handles it here: its own message, the declared payload as a const.
+            { name: 'heartbeat', subject: 'reports.heartbeat', every: '30s', payload: { beat: true } },
+            { name: 'new-year', subject: 'reports.once', at: new Date('2027-01-01T00:00:00Z') },
+          ],
+        }),
+      ],
+      providers: [Reports],
+    })
+    class ScheduleModule {}
+    const doc = await createAsyncApiDocument(ScheduleModule, { title: 'Reports', version: '1' });
+    expectValidAsyncApi3(doc);
+    expect(await asyncApiSchemaErrors(doc)).toEqual([]);
+
+    expect(doc.operations['schedule_daily-report']).toEqual({
+      action: 'send',
+      channel: { $ref: '#/channels/reports_daily' },
+      messages: [{ $ref: '#/channels/reports_daily/messages/OrderPlaced' }],
+      summary: 'nats-server fires schedule "daily-report" onto reports.daily: cron 0 0 6 * * * (Europe/Paris)',
+      'x-jetstream-source': 'forRoot({ schedules })',
+      'x-jetstream-connection': 'default',
+      'x-jetstream-stream': 'REPORTS',
+      'x-jetstream-schedule': { name: 'daily-report', cron: '0 0 6 * * *', timeZone: 'Europe/Paris', payload: { kind: 'daily' } },
+    });
+    const heartbeat = doc.operations.schedule_heartbeat;
+    expect(heartbeat.summary).toBe('nats-server fires schedule "heartbeat" onto reports.heartbeat: every 30s');
+    expect(heartbeat['x-jetstream-schedule']).toEqual({ name: 'heartbeat', every: '30s', payload: { beat: true } });
+    expect(doc.components.messages[heartbeat.messages[0].$ref.split('/').pop()!]).toEqual({
+      name: 'heartbeat_fire',
+      title: 'What schedule heartbeat publishes',
+      contentType: 'application/json',
+      payload: { const: { beat: true } },
+    });
+    const once = doc.operations['schedule_new-year'];
+    expect(once['x-jetstream-schedule']).toEqual({ name: 'new-year', at: '2027-01-01T00:00:00.000Z' });
+    expect(doc.components.messages[once.messages[0].$ref.split('/').pop()!].payload).toEqual({ description: 'An empty body' });
+    // The handler's receive operation is unchanged beside it.
+    expect(doc.operations.Reports_daily.action).toBe('receive');
+  });
+});

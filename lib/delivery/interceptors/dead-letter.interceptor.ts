@@ -1,9 +1,9 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, from, map, throwError, type Observable } from 'rxjs';
 import { EventContext } from '../../context/event-context.js';
-import { DeadLettered, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
+import { BreakerHeld, DeadLettered, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
 import type { DeadLetterReason } from '../../dead-letters/dead-letter-target.js';
-import { handlerRuntime } from '../handler-runtime.js';
+import { decideFailure, handlerRuntime } from '../handler-runtime.js';
 import { isJetStreamContext } from '../jetstream-context-type.js';
 
 /**
@@ -22,8 +22,9 @@ export class JetStreamDeadLetterInterceptor implements NestInterceptor {
       catchError((error: unknown) => {
         // A timed-out call's late failure: the dispatcher already settled this delivery, and a
         // redelivery may be running, so parking a copy now could dead-letter a handled message.
-        if (error instanceof RetryScheduled || EventContext.isAbandoned(ctx)) return throwError(() => error);
-        const { policy, sink } = handlerRuntime(ctx);
+        if (error instanceof RetryScheduled || error instanceof BreakerHeld || EventContext.isAbandoned(ctx)) return throwError(() => error);
+        const runtime = handlerRuntime(ctx);
+        const { policy, sink } = runtime;
         let failure = error;
         let reason: DeadLetterReason;
         if (error instanceof DeadLetterRequired) {
@@ -32,7 +33,8 @@ export class JetStreamDeadLetterInterceptor implements NestInterceptor {
         } else {
           // Not classified yet (the retry interceptor is not in front of this one): decide here,
           // so the order of the two never changes the outcome.
-          const decision = policy.decide(error, ctx.attempt);
+          const decision = decideFailure(runtime, error, ctx.attempt);
+          if (decision.action === 'hold') return throwError(() => new BreakerHeld(error, decision.counted));
           if (decision.action === 'retry') return throwError(() => new RetryScheduled(error, decision.delayMs));
           reason = decision.reason;
         }

@@ -1,8 +1,8 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { catchError, throwError, type Observable } from 'rxjs';
 import { EventContext } from '../../context/event-context.js';
-import { DeadLetterRequired, RetryScheduled } from '../dispositions.js';
-import { handlerRuntime } from '../handler-runtime.js';
+import { BreakerHeld, DeadLetterRequired, RetryScheduled } from '../dispositions.js';
+import { decideFailure, handlerRuntime } from '../handler-runtime.js';
 import { isJetStreamContext } from '../jetstream-context-type.js';
 
 /**
@@ -19,12 +19,14 @@ export class JetStreamRetryInterceptor implements NestInterceptor {
     if (!(ctx instanceof EventContext)) return next.handle();
     return next.handle().pipe(
       catchError((error: unknown) => {
-        if (error instanceof RetryScheduled || error instanceof DeadLetterRequired) return throwError(() => error);
-        const decision = handlerRuntime(ctx).policy.decide(error, ctx.attempt);
+        if (error instanceof RetryScheduled || error instanceof DeadLetterRequired || error instanceof BreakerHeld) return throwError(() => error);
+        const decision = decideFailure(handlerRuntime(ctx), error, ctx.attempt);
         return throwError(() =>
-          decision.action === 'retry'
-            ? new RetryScheduled(error, decision.delayMs)
-            : new DeadLetterRequired(error, decision.reason),
+          decision.action === 'hold'
+            ? new BreakerHeld(error, decision.counted)
+            : decision.action === 'retry'
+              ? new RetryScheduled(error, decision.delayMs)
+              : new DeadLetterRequired(error, decision.reason),
         );
       }),
     );
