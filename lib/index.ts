@@ -44,6 +44,7 @@ export type {
   DeliveryMode,
   OnEventOptions,
   OrderKey,
+  PartitionOptions,
   RetryOptions,
   SchemaVersionOptions,
   Upcaster,

@@ -14,6 +14,7 @@ import { positiveInt } from '../options/resolve-module-options.js';
 import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
 import { resolveBatchOptions } from './resolve-batch-options.js';
 import { resolveExclusiveOptions } from './resolve-exclusive-options.js';
+import { resolvePartitionOptions } from './resolve-partition-options.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
 // lives in, and whitespace breaks the protocol line.
@@ -73,6 +74,8 @@ export function resolveHandlerOptions(
   // Per handler only: a module-wide default would change every handler's signature.
   const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
+  // Per handler only: a module-wide default would partition every handler's durable.
+  const partitions = resolvePartitionOptions({ ...merged, partitions: options.partitions, durable, deliverPolicy: options.deliverPolicy ?? defaults.deliverPolicy }, int, fail);
   const schema = merged.schema;
   if (schema !== undefined && !isStandardSchema(schema)) {
     fail('schema must be a Standard Schema (an object with a "~standard" property: Zod, Valibot, ArkType, ...)');
@@ -97,6 +100,7 @@ export function resolveHandlerOptions(
     orderBy,
     batch,
     exclusive,
+    partitions,
     schema,
     codec,
     schemaVersion,
