@@ -1,12 +1,11 @@
 import type { OnEventOptions, ResolvedPartitionOptions } from '../decorators/on-event-options.js';
+import { DEFAULT_PINNED_TTL_MS, MIN_PINNED_TTL_MS, pinnedGroup } from './resolve-exclusive-options.js';
 
 /** Each partition's consumer has one priority group, named the same on every instance. */
 export const PARTITION_GROUP = 'partition';
 const MAX_PARTITIONS = 1_024;
 const DEFAULT_MEMBER_TTL_MS = 5_000;
 const MIN_MEMBER_TTL_MS = 1_500;
-const DEFAULT_PINNED_TTL_MS = 5_000;
-const MIN_PINNED_TTL_MS = 3_000;
 
 /**
  * `partitions` checked against what would break per-key order. Each partition is consumed like
@@ -52,8 +51,7 @@ export function resolvePartitionOptions(
   if (pinnedTtlMs < MIN_PINNED_TTL_MS) {
     fail(`partitions.pinnedTtlMs must be at least ${MIN_PINNED_TTL_MS} ms (a live owner pulls again every third of it), got ${pinnedTtlMs}`);
   }
-  const pullExpiresMs = Math.min(30_000, Math.floor(pinnedTtlMs / 3));
-  return { count, key: [...key].sort((a, b) => a - b), memberTtlMs, pinned: { group: PARTITION_GROUP, pinnedTtlMs, pullExpiresMs } };
+  return { count, key: [...key].sort((a, b) => a - b), memberTtlMs, pinned: pinnedGroup(PARTITION_GROUP, pinnedTtlMs) };
 }
 
 /**

@@ -34,6 +34,20 @@ export interface PartitionedOutcome {
   readonly elapsedMs: number;
 }
 
+/**
+ * What every run must show: each key in order, nothing lost, the newcomer working, the killed
+ * instance's partitions taken over, and as duplicates only what the killed instance had
+ * finished: at most its `concurrency` calls.
+ */
+export function expectPartitionedGuarantees(outcome: PartitionedOutcome, concurrency: number): void {
+  expect(outcome.outOfOrderKeys).toEqual([]);
+  expect(outcome.lost).toBe(0);
+  expect(outcome.joinedHandled).toBeGreaterThan(0);
+  expect(Number.isFinite(outcome.killTakeoverMs)).toBe(true);
+  expect(outcome.duplicates).toBe(outcome.duplicatesOfKilled);
+  expect(outcome.duplicates).toBeLessThanOrEqual(concurrency);
+}
+
 /** Message `j` goes to key `j % keys` as that key's `floor(j / keys)`-th: id `k<key>/<n>`. */
 export async function publishKeyed(client: RawClient, stream: string, keys: number, messages: number): Promise<void> {
   const window: Array<Promise<unknown>> = [];
