@@ -97,7 +97,7 @@ describe('partitioned consumer groups', () => {
     await expect(client().jsm.streams.info(`${stream}-${durable}`)).rejects.toThrow();
   });
 
-  it('a graceful stop hands its partitions over at once: every key in order, nothing handled twice', async () => {
+  it('a graceful stop hands its partitions over: every key in order, nothing handled twice', async () => {
     if (!supported()) return;
     const stream = uniqueName('PTSTOP');
     const durable = uniqueName('stop');
