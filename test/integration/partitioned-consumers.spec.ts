@@ -97,6 +97,30 @@ describe('partitioned consumer groups', () => {
     await expect(client().jsm.streams.info(`${stream}-${durable}`)).rejects.toThrow();
   });
 
+  it('one instance runs at most `concurrency` calls at once across all its partitions', async () => {
+    if (!supported()) return;
+    const stream = uniqueName('PTPOOL');
+    await createStream(client().jsm, stream, [`${stream}.>`]);
+    let running = 0;
+    let peak = 0;
+    let handled = 0;
+    @Injectable()
+    class Pooled {
+      @OnEvent(`${stream}.*.evt`, { durable: uniqueName('pool'), concurrency: 3, partitions: { count: 12, key: 1 } })
+      async handle() {
+        peak = Math.max(peak, ++running);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        running--;
+        handled++;
+      }
+    }
+    await apps.start({ servers: testNatsUrl() }, [Pooled]);
+    await publishKeyed(client(), stream, 100, 600);
+    await waitFor(() => handled === 600, { timeoutMs: 30_000, message: () => `600 handled, got ${handled}` });
+    // 12 partitions each with a message ready, yet never more than the pool's 3 calls.
+    expect(peak).toBe(3);
+  });
+
   it('a graceful stop hands its partitions over: every key in order, nothing handled twice', async () => {
     if (!supported()) return;
     const stream = uniqueName('PTSTOP');
@@ -145,7 +169,6 @@ describe('partitioned consumer groups', () => {
       workers,
     );
     console.log(`partitioned run (single server): ${JSON.stringify(outcome)}`);
-    if (process.env.PARTITION_DEBUG) for (const w of workers) console.log(w.logs());
     // A killed instance runs at most `concurrency` calls at once across its partitions: only those
     // can be done and not acked. Nothing else is handled twice, the join's handovers included.
     expectPartitionedGuarantees(outcome, CONCURRENCY);
