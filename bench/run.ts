@@ -15,6 +15,7 @@ import { publishWorkload } from './workloads/publish.js';
 import { atomicBatchWorkload } from './workloads/atomic-batch.js';
 import { recordsWorkload } from './workloads/records.js';
 import { slowWorkload } from './workloads/slow.js';
+import { partitionsWorkload } from './workloads/partitions.js';
 
 /**
  * Side-by-side benchmarks: every contender (`@nats-io/jetstream` tuned as the module tunes it,
@@ -38,6 +39,7 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['records', recordsWorkload],
   ['memory', memoryWorkload],
   ['codecs', codecsWorkload],
+  ['partitions', partitionsWorkload],
 ];
 
 async function main(): Promise<void> {

@@ -45,6 +45,7 @@ export type {
   DeliveryMode,
   OnEventOptions,
   OrderKey,
+  PartitionOptions,
   RetryOptions,
   SchemaVersionOptions,
   Upcaster,

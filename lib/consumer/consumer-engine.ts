@@ -3,7 +3,6 @@ import { CircuitBreaker } from '../delivery/circuit-breaker.js';
 import { extendConsumerPause } from '../provisioning/consumer-pause.js';
 import type { Logger } from '@nestjs/common';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
-import { releasePin } from '../groups/release-pin.js';
 import { hostname } from 'node:os';
 import type { JetStreamConnection } from '../connection/jetstream-connection.js';
 import { resolveDeadLetterTarget } from '../dead-letters/dead-letter-target.js';
@@ -26,6 +25,8 @@ import { kvBucketOf, kvBucketStream } from '../context/kv-change.js';
 import { Kvm, type KvOptions } from '@nats-io/kv';
 import { streamInfoOrUndefined } from '../provisioning/stream-info.js';
 import { ConsumerRunner } from './consumer-runner.js';
+import { stopRunningHandler, type RunningHandler } from './running-handler.js';
+import { checkPartitionedPlan, startPartitionedHandler, type LaunchExtras, type PartitionedHandler } from './partitioned-handler.js';
 import { createBatchFeed } from './batch-feed.js';
 import type { ConsumerLagSampler } from '../observability/consumer-lag-sampler.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
@@ -42,29 +43,23 @@ export interface RunningHandlerInfo {
   readonly active: boolean;
 }
 
-interface RunningHandler {
-  readonly plan: HandlerPlan;
-  readonly runner: ConsumerRunner;
-  readonly consumerName: string;
-  readonly ephemeral: boolean;
-  readonly breaker: CircuitBreaker | undefined;
-}
-
-/** What is left to do once a runner stopped: an exclusive one hands its pin over. */
-function afterStop(handler: RunningHandler, jsm: JetStreamManager, logger: Logger): Promise<unknown> {
-  const exclusive = handler.plan.options.exclusive;
-  if (!exclusive) return Promise.resolve();
-  const { plan, consumerName, runner } = handler;
-  return releasePin(jsm, { stream: plan.stream, consumer: consumerName, group: exclusive.group, handlerId: plan.handlerId }, runner.pinId, logger);
-}
-
 /**
  * The one implementation of consume, settle, retry and dead-letter: given handlers (from
  * `@OnEvent` or from `@EventPattern`), it resolves their streams, provisions their consumers
  * and runs them; on stop it lets in-flight calls finish and hands back the rest.
  */
+/** What every handler's launch shares. */
+interface LaunchShared {
+  readonly settlement: Settlement;
+  readonly store: IdempotencyStore | undefined;
+  readonly inbox: JetStreamInbox | undefined;
+  readonly streams: StreamProvisioner;
+  readonly ensuredDeadLetters: Set<string>;
+}
+
 export class ConsumerEngine {
   private readonly running: RunningHandler[] = [];
+  private readonly groups: PartitionedHandler[] = [];
   private stopped?: Promise<void>;
   private readonly observer = new HandledObservers();
   private lag?: ConsumerLagSampler;
@@ -80,7 +75,7 @@ export class ConsumerEngine {
   ) {}
 
   get handlers(): RunningHandlerInfo[] {
-    return this.running.map(({ plan, runner, consumerName }) => ({
+    return this.all().map(({ plan, runner, consumerName }) => ({
       handlerId: plan.handlerId,
       subject: plan.subject,
       stream: plan.stream,
@@ -88,6 +83,11 @@ export class ConsumerEngine {
       processed: runner.processed,
       active: runner.active,
     }));
+  }
+
+  /** Every consumer this instance runs now: the handlers', and the partitions it owns. */
+  private all(): RunningHandler[] {
+    return [...this.running, ...this.groups.flatMap((g) => g.running())];
   }
 
   /** Calls `listener` after every handler call (tests, metrics); returns the unsubscribe. */
@@ -107,7 +107,6 @@ export class ConsumerEngine {
       }
       await inbox.start();
     }
-    const provisioner = new ConsumerProvisioner(this.connection);
     const streams = new StreamProvisioner(this.connection);
     // Confirmed acks (at-most-once, exactly-once) and idempotency records share one reply
     // inbox; at-least-once alone never waits for a reply, so it gets none.
@@ -132,85 +131,105 @@ export class ConsumerEngine {
     if (durability) this.logger.warn(durability);
     const ensuredDeadLetters = new Set<string>();
     const denialMark = this.connection.permissions.mark();
+    const shared: LaunchShared = { settlement, store, inbox, streams, ensuredDeadLetters };
     for (const plan of plans) {
-      const provisioned = await provisioner.ensure(plan);
-      const target = resolveDeadLetterTarget(plan.options.dlq, plan.stream, plan.options.durable, plan.handlerId);
-      if (target && !ensuredDeadLetters.has(`${target.stream} ${target.subject}`)) {
-        await streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
-        ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
+      if (plan.options.partitions) {
+        const group = await startPartitionedHandler(
+          this.connection,
+          plan,
+          (partitionPlan, extras) => this.launch(partitionPlan, shared, extras),
+          this.options.shutdownTimeoutMs,
+          this.logger,
+        );
+        this.groups.push(group);
+        continue;
       }
-      const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
-      const valueDecoder = createPayloadDecoder(plan.payloadType, {
-        fallback: plan.options.codec ?? this.options.codec,
-        codecs: this.options.codecs,
-        schemaVersion: plan.options.schemaVersion,
-      });
-      const decoder = kvBucketOf(plan.subject) === undefined ? valueDecoder : withKvRemovals(valueDecoder);
-      const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
-      const breakerOptions = plan.options.circuitBreaker;
-      const breaker = breakerOptions
-        ? new CircuitBreaker(
-            plan.handlerId,
-            breakerOptions,
-            {
-              pause: async (until) => void (await extendConsumerPause(this.connection, plan.stream, provisioned.name, until)),
-              changed: (state, opened) => instrumentation?.circuitBreaker(state, opened),
-            },
-            this.logger,
-          )
-        : undefined;
-      // The gauge exists for the handlers that have a breaker, from the start (0: closed).
-      if (breaker) instrumentation?.circuitBreaker('closed', false);
-      const dispatcher = new Dispatcher(
-        { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId },
-        { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },
-        decoder,
-        plan.invoke,
-        settlement,
-        {
-          delivery: plan.options.delivery,
-          // Exclusive: a nak'ed failure would come back after later messages; retry in place.
-          retryInPlace: ordered || plan.options.exclusive !== undefined,
-          ackWaitMs: plan.options.ackWaitMs,
-          timeoutMs: plan.options.timeoutMs,
-          idempotency: store ? { store, leaseMs: plan.options.ackWaitMs } : undefined,
-          inbox: plan.options.inbox ? inbox!.store : undefined,
-          observer: this.observer,
-        },
-        this.logger,
-      );
-      const batch = plan.options.batch
-        ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, settlement, this.options, this.observer, this.logger)
-        : undefined;
-      const runner = new ConsumerRunner(
-        provisioned.consumer,
-        dispatcher,
-        settlement,
-        {
-          handlerId: plan.handlerId,
-          concurrency: plan.options.concurrency,
-          // A batch handler pulls one batch per slot ahead at most: nothing waits behind more.
-          prefetch: batch ? batch.maxMessages * plan.options.concurrency : plan.options.prefetch,
-          batch,
-          group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
-          ackWaitMs: plan.options.ackWaitMs,
-          orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder) : undefined,
-          breaker,
-        },
-        this.logger,
-      );
-      this.running.push({ plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral, breaker });
-      await runner.start();
-      this.logger.log(
-        `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.inbox ? `exactly-once through the inbox ${inbox!.options.table.name}` : plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''}${breakerOptions ? `, circuit breaker after ${breakerOptions.failures} failures for ${breakerOptions.coolDownMs} ms` : ''})`,
-      );
+      this.running.push(await this.launch(plan, shared, {}));
     }
     await this.assertMayPull(denialMark);
     this.lag = this.observability.sampleLag(
       this.connection.jsm,
-      () => this.running.map((r) => ({ stream: r.plan.stream, consumer: r.consumerName })),
+      () => this.all().map((r) => ({ stream: r.plan.stream, consumer: r.consumerName })),
       this.logger,
     );
+  }
+
+  /** Provisions one handler's consumer and starts its runner (a partition is one such handler). */
+  private async launch(plan: HandlerPlan, shared: LaunchShared, extras: LaunchExtras): Promise<RunningHandler> {
+    const provisioned = await new ConsumerProvisioner(this.connection).ensure(plan);
+    const target = resolveDeadLetterTarget(plan.options.dlq, extras.deadLetterOwner?.stream ?? plan.stream, extras.deadLetterOwner?.durable ?? plan.options.durable, plan.handlerId);
+    if (target && !shared.ensuredDeadLetters.has(`${target.stream} ${target.subject}`)) {
+      await shared.streams.ensureDeadLetterStream(target.stream, target.subject, this.options.deadLetterMaxAgeMs);
+      shared.ensuredDeadLetters.add(`${target.stream} ${target.subject}`);
+    }
+    const instrumentation = this.observability.forHandler({ subject: plan.subject, stream: plan.stream, consumer: provisioned.name });
+    const valueDecoder = createPayloadDecoder(plan.payloadType, {
+      fallback: plan.options.codec ?? this.options.codec,
+      codecs: this.options.codecs,
+      schemaVersion: plan.options.schemaVersion,
+    });
+    const decoder = kvBucketOf(plan.subject) === undefined ? valueDecoder : withKvRemovals(valueDecoder);
+    const ordered = plan.options.orderBy !== undefined && plan.options.concurrency > 1;
+    const breakerOptions = plan.options.circuitBreaker;
+    const breaker = breakerOptions
+      ? new CircuitBreaker(
+          plan.handlerId,
+          breakerOptions,
+          {
+            pause: async (until) => void (await extendConsumerPause(this.connection, plan.stream, provisioned.name, until)),
+            changed: (state, opened) => instrumentation?.circuitBreaker(state, opened),
+          },
+          this.logger,
+        )
+      : undefined;
+    // The gauge exists for the handlers that have a breaker, from the start (0: closed).
+    if (breaker) instrumentation?.circuitBreaker('closed', false);
+    const dispatcher = new Dispatcher(
+      { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId, partition: extras.partition },
+      { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },
+      decoder,
+      plan.invoke,
+      shared.settlement,
+      {
+        delivery: plan.options.delivery,
+        // Exclusive: a nak'ed failure would come back after later messages; retry in place.
+        retryInPlace: ordered || plan.options.exclusive !== undefined,
+        ackWaitMs: plan.options.ackWaitMs,
+        timeoutMs: plan.options.timeoutMs,
+        idempotency: shared.store ? { store: shared.store, leaseMs: plan.options.ackWaitMs } : undefined,
+        inbox: plan.options.inbox ? shared.inbox!.store : undefined,
+        observer: this.observer,
+      },
+      this.logger,
+    );
+    const batch = plan.options.batch
+      ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, shared.settlement, this.options, this.observer, this.logger)
+      : undefined;
+    const runner = new ConsumerRunner(
+      provisioned.consumer,
+      dispatcher,
+      shared.settlement,
+      {
+        handlerId: plan.handlerId,
+        concurrency: plan.options.concurrency,
+        // A batch handler pulls one batch per slot ahead at most: nothing waits behind more.
+        prefetch: batch ? batch.maxMessages * plan.options.concurrency : plan.options.prefetch,
+        batch,
+        group: plan.options.exclusive ? { name: plan.options.exclusive.group, expiresMs: plan.options.exclusive.pullExpiresMs } : undefined,
+        ackWaitMs: plan.options.ackWaitMs,
+        orderKey: ordered ? createOrderKey(plan, provisioned.name, decoder) : undefined,
+        pool: extras.pool,
+        breaker,
+      },
+      this.logger,
+    );
+    const handler: RunningHandler = { plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral, breaker };
+    await runner.start();
+    (extras.partition === undefined ? this.logger.log : this.logger.debug).call(
+      this.logger,
+      `${plan.handlerId} consumes ${plan.subject} from stream "${plan.stream}" (${plan.options.durable ? `durable "${plan.options.durable}"` : 'ephemeral'}, ${plan.options.inbox ? `exactly-once through the inbox ${shared.inbox!.options.table.name}` : plan.options.delivery}, concurrency ${plan.options.concurrency}${ordered ? ', ordered' : ''}${batch ? `, batches of up to ${batch.maxMessages} within ${batch.maxWaitMs} ms` : ''}${plan.options.exclusive ? `, exclusive (pinned TTL ${plan.options.exclusive.pinnedTtlMs} ms)` : ''}${target ? `, dead letters to ${target.subject}` : ''}${breakerOptions ? `, circuit breaker after ${breakerOptions.failures} failures for ${breakerOptions.coolDownMs} ms` : ''})`,
+    );
+    return handler;
   }
 
   /**
@@ -238,15 +257,10 @@ export class ConsumerEngine {
     this.stopped ??= (async () => {
       await this.lag?.stop();
       const provisioner = new ConsumerProvisioner(this.connection);
-      await Promise.all(
-        this.running.map((handler) => {
-          const stopping = handler.runner.stop(this.options.shutdownTimeoutMs);
-          // After the runner began stopping (it now holds what comes back): the messages the
-          // breaker holds are handed back instead of waiting out the cool-down.
-          handler.breaker?.stop();
-          return stopping.then(() => afterStop(handler, this.connection.jsm, this.logger));
-        }),
-      );
+      await Promise.all([
+        ...this.groups.map((group) => group.stop()),
+        ...this.running.map((handler) => stopRunningHandler(handler, this.options.shutdownTimeoutMs, this.connection.jsm, this.logger)),
+      ]);
       await Promise.all(
         this.running.filter((r) => r.ephemeral).map((r) => provisioner.removeEphemeral(r.plan.stream, r.consumerName)),
       );
@@ -269,6 +283,7 @@ export class ConsumerEngine {
       const stream = await resolver.resolve(registration.handlerId, registration.subject, registration.options.stream);
       plans.push({ ...registration, stream });
     }
+    for (const plan of plans) if (plan.options.partitions) checkPartitionedPlan(this.connection, plan);
     const byDurable = new Map<string, HandlerPlan>();
     for (const plan of plans) {
       if (!plan.options.durable) continue;

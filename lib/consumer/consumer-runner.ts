@@ -24,6 +24,12 @@ export interface RunnerOptions {
   readonly batch?: BatchFeed;
   /** Pulls as a member of this priority group (a pinned consumer), each pull expiring after `expiresMs`. */
   readonly group?: { readonly name: string; readonly expiresMs: number };
+  /**
+   * Slots shared with other runners (a partitioned group's partitions on this instance): a
+   * message's handler call also waits for one, so the instance runs at most the pool's size
+   * of calls at once however many partitions it owns.
+   */
+  readonly pool?: ConcurrencyGate;
   /** The handler's circuit breaker: while it is open, messages pulled wait here, kept alive. */
   readonly breaker?: CircuitBreaker;
 }
@@ -164,7 +170,8 @@ export class ConsumerRunner {
           continue;
         }
         this.inFlight.set(msg, Date.now());
-        void this.process(msg);
+        if (this.options.pool) void this.processPooled(msg, this.options.pool);
+        else void this.process(msg);
       }
     } catch (err) {
       if (!this.stopping) {
@@ -227,7 +234,7 @@ export class ConsumerRunner {
       const wait = this.gate.acquire();
       if (wait) await wait;
       if (!this.stopping) {
-        void this.process(msg);
+        void (this.options.pool ? this.processPooled(msg, this.options.pool) : this.process(msg));
         return;
       }
       this.gate.release();
@@ -306,6 +313,31 @@ export class ConsumerRunner {
       this.reportDispatchBug(msg, err);
     } finally {
       this.handled++;
+      this.inFlight.delete(msg);
+    }
+    this.gate.release();
+    if (this.idle && this.inFlight.size === 0) this.idle();
+  }
+
+  /**
+   * The message is in flight while it waits for a pool slot, so the heartbeat keeps its ack wait
+   * from running out behind a busy pool. A runner that began stopping meanwhile hands it back
+   * unhandled: the partition's next owner gets it first.
+   */
+  private async processPooled(msg: JsMsg, pool: ConcurrencyGate): Promise<void> {
+    const wait = pool.acquire();
+    if (wait) await wait;
+    try {
+      if (this.stopping) this.handBack(msg);
+      else {
+        await this.dispatcher.dispatch(msg, NOT_DECODED);
+        this.handled++;
+      }
+    } catch (err) {
+      this.handled++;
+      this.reportDispatchBug(msg, err);
+    } finally {
+      pool.release();
       this.inFlight.delete(msg);
     }
     this.gate.release();

@@ -7,6 +7,8 @@ export interface ConsumerDescriptor {
   readonly consumer: string;
   readonly durable: string | undefined;
   readonly handlerId: string;
+  /** The partition of a partitioned consumer group, whose stored subjects begin with its number. */
+  readonly partition?: number;
 }
 
 /**
@@ -24,8 +26,15 @@ export class EventContext {
     private readonly descriptor: ConsumerDescriptor,
   ) {}
 
+  /** The subject it was published on (a partitioned group's stored partition token left out). */
   get subject(): string {
-    return this.message.subject;
+    const subject = this.message.subject;
+    return this.descriptor.partition === undefined ? subject : subject.slice(subject.indexOf('.') + 1);
+  }
+
+  /** The partition of a partitioned consumer group this message belongs to; undefined elsewhere. */
+  get partition(): number | undefined {
+    return this.descriptor.partition;
   }
 
   get stream(): string {

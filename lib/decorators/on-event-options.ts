@@ -153,6 +153,12 @@ export interface OnEventOptions {
    */
   exclusive?: boolean | ExclusiveOptions;
   /**
+   * A partitioned consumer group: messages are split by key into `count` partitions, each
+   * consumed by one instance at a time in order, the partitions shared among the live instances
+   * (nats-server 2.11+). See `PartitionOptions`.
+   */
+  partitions?: PartitionOptions;
+  /**
    * Exactly-once through the application's database: the handler's writes and a row for the
    * message's key (the redrive's idempotency header, else `Nats-Msg-Id`, else stream and
    * sequence) commit in one transaction, which the handler receives with
@@ -204,6 +210,24 @@ export interface ExclusiveOptions {
   pinnedTtlMs?: number;
 }
 
+export interface PartitionOptions {
+  /** Number of partitions: the most instances that can share the work. 1 to 1 024; fixed once created. */
+  count: number;
+  /**
+   * Which `*` wildcards of the handler's subject make the key, 1-based from the left (as
+   * `{{wildcard(n)}}`): `'orders.*.created'` with `key: 1` keys by the order id. Default: every
+   * `*` of the subject.
+   */
+  key?: number | readonly number[];
+  /**
+   * How long an instance that stopped heartbeating still counts as a member: the time before
+   * a crashed instance's partitions move. Default 5 000 ms, at least 1 500.
+   */
+  memberTtlMs?: number;
+  /** Pinned TTL of each partition's consumer, as `ExclusiveOptions.pinnedTtlMs`. Default 5 000 ms. */
+  pinnedTtlMs?: number;
+}
+
 export interface ResolvedRetryPolicy {
   readonly enabled: boolean;
   readonly maxAttempts: number;
@@ -240,6 +264,7 @@ export interface ResolvedHandlerOptions {
   readonly schemaVersion: SchemaVersionOptions | undefined;
   readonly batch: ResolvedBatchOptions | undefined;
   readonly exclusive: ResolvedExclusiveOptions | undefined;
+  readonly partitions: ResolvedPartitionOptions | undefined;
   readonly inbox: boolean;
   readonly circuitBreaker: ResolvedCircuitBreakerOptions | undefined;
   readonly kvBucket: KvBucketDeclaration | undefined;
@@ -251,6 +276,15 @@ export interface ResolvedExclusiveOptions {
   readonly pinnedTtlMs: number;
   /** Expiry of each pull request, a third of the TTL: a live pinned instance never loses the pin. */
   readonly pullExpiresMs: number;
+}
+
+export interface ResolvedPartitionOptions {
+  readonly count: number;
+  /** 1-based indexes of the subject's `*` wildcards that make the key; empty for all of them. */
+  readonly key: readonly number[];
+  readonly memberTtlMs: number;
+  /** The priority group settings every partition's consumer gets. */
+  readonly pinned: ResolvedExclusiveOptions;
 }
 
 export interface ResolvedBatchOptions {

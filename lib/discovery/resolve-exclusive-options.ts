@@ -2,8 +2,8 @@ import type { OnEventOptions, ResolvedExclusiveOptions } from '../decorators/on-
 
 /** The consumer's priority group: one per consumer, named the same on every instance. */
 export const EXCLUSIVE_GROUP = 'exclusive';
-const DEFAULT_PINNED_TTL_MS = 5_000;
-const MIN_PINNED_TTL_MS = 3_000;
+export const DEFAULT_PINNED_TTL_MS = 5_000;
+export const MIN_PINNED_TTL_MS = 3_000;
 
 /**
  * `exclusive` checked against what would break its order. The pin alone does not keep order
@@ -36,7 +36,12 @@ export function resolveExclusiveOptions(
   if (pinnedTtlMs < MIN_PINNED_TTL_MS) {
     fail(`exclusive.pinnedTtlMs must be at least ${MIN_PINNED_TTL_MS} ms (a live instance pulls again every third of it, at least every second), got ${pinnedTtlMs}`);
   }
+  return pinnedGroup(EXCLUSIVE_GROUP, pinnedTtlMs);
+}
+
+/** A pinned consumer's settings: exclusive consumers and every partition of a partitioned group. */
+export function pinnedGroup(group: string, pinnedTtlMs: number): ResolvedExclusiveOptions {
   // A live pinned instance pulls at least three times per TTL, so a slow pull never costs it the pin.
   const pullExpiresMs = Math.min(30_000, Math.floor(pinnedTtlMs / 3));
-  return { group: EXCLUSIVE_GROUP, pinnedTtlMs, pullExpiresMs };
+  return { group, pinnedTtlMs, pullExpiresMs };
 }

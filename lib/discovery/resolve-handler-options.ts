@@ -16,6 +16,7 @@ import { positiveInt } from '../options/resolve-module-options.js';
 import { DEFAULT_BACKOFF } from '../delivery/backoff.js';
 import { resolveBatchOptions } from './resolve-batch-options.js';
 import { resolveExclusiveOptions } from './resolve-exclusive-options.js';
+import { resolvePartitionOptions } from './resolve-partition-options.js';
 
 // NATS accepts more, but dots and wildcards in a durable name break the $JS.API subjects it
 // lives in, and whitespace breaks the protocol line.
@@ -75,6 +76,8 @@ export function resolveHandlerOptions(
   // Per handler only: a module-wide default would change every handler's signature.
   const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
+  // Per handler only: a module-wide default would partition every handler's durable.
+  const partitions = resolvePartitionOptions({ ...merged, partitions: options.partitions, durable, deliverPolicy: options.deliverPolicy ?? defaults.deliverPolicy }, int, fail);
   const schema = merged.schema;
   if (schema !== undefined && !isStandardSchema(schema)) {
     fail('schema must be a Standard Schema (an object with a "~standard" property: Zod, Valibot, ArkType, ...)');
@@ -82,7 +85,7 @@ export function resolveHandlerOptions(
   const codec = merged.codec;
   if (codec !== undefined && !isCodec(codec)) fail('codec must be an object with contentType, encode(value) and decode(bytes)');
   const schemaVersion = merged.schemaVersion === undefined ? undefined : checkSchemaVersion(merged.schemaVersion, fail);
-  const circuitBreaker = resolveCircuitBreaker(merged.circuitBreaker, { delivery, batch: batch !== undefined }, int, fail);
+  const circuitBreaker = resolveCircuitBreaker(merged.circuitBreaker, { delivery, batch: batch !== undefined, partitioned: partitions !== undefined }, int, fail);
   return {
     connection,
     durable,
@@ -100,6 +103,7 @@ export function resolveHandlerOptions(
     orderBy,
     batch,
     exclusive,
+    partitions,
     schema,
     codec,
     schemaVersion,
@@ -151,7 +155,7 @@ function resolveInbox(defaults: Partial<OnEventOptions>, options: OnEventOptions
 
 function resolveCircuitBreaker(
   option: boolean | CircuitBreakerOptions | undefined,
-  handler: { delivery: DeliveryMode; batch: boolean },
+  handler: { delivery: DeliveryMode; batch: boolean; partitioned: boolean },
   int: (value: number | undefined, fallback: number, name: string) => number,
   fail: (m: string) => never,
 ): ResolvedCircuitBreakerOptions | undefined {
@@ -162,6 +166,9 @@ function resolveCircuitBreaker(
   // At-most-once acks before the call: a failed message is gone, so there is nothing to hold.
   if (handler.delivery === 'at-most-once') fail("circuitBreaker needs a delivery that retries (at-least-once or exactly-once), not 'at-most-once'");
   if (handler.batch) fail('circuitBreaker is not supported on batch handlers (a batch settles its messages one by one after the call)');
+  // Each partition is a consumer of its own; a breaker per partition, each pausing only its
+  // partition, is not what a dependency outage calls for and is not built.
+  if (handler.partitioned) fail('circuitBreaker is not supported with partitions yet (each partition is its own consumer; pausing one would leave the others burning attempts)');
   const given = option === true ? {} : option;
   const coolDownMs = int(given.coolDownMs, 30_000, 'circuitBreaker.coolDownMs');
   // The server's pause and the trial timer are wall-clock; shorter would just flap.

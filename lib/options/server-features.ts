@@ -9,6 +9,7 @@ export const SERVER_FEATURES = {
   subjectDeleteMarkers: { name: 'subject delete markers (subject_delete_marker_ttl)', version: '2.11.0' },
   consumerPause: { name: 'consumer pause (pause_until)', version: '2.11.0' },
   exclusiveConsumer: { name: 'exclusive consumers (pinned_client priority groups)', version: '2.11.0' },
+  partitionedConsumers: { name: 'partitioned consumer groups (pinned_client priority groups)', version: '2.11.0' },
   scheduleAt: { name: 'one-shot message schedules (@at, allow_msg_schedules)', version: '2.12.0' },
   scheduleRecurring: { name: 'recurring message schedules (cron, @every)', version: '2.14.0' },
   atomicBatch: { name: 'atomic batch publish (allow_atomic)', version: '2.12.0' },

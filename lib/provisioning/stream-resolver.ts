@@ -61,9 +61,12 @@ export class StreamResolver {
   private list(): Promise<StreamInfo[]> {
     // One paged listing serves every handler of the bootstrap.
     this.streams ??= (async () => {
-      const all: StreamInfo[] = [];
-      for await (const info of this.connection.jsm.streams.list()) all.push(info);
-      return all;
+      // By name: on a 3-node cluster the listing named one stream twice while other instances
+      // were creating streams (seen in test/reliability/partitioned-cluster.spec.ts), and the
+      // handler was refused as if two streams captured its subject.
+      const all = new Map<string, StreamInfo>();
+      for await (const info of this.connection.jsm.streams.list()) all.set(info.config.name, info);
+      return [...all.values()];
     })();
     return this.streams;
   }

@@ -24,6 +24,8 @@ export interface WorkerConfig {
   readonly batch?: { readonly maxMessages: number; readonly maxWaitMs: number };
   /** One instance at a time consumes the durable (pinned_client). */
   readonly exclusive?: boolean;
+  /** A partitioned consumer group (`@OnEvent` option `partitions`). */
+  readonly partitions?: { readonly count: number; readonly key?: number; readonly memberTtlMs?: number; readonly pinnedTtlMs?: number };
   /** Shifts the worker's wall clock (Date.now) by this much: a machine whose clock is off. */
   readonly clockSkewMs?: number;
   /** The handler fails (after its sleep) on a message's first delivery; journaled as `fail`. */

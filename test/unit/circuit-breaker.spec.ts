@@ -170,6 +170,7 @@ describe('circuitBreaker options', () => {
     [{ circuitBreaker: 'yes' }, /circuitBreaker must be true or \{ failures\?, coolDownMs\? \}, got "yes"/],
     [{ circuitBreaker: true, delivery: 'at-most-once' }, /circuitBreaker needs a delivery that retries/],
     [{ circuitBreaker: true, batch: { maxMessages: 10 } }, /circuitBreaker is not supported on batch handlers/],
+    [{ circuitBreaker: true, partitions: { count: 4, key: 1 } }, /circuitBreaker is not supported with partitions yet/],
   ])('rejects %p', (options, message) => {
     expect(() => resolveHandlerOptions('A.m', {}, { durable: 'd', ...(options as object) })).toThrow(InvalidOptionsError);
     expect(() => resolveHandlerOptions('A.m', {}, { durable: 'd', ...(options as object) })).toThrow(message);

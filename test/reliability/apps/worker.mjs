@@ -11,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import { EventContext, JetStreamModule, OnEvent } from '../../../dist/index.js';
 
 const config = JSON.parse(process.env.WORKER_CONFIG ?? '{}');
-const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive, clockSkewMs, failFirstDelivery, bucket } = config;
+const { servers, subject, durable, out, ackWaitMs, concurrency, shutdownTimeoutMs, minHandlerMs, maxHandlerMs, delivery, batch, exclusive, partitions, clockSkewMs, failFirstDelivery, bucket } = config;
 
 // A machine whose clock runs off the others' (exactly-once lease tests): this process's wall
 // clock, as Date.now() reads it, is shifted; timers are not.
@@ -51,7 +51,7 @@ class Worker {
   }
 }
 Reflect.decorate(
-  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}), ...(batch ? { batch } : {}), ...(exclusive ? { exclusive } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
+  [OnEvent(subject, { durable, concurrency, ackWaitMs, ...(delivery ? { delivery } : {}), ...(batch ? { batch } : {}), ...(exclusive ? { exclusive } : {}), ...(partitions ? { partitions } : {}) }), Reflect.metadata('design:paramtypes', [Object, EventContext])],
   Worker.prototype,
   'handle',
   Object.getOwnPropertyDescriptor(Worker.prototype, 'handle'),
