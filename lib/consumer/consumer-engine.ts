@@ -163,7 +163,7 @@ export class ConsumerEngine {
         this.logger,
       );
       const batch = plan.options.batch
-        ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, settlement, this.options, this.observer, this.logger)
+        ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, inbox: plan.options.inbox ? inbox!.store : undefined }, settlement, this.options, this.observer, this.logger)
         : undefined;
       const runner = new ConsumerRunner(
         provisioned.consumer,

@@ -71,7 +71,7 @@ export function resolveHandlerOptions(
     fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
   }
   // Per handler only: a module-wide default would change every handler's signature.
-  const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch }, int, fail);
+  const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch, inboxResolved: inbox }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
   const schema = merged.schema;
   if (schema !== undefined && !isStandardSchema(schema)) {
