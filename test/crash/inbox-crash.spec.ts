@@ -14,6 +14,7 @@ import {
   JetStreamPublisher,
   OnEvent,
   tableName,
+  type BatchContext,
   type EventContext,
 } from '../../lib/index.js';
 import { deferred, NatsServerProcess, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
@@ -27,7 +28,30 @@ import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient
  * is a row in the same database, so "exactly once" is counted there, not in memory.
  */
 const hooks = sharedServerHooks();
-const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-worker.mjs');
+const INBOX_WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-worker.mjs');
+const BATCH_WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/batch-inbox-worker.mjs');
+
+/**
+ * Runs a worker (configured through `env`) until it SIGKILLs itself after a commit; hands back
+ * what it printed. PGlite is one process at a time: the child gets the files while it runs,
+ * and this process's handle is open again when this resolves.
+ */
+async function runUntilKilled(db: TestDatabase, worker: string, env: Record<string, string>): Promise<string> {
+  await db.release();
+  const output: string[] = [];
+  const child = spawn(process.execPath, [worker], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = deferred<{ code: number | null; signal: NodeJS.Signals | null }>();
+  child.once('exit', (code, signal) => exited.resolve({ code, signal }));
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const exit = await withDeadline(exited.promise, 30_000, 'the worker to die after its commit').catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  await db.reopen();
+  expect({ exit, output: output.join('').includes('COMMITTED') ? 'committed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'committed' });
+  return output.join('');
+}
 
 interface Tx {
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
@@ -99,26 +123,8 @@ describe('inbox under failures', () => {
     const durable = 'billing';
     const ackWaitMs = 2_000;
 
-    // PGlite is one process at a time: the child gets the files while it runs.
-    await db.release();
-    const output: string[] = [];
-    const child = spawn(process.execPath, [WORKER], {
-      env: {
-        ...process.env,
-        NODE_OPTIONS: '',
-        INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter }),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = deferred<{ code: number | null; signal: NodeJS.Signals | null }>();
-    child.once('exit', (code, signal) => exited.resolve({ code, signal }));
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const exit = await withDeadline(exited.promise, 30_000, 'the worker to die after its commit').catch((err: unknown) => {
-      child.kill('SIGKILL');
-      throw err;
-    });
-    expect({ exit, committed: output.join('').includes(`COMMITTED ${dieAfter}`) }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, committed: true });
+    const output = await runUntilKilled(db, INBOX_WORKER, { INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter }) });
+    expect(output.includes(`COMMITTED ${dieAfter}`)).toBe(true);
     // Its row is in; its ack never left.
     await db.reopen();
     expect((await chargesPerOrder(db, charges)).get(dieAfter)).toBe(1);
@@ -137,6 +143,52 @@ describe('inbox under failures', () => {
     expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
     // The killed message came back and found its inbox row: no second call.
     expect(calls).not.toContain(dieAfter);
+  }, 60_000);
+
+  it('a batch handler SIGKILLed after its batch committed and before its acks: the batch comes back, is acked without a call, every order charged once', async () => {
+    const db = t;
+    const { charges, inbox } = await prepare(db, 'bkill');
+    const stream = uniqueName('BINBOXKILL');
+    const subject = `${stream}.created`;
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const ids = Array.from({ length: 60 }, (_, i) => `bkill-${i}`);
+    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    const durable = 'billing';
+    const ackWaitMs = 2_000;
+    const maxMessages = 10;
+
+    const output = await runUntilKilled(db, BATCH_WORKER, {
+      BATCH_INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, maxMessages, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter: 'bkill-25' }),
+    });
+    const killedBatch = JSON.parse(/COMMITTED (\[.*\])/.exec(output)![1]) as string[];
+    expect(killedBatch).toContain('bkill-25');
+    // The killed batch is committed, its acks never left.
+    const afterKill = await chargesPerOrder(db, charges);
+    expect(killedBatch.filter((id) => afterKill.get(id) !== 1)).toEqual([]);
+    const info = await hooks.client.jsm.consumers.info(stream, durable);
+    expect(info.ack_floor.stream_seq).toBeLessThan(ids.indexOf(killedBatch[killedBatch.length - 1]) + 1);
+
+    const calls: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(subject, { durable, ackWaitMs, inbox: true, batch: { maxMessages, maxWaitMs: 200 } })
+      async charge(orders: Array<{ id: string }>, _batch: BatchContext, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(...orders.map((o) => o.id));
+        for (const o of orders) await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, 2)`, [o.id]);
+      }
+    }
+    await startInboxApp(db, inbox, testNatsUrl(), [Billing], hooks.apps);
+    await waitFor(
+      async () => {
+        const i = await hooks.client.jsm.consumers.info(stream, durable);
+        return i.ack_floor.stream_seq === ids.length && i.num_ack_pending === 0;
+      },
+      { timeoutMs: 20_000, message: 'the second instance settled everything' },
+    );
+    expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
+    // The committed batch came back and found its inbox rows: none of it reached the handler.
+    expect(calls.filter((id) => killedBatch.includes(id))).toEqual([]);
+    expect(calls.length).toBe(ids.length - afterKill.size);
   }, 60_000);
 
   it('two instances on one durable, every order published twice: each charged once', async () => {

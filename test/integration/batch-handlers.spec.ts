@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { Observable } from 'rxjs';
+import { z } from 'zod';
 import { BatchContext, OnEvent, TerminalError } from '../../lib/index.js';
 import { testNatsUrl, waitFor } from '../harness/index.js';
 import { freshStream, Order, sharedServerHooks, waitForDeadLetters } from './kit.js';
@@ -57,6 +58,30 @@ describe('batch handlers', () => {
     expect(batches.length).toBeLessThanOrEqual(6);
     await settledConsumer(stream, 'bulk', 'every message acked or dead-lettered');
     expect((await hooks.client.jsm.consumers.info(stream, 'bulk')).num_redelivered).toBe(0);
+  });
+
+  it('validates each message with a Standard Schema: the 3 invalid among 30 are dead-lettered alone, the rest arrive as the schema’s output', async () => {
+    const { stream, subject, dlqStream, dlq } = await freshStream(hooks.client.jsm, 'BSCHEMA');
+    const Quote = z.object({ symbol: z.string().transform((s) => s.toUpperCase()), price: z.number().positive(), venue: z.string().default('XNYS') });
+    const invalid = new Map([[4, 'not json'], [14, '{"symbol":"abc","price":-1}'], [24, '{"price":3}']]);
+    await publishMany(subject('s'), 30, (i) => invalid.get(i) ?? JSON.stringify({ symbol: `s${i}`, price: i + 1 }));
+    const batches: Array<z.output<typeof Quote>[]> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('s'), { durable: 'schema', dlq, schema: Quote, batch: { maxMessages: 50, maxWaitMs: 300 } })
+      async handle(quotes: z.output<typeof Quote>[]) {
+        batches.push(quotes);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    await waitFor(() => batches.flat().length === 27, { timeoutMs: 15_000, message: () => `27 valid messages handled, got ${batches.flat().length}` });
+    const letters = await waitForDeadLetters(app, dlqStream, 3);
+    expect(letters.map((l) => l.originalSequence).sort((a, b) => a! - b!)).toEqual([5, 15, 25]);
+    expect(letters.every((l) => l.reason === 'invalid-payload')).toBe(true);
+    const handled = batches.flat();
+    expect(handled.map((q) => q.symbol)).toEqual([...Array(30).keys()].filter((i) => !invalid.has(i)).map((i) => `S${i}`));
+    expect(handled.every((q) => q.venue === 'XNYS')).toBe(true);
+    await settledConsumer(stream, 'schema', 'every message acked or dead-lettered');
   });
 
   it('hands over a partial batch maxWaitMs after its first message when no more come', async () => {
