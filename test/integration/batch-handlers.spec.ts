@@ -7,6 +7,8 @@ import { testNatsUrl, waitFor } from '../harness/index.js';
 import { freshStream, Order, sharedServerHooks, waitForDeadLetters } from './kit.js';
 
 const hooks = sharedServerHooks();
+/** The issue's backlog: far more than the consumer may pull, so only its own limit keeps it from over-fetching. */
+const BACKLOG = 50_000;
 
 /** Publishes `count` messages from the test's own connection, a window at a time. */
 async function publishMany(subject: string, count: number, body: (i: number) => string): Promise<void> {
@@ -196,11 +198,13 @@ describe('batch handlers', () => {
     expect(intercepted).toEqual([{ type: 'jetstream', size: 1 }]);
   });
 
-  it('never pulls more than one batch per slot ahead: under a 20 000 backlog and a slow handler, nothing reaches its ack wait', async () => {
+  it('never pulls more than one batch per slot ahead: under a 50 000 backlog and a slow handler, nothing reaches its ack wait', async () => {
     const { stream, subject } = await freshStream(hooks.client.jsm, 'BFLOW');
     const MAX = 50;
     const CONCURRENCY = 2;
-    await publishMany(subject('f'), 20_000, (i) => JSON.stringify({ i }));
+    const started = performance.now();
+    await publishMany(subject('f'), BACKLOG, (i) => JSON.stringify({ i }));
+    const publishMs = performance.now() - started;
     let inCalls = 0;
     let handled = 0;
     @Injectable()
@@ -242,7 +246,7 @@ describe('batch handlers', () => {
     // same turn): the server counts those messages until it has processed their acks.
     expect(peakPending).toBeLessThanOrEqual(3 * MAX * CONCURRENCY);
     console.log(
-      `batch flow: peak delivered-unacked ${peakPending} (bound ${2 * MAX * CONCURRENCY}), peak sampled unstarted ${peakUnstarted} (bound ${MAX * CONCURRENCY}, overstated by acks in transit) over ${samples} samples, ${handled} handled, 0 redelivered`,
+      `batch flow: ${BACKLOG} backlog published in ${Math.round(publishMs)} ms; peak delivered-unacked ${peakPending} (bound ${2 * MAX * CONCURRENCY}), peak sampled unstarted ${peakUnstarted} (bound ${MAX * CONCURRENCY}, overstated by acks in transit) over ${samples} samples, ${handled} handled, 0 redelivered`,
     );
   });
 });
