@@ -18,7 +18,8 @@ const handlers: Record<string, TunedHandler> = {
  *
  *   NATS_URL=nats://127.0.0.1:4333 node dist-bench/bench/consume-cost.js <tuned|module|batch> <binary|json|class> <concurrency> <n>
  *
- * `batch`: a batch handler of 100 a batch (JSON payloads).
+ * `batch`: a batch handler of 100 a batch (JSON payloads). `prefill`: the pre-filling alone,
+ * whose instruction count under callgrind is subtracted from the others'.
  */
 async function main(): Promise<void> {
   const url = process.env.NATS_URL;
@@ -42,6 +43,9 @@ async function main(): Promise<void> {
       await consumer.elapsed;
       cpu = consumer.cpu();
       await consumer.app.close();
+    } else if (contender === 'prefill') {
+      // The baseline under callgrind: what the other contenders' counts hold besides consuming.
+      cpu = { clientUs: 0 };
     } else if (contender === 'batch') {
       const consumer = await moduleBatchConsumer(url, subject, n, { durable: 'cost', concurrency: c, dlq: false, batch: { maxMessages: 100, maxWaitMs: 50 } });
       await consumer.elapsed;

@@ -53,31 +53,38 @@ async function consumeRows(ctx: BenchContext): Promise<void> {
     }
   }
   const m = await rounds('batch consume', contenders, (v) => `${Math.round(v)} msg/s`);
-  const tuned = Math.max(m['tuned json c=1'] ?? 0, m['tuned json c=64'] ?? 0) || undefined;
-  const module = m[`module batch ${BATCH} c=${BATCH_CONCURRENCY[0]}`];
-  const vsTuned = ratio(module, tuned);
-  addRow({
-    workload: `consume + ack ${n / 1000}k, JSON, batch handler ${BATCH} a batch`,
-    unit: 'msg/s',
-    tuned,
-    module,
-    vsTuned: times(vsTuned),
-    target: '>= 1.0x tuned',
-    met: vsTuned === undefined ? undefined : vsTuned >= 1,
-    note:
-      tuned === undefined
-        ? undefined
-        : `raw-tuned is the faster of its c=1 (${Math.round(m['tuned json c=1']).toLocaleString('en')} msg/s) and c=64 (${Math.round(m['tuned json c=64']).toLocaleString('en')} msg/s) runs; both parse each payload`,
-  });
+  const tunedC1 = m['tuned json c=1'];
+  const tunedC64 = m['tuned json c=64'];
+  // The floor is the faster of the tuned client's two runs: the target holds against its best.
+  const tuned = tunedC1 === undefined || tunedC64 === undefined ? (tunedC1 ?? tunedC64) : Math.max(tunedC1, tunedC64);
+  for (const [i, c] of BATCH_CONCURRENCY.entries()) {
+    const module = m[`module batch ${BATCH} c=${c}`];
+    const vsTuned = ratio(module, tuned);
+    // The first concurrency (1, the default) carries the target; the others show what a second slot buys.
+    addRow({
+      workload: `consume + ack ${n / 1000}k, JSON, batch handler ${BATCH} a batch, c=${c}`,
+      unit: 'msg/s',
+      tuned,
+      module,
+      vsTuned: times(vsTuned),
+      target: i === 0 ? '>= 1.0x tuned' : undefined,
+      met: i === 0 && vsTuned !== undefined ? vsTuned >= 1 : undefined,
+    });
+  }
+  if (tunedC1 !== undefined && tunedC64 !== undefined) {
+    addNote(
+      `batch consume rows: raw-tuned is the faster of its c=1 (${Math.round(tunedC1).toLocaleString('en')} msg/s) and c=64 (${Math.round(tunedC64).toLocaleString('en')} msg/s) runs, both parsing each payload; ${N_BATCH_CONSUME / 1000}k messages a round.`,
+    );
+  }
 }
 
 async function insertRows(ctx: BenchContext, where: string, db: OpenedDatabase): Promise<void> {
-  const n = N_BATCH_INSERT;
   const schema = uniqueName('bench_batch').toLowerCase();
   await db.query(`CREATE SCHEMA ${schema}`);
   try {
     const contenders: Record<string, () => Promise<number>> = {};
-    const round = (run: (subject: string, table: string) => Promise<number>) => async () => {
+    // The batch handler runs 4x the messages of the per-message ones, so its rounds last long enough to measure.
+    const round = (n: number, run: (subject: string, table: string) => Promise<number>) => async () => {
       const stream = uniqueName('BI');
       const subject = `${stream}.x`;
       const table = `${schema}.${stream.toLowerCase()}`;
@@ -91,8 +98,8 @@ async function insertRows(ctx: BenchContext, where: string, db: OpenedDatabase):
       return msgPerSec(n, ms);
     };
     const perMessage = (concurrency: number) =>
-      round(async (subject, table) => {
-        const { app, elapsed } = await moduleConsumer(ctx.url, subject, n, { durable: 'bench', dlq: false, concurrency }, async (payload, c) => {
+      round(N_BATCH_INSERT, async (subject, table) => {
+        const { app, elapsed } = await moduleConsumer(ctx.url, subject, N_BATCH_INSERT, { durable: 'bench', dlq: false, concurrency }, async (payload, c) => {
           await db.query(`INSERT INTO ${table} (seq, pad) VALUES ($1, $2)`, [c.sequence, (payload as typeof PAYLOAD).pad]);
         });
         const ms = await elapsed;
@@ -102,8 +109,8 @@ async function insertRows(ctx: BenchContext, where: string, db: OpenedDatabase):
     if (enabled('module')) {
       contenders['per-message c=1'] = perMessage(1);
       contenders['per-message c=16'] = perMessage(16);
-      contenders[`batch ${BATCH}`] = round(async (subject, table) => {
-        const { app, elapsed } = await moduleBatchConsumer(ctx.url, subject, n, { durable: 'bench', dlq: false, batch: { maxMessages: BATCH, maxWaitMs: 50 } }, async (payloads, batch) => {
+      contenders[`batch ${BATCH}`] = round(4 * N_BATCH_INSERT, async (subject, table) => {
+        const { app, elapsed } = await moduleBatchConsumer(ctx.url, subject, 4 * N_BATCH_INSERT, { durable: 'bench', dlq: false, batch: { maxMessages: BATCH, maxWaitMs: 50 } }, async (payloads, batch) => {
           // One statement for the batch: the columns as arrays, unnested into rows.
           await db.query(`INSERT INTO ${table} (seq, pad) SELECT * FROM unnest($1::bigint[], $2::text[])`, [
             batch.items.map((item) => item.context.sequence),
@@ -119,7 +126,7 @@ async function insertRows(ctx: BenchContext, where: string, db: OpenedDatabase):
     const batch = m[`batch ${BATCH}`];
     const vsOne = ratio(batch, m['per-message c=1']);
     addRow({
-      workload: `bulk insert into ${where} ${n / 1000}k, batch handler ${BATCH} a batch vs per-message handler, c=1`,
+      workload: `bulk insert into ${where}, batch handler ${BATCH} a batch vs per-message handler, c=1`,
       unit: 'msg/s',
       module: batch,
       vsTuned: undefined,
@@ -128,7 +135,7 @@ async function insertRows(ctx: BenchContext, where: string, db: OpenedDatabase):
       note:
         vsOne === undefined
           ? undefined
-          : `batch handler ${times(vsOne)} the per-message handler at c=1 (${Math.round(m['per-message c=1']).toLocaleString('en')} msg/s) and ${times(ratio(batch, m['per-message c=16']))} at c=16 (${Math.round(m['per-message c=16']).toLocaleString('en')} msg/s); one INSERT … SELECT FROM unnest(…) a batch vs one INSERT a message`,
+          : `${4 * N_BATCH_INSERT / 1000}k messages a round for the batch handler, ${N_BATCH_INSERT / 1000}k for the per-message ones: batch handler ${times(vsOne)} the per-message handler at c=1 (${Math.round(m['per-message c=1']).toLocaleString('en')} msg/s) and ${times(ratio(batch, m['per-message c=16']))} at c=16 (${Math.round(m['per-message c=16']).toLocaleString('en')} msg/s); one INSERT … SELECT FROM unnest(…) a batch vs one INSERT a message`,
     });
   } finally {
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);

@@ -94,14 +94,17 @@ export class BatchDispatcher {
   /**
    * Acks, without a call, the messages whose key has an inbox row (a redelivery after a lost
    * ack, a copy, a batch whose process died between its commit and its acks); one query for the
-   * batch. The database down: every message is handed back for later.
+   * batch. The inbox unreadable (the database down): every message fails as the transaction
+   * would have, retried with backoff, and dead-lettered after its last attempt (a redrive of a
+   * message that was handled after all finds its row then).
    */
   private async dropRecorded(inbox: InboxStore, delivered: Delivered[]): Promise<Delivered[]> {
     let recorded: Set<string>;
     try {
       recorded = await inbox.recordedAmong(this.inboxConsumer, [...new Set(delivered.map((d) => messageKeyOf(d.ctx)))]);
     } catch (err) {
-      for (const { msg, ctx } of delivered) this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'inbox unavailable');
+      this.logger.warn(`${this.descriptor.handlerId}: the inbox lookup of a batch of ${delivered.length} failed: ${describeCause(err)}`);
+      await Promise.all(delivered.map((d) => this.settleFailure({ ...d, payload: undefined }, err)));
       return [];
     }
     return delivered.filter(({ msg, ctx }) => {

@@ -220,6 +220,71 @@ describe('batch handler with the inbox', () => {
     expect(await inboxRows(`${stream}.billing`)).toBe(ids.length);
   });
 
+  it('the inbox table unreadable mid-run: batches are retried with backoff, not dead-lettered or lost, and once it is back each order is charged once', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'BINBOXDOWN');
+    const calls: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(subject('created'), { durable: 'billing', inbox: true, retry: { maxAttempts: 1_000, initialDelayMs: 50, maxDelayMs: 200, jitter: false }, batch: { maxMessages: 20, maxWaitMs: 100 } })
+      async charge(orders: Charge[], batch: BatchContext<Charge>, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(...orders.map((o) => o.id));
+        await chargeAll(tx, orders, batch);
+      }
+    }
+    const app = await startInboxApp([Billing]);
+    // A real failure of the database: the table the lookup reads is gone while messages arrive.
+    const inbox = `"${t.schema}".inbox`;
+    await t.db.query(`ALTER TABLE ${inbox} RENAME TO inbox_away`);
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => `bd-${i}`);
+      for (const id of ids) await app.app.get(JetStreamPublisher).publish(subject('created'), { id, qty: 1 }, { msgId: id });
+      await waitFor(() => app.logger.find(/inbox lookup of a batch of \d+ failed/).length >= 3, { timeoutMs: 15_000, message: 'three failed lookups' });
+      expect(calls).toEqual([]);
+      await t.db.query(`ALTER TABLE "${t.schema}".inbox_away RENAME TO inbox`);
+      await settled(stream, 'billing', ids.length, 'every message acked once the table is back');
+      expect(calls.sort()).toEqual([...ids].sort());
+      const charged = await chargesOf('bd-');
+      expect([...charged.keys()].sort()).toEqual([...ids].sort());
+      expect([...charged.values()].every((attempts) => attempts.length === 1 && attempts[0] > 1)).toBe(true);
+    } finally {
+      await t.db.query(`ALTER TABLE IF EXISTS "${t.schema}".inbox_away RENAME TO inbox`);
+    }
+  });
+
+  it('the transaction failing in the database (its inbox rows refused): the whole batch rolls back and is retried, then commits once', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'BINBOXTXFAIL');
+    const calls: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(subject('created'), { durable: 'billing', inbox: true, retry: { maxAttempts: 1_000, initialDelayMs: 50, maxDelayMs: 200, jitter: false }, batch: { maxMessages: 20, maxWaitMs: 100 } })
+      async charge(orders: Charge[], batch: BatchContext<Charge>, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(...orders.map((o) => o.id));
+        await chargeAll(tx, orders, batch);
+      }
+    }
+    const app = await startInboxApp([Billing]);
+    // The database refuses this consumer's inbox rows: the claim, the transaction's first write, fails.
+    const inbox = `"${t.schema}".inbox`;
+    const consumer = `${stream}.billing`;
+    await t.db.query(`CREATE FUNCTION "${t.schema}".refuse_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'inbox rows refused'; END $$`);
+    await t.db.query(`CREATE TRIGGER refuse BEFORE INSERT ON ${inbox} FOR EACH ROW WHEN (NEW.consumer = '${consumer}') EXECUTE FUNCTION "${t.schema}".refuse_rows()`);
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => `bx-${i}`);
+      for (const id of ids) await app.app.get(JetStreamPublisher).publish(subject('created'), { id, qty: 1 }, { msgId: id });
+      await waitFor(() => app.logger.find(/inbox transaction of a batch of \d+ failed: .*inbox rows refused/).length >= 3, { timeoutMs: 15_000, message: 'three failed transactions' });
+      expect(calls).toEqual([]);
+      expect(await chargesOf('bx-')).toEqual(new Map());
+      await t.db.query(`DROP TRIGGER refuse ON ${inbox}`);
+      await settled(stream, 'billing', ids.length, 'every message acked once the rows are accepted');
+      const charged = await chargesOf('bx-');
+      expect([...charged.keys()].sort()).toEqual([...ids].sort());
+      expect([...charged.values()].every((attempts) => attempts.length === 1)).toBe(true);
+      expect(await inboxRows(consumer)).toBe(ids.length);
+    } finally {
+      await t.db.query(`DROP TRIGGER IF EXISTS refuse ON ${inbox}`);
+    }
+  });
+
   it('refuses batch with delivery other than the inbox’s exactly-once at startup', async () => {
     const { subject } = await freshStream(hooks.client.jsm, 'BINBOXBAD');
     const options: OnEventOptions = { durable: 'billing', inbox: true, delivery: 'at-most-once', batch: { maxMessages: 10 } };
