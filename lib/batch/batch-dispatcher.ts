@@ -71,8 +71,7 @@ export class BatchDispatcher {
   async dispatch(msgs: readonly JsMsg[]): Promise<void> {
     let delivered = msgs.map((msg) => this.contextOf(msg)).filter((d): d is Delivered => d !== undefined);
     if (this.options.inbox) delivered = await this.dropRecorded(this.options.inbox, delivered);
-    const prepared = await Promise.all(delivered.map((d) => this.prepare(d)));
-    const ready = prepared.filter((p): p is Prepared => p !== undefined);
+    const ready = await this.prepare(delivered);
     if (ready.length === 0) return;
     if (this.options.inbox) {
       await this.runInInbox(this.options.inbox, ready);
@@ -209,31 +208,57 @@ export class BatchDispatcher {
 
   /** After the call (and, with the inbox, its commit): each message acked or down the failure path. */
   private async settle(ready: Prepared[], batch: BatchContext, thrown: { error: unknown } | undefined): Promise<void> {
-    await Promise.all(
-      ready.map((p, i) => {
-        const failure = BatchContext.failureOf(batch, i) ?? thrown;
-        return failure ? this.settleFailure(p, failure.error) : this.succeed(p);
-      }),
-    );
+    // Acks go out synchronously; only failures (a dead-letter publish) need awaiting.
+    const failing: Promise<void>[] = [];
+    ready.forEach((p, i) => {
+      const failure = BatchContext.failureOf(batch, i) ?? thrown;
+      if (failure) failing.push(this.settleFailure(p, failure.error));
+      else this.succeed(p);
+    });
+    if (failing.length > 0) await Promise.all(failing);
   }
 
-  /** Decoded and validated, or settled alone (given up before, or invalid) and left out. */
-  private async prepare({ msg, ctx }: Delivered): Promise<Prepared | undefined> {
-    if (this.runtime.policy.exhaustedBeforeRun(ctx.attempt)) {
-      await this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted', undefined);
-      return undefined;
+  /**
+   * The messages decoded and validated; the others settled alone (given up before, or invalid)
+   * and left out. Decoding is synchronous: a promise per message only for an item pipe.
+   */
+  private async prepare(delivered: readonly Delivered[]): Promise<Prepared[]> {
+    const decoded: Prepared[] = [];
+    const settling: Promise<void>[] = [];
+    for (const { msg, ctx } of delivered) {
+      if (this.runtime.policy.exhaustedBeforeRun(ctx.attempt)) {
+        settling.push(this.deadLetter(msg, ctx, new Error(`all ${ctx.attempt - 1} attempts failed earlier`), 'exhausted', undefined));
+        continue;
+      }
+      try {
+        decoded.push({ msg, ctx, payload: this.decoder.decode(msg) });
+      } catch (error) {
+        settling.push(this.rejectInvalid({ msg, ctx, payload: undefined }, error));
+      }
     }
-    let payload: unknown;
-    try {
-      payload = this.decoder.decode(msg);
-      const item = this.options.itemPipe;
-      if (item) payload = await item.pipe.transform(payload, item.metadata);
-    } catch (error) {
-      this.observe(ctx, payload, 'failed', error);
-      await this.settleFailure({ msg, ctx, payload }, error, false);
-      return undefined;
-    }
-    return { msg, ctx, payload };
+    const item = this.options.itemPipe;
+    const ready = item
+      ? (
+          await Promise.all(
+            decoded.map(async (p) => {
+              try {
+                return { ...p, payload: await item.pipe.transform(p.payload, item.metadata) };
+              } catch (error) {
+                await this.rejectInvalid(p, error);
+                return undefined;
+              }
+            }),
+          )
+        ).filter((p): p is Prepared => p !== undefined)
+      : decoded;
+    await Promise.all(settling);
+    return ready;
+  }
+
+  /** A message that cannot be decoded or validated: through the failure policy alone, before the call. */
+  private async rejectInvalid(p: Prepared, error: unknown): Promise<void> {
+    this.observe(p.ctx, p.payload, 'failed', error);
+    await this.settleFailure(p, error, false);
   }
 
   /** The key is recorded in the inbox: its handler committed, here or elsewhere. */
