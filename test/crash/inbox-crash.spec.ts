@@ -28,18 +28,18 @@ import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient
  * is a row in the same database, so "exactly once" is counted there, not in memory.
  */
 const hooks = sharedServerHooks();
-const INBOX_WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-worker.mjs');
-const BATCH_WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/batch-inbox-worker.mjs');
+const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-worker.mjs');
 
 /**
- * Runs a worker (configured through `env`) until it SIGKILLs itself after a commit; hands back
- * what it printed. PGlite is one process at a time: the child gets the files while it runs,
+ * Runs the worker until it SIGKILLs itself after the commit of `dieAfter`; hands back the ids
+ * that commit held. PGlite is one process at a time: the child gets the files while it runs,
  * and this process's handle is open again when this resolves.
  */
-async function runUntilKilled(db: TestDatabase, worker: string, env: Record<string, string>): Promise<string> {
+async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>): Promise<string[]> {
   await db.release();
   const output: string[] = [];
-  const child = spawn(process.execPath, [worker], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), database: db.target, ...config }) };
+  const child = spawn(process.execPath, [WORKER], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = deferred<{ code: number | null; signal: NodeJS.Signals | null }>();
   child.once('exit', (code, signal) => exited.resolve({ code, signal }));
   child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
@@ -49,8 +49,18 @@ async function runUntilKilled(db: TestDatabase, worker: string, env: Record<stri
     throw err;
   });
   await db.reopen();
-  expect({ exit, output: output.join('').includes('COMMITTED') ? 'committed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'committed' });
-  return output.join('');
+  const committed = /COMMITTED (\[.*\])/.exec(output.join(''));
+  expect({ exit, output: committed ? 'committed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'committed' });
+  return JSON.parse(committed![1]) as string[];
+}
+
+/** A stream holding one `created` message per id, each with its id as msg-id. */
+async function publishedOrders(prefix: string, ids: string[]): Promise<{ stream: string; subject: string }> {
+  const stream = uniqueName(prefix);
+  const subject = `${stream}.created`;
+  await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+  for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+  return { stream, subject };
 }
 
 interface Tx {
@@ -114,19 +124,14 @@ describe('inbox under failures', () => {
   it('a consumer SIGKILLed after its commit and before its ack: the redelivery is acked as a duplicate, every order charged once', async () => {
     const db = t;
     const { charges, inbox } = await prepare(db, 'kill');
-    const stream = uniqueName('INBOXKILL');
-    const subject = `${stream}.created`;
-    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const ids = Array.from({ length: 20 }, (_, i) => `kill-${i}`);
-    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    const { stream, subject } = await publishedOrders('INBOXKILL', ids);
     const dieAfter = 'kill-9';
     const durable = 'billing';
     const ackWaitMs = 2_000;
 
-    const output = await runUntilKilled(db, INBOX_WORKER, { INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter }) });
-    expect(output.includes(`COMMITTED ${dieAfter}`)).toBe(true);
+    expect(await runUntilKilled(db, { subject, durable, ackWaitMs, inboxTable: inbox, chargesTable: charges, dieAfter })).toEqual([dieAfter]);
     // Its row is in; its ack never left.
-    await db.reopen();
     expect((await chargesPerOrder(db, charges)).get(dieAfter)).toBe(1);
     const info = await hooks.client.jsm.consumers.info(stream, durable);
     expect(info.ack_floor.stream_seq).toBeLessThan(ids.indexOf(dieAfter) + 1);
@@ -148,19 +153,13 @@ describe('inbox under failures', () => {
   it('a batch handler SIGKILLed after its batch committed and before its acks: the batch comes back, is acked without a call, every order charged once', async () => {
     const db = t;
     const { charges, inbox } = await prepare(db, 'bkill');
-    const stream = uniqueName('BINBOXKILL');
-    const subject = `${stream}.created`;
-    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const ids = Array.from({ length: 60 }, (_, i) => `bkill-${i}`);
-    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    const { stream, subject } = await publishedOrders('BINBOXKILL', ids);
     const durable = 'billing';
     const ackWaitMs = 2_000;
     const maxMessages = 10;
 
-    const output = await runUntilKilled(db, BATCH_WORKER, {
-      BATCH_INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, maxMessages, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter: 'bkill-25' }),
-    });
-    const killedBatch = JSON.parse(/COMMITTED (\[.*\])/.exec(output)![1]) as string[];
+    const killedBatch = await runUntilKilled(db, { subject, durable, ackWaitMs, maxMessages, inboxTable: inbox, chargesTable: charges, dieAfter: 'bkill-25' });
     expect(killedBatch).toContain('bkill-25');
     // The killed batch is committed, its acks never left.
     const afterKill = await chargesPerOrder(db, charges);

@@ -98,6 +98,19 @@ async function chargeAll(tx: Tx, orders: Charge[], batch: BatchContext<Charge>, 
   await tx.query(`INSERT INTO ${charges()} (order_id, attempt) VALUES ${values}`, rows.flatMap((r) => [r.o.id, r.attempt]));
 }
 
+/** Charges each batch, and retries a failure quickly for as long as it takes (the database coming back). */
+function patientBilling(subject: string, calls: string[]) {
+  @Injectable()
+  class Billing {
+    @OnEvent(subject, { durable: 'billing', inbox: true, retry: { maxAttempts: 1_000, initialDelayMs: 50, maxDelayMs: 200, jitter: false }, batch: { maxMessages: 20, maxWaitMs: 100 } })
+    async charge(orders: Charge[], batch: BatchContext<Charge>, @InboxTransaction() tx: Tx): Promise<void> {
+      calls.push(...orders.map((o) => o.id));
+      await chargeAll(tx, orders, batch);
+    }
+  }
+  return Billing;
+}
+
 async function settled(stream: string, durable: string, count: number, message: string): Promise<void> {
   await waitFor(
     async () => {
@@ -223,15 +236,7 @@ describe('batch handler with the inbox', () => {
   it('the inbox table unreadable mid-run: batches are retried with backoff, not dead-lettered or lost, and once it is back each order is charged once', async () => {
     const { stream, subject } = await freshStream(hooks.client.jsm, 'BINBOXDOWN');
     const calls: string[] = [];
-    @Injectable()
-    class Billing {
-      @OnEvent(subject('created'), { durable: 'billing', inbox: true, retry: { maxAttempts: 1_000, initialDelayMs: 50, maxDelayMs: 200, jitter: false }, batch: { maxMessages: 20, maxWaitMs: 100 } })
-      async charge(orders: Charge[], batch: BatchContext<Charge>, @InboxTransaction() tx: Tx): Promise<void> {
-        calls.push(...orders.map((o) => o.id));
-        await chargeAll(tx, orders, batch);
-      }
-    }
-    const app = await startInboxApp([Billing]);
+    const app = await startInboxApp([patientBilling(subject('created'), calls)]);
     // A real failure of the database: the table the lookup reads is gone while messages arrive.
     const inbox = `"${t.schema}".inbox`;
     await t.db.query(`ALTER TABLE ${inbox} RENAME TO inbox_away`);
@@ -254,15 +259,7 @@ describe('batch handler with the inbox', () => {
   it('the transaction failing in the database (its inbox rows refused): the whole batch rolls back and is retried, then commits once', async () => {
     const { stream, subject } = await freshStream(hooks.client.jsm, 'BINBOXTXFAIL');
     const calls: string[] = [];
-    @Injectable()
-    class Billing {
-      @OnEvent(subject('created'), { durable: 'billing', inbox: true, retry: { maxAttempts: 1_000, initialDelayMs: 50, maxDelayMs: 200, jitter: false }, batch: { maxMessages: 20, maxWaitMs: 100 } })
-      async charge(orders: Charge[], batch: BatchContext<Charge>, @InboxTransaction() tx: Tx): Promise<void> {
-        calls.push(...orders.map((o) => o.id));
-        await chargeAll(tx, orders, batch);
-      }
-    }
-    const app = await startInboxApp([Billing]);
+    const app = await startInboxApp([patientBilling(subject('created'), calls)]);
     // The database refuses this consumer's inbox rows: the claim, the transaction's first write, fails.
     const inbox = `"${t.schema}".inbox`;
     const consumer = `${stream}.billing`;
