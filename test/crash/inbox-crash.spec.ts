@@ -54,6 +54,17 @@ async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>)
   return JSON.parse(committed![1]) as string[];
 }
 
+/** Waits until the second instance acked all `count` messages of the stream. */
+async function allAcked(stream: string, durable: string, count: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const i = await hooks.client.jsm.consumers.info(stream, durable);
+      return i.ack_floor.stream_seq === count && i.num_ack_pending === 0;
+    },
+    { timeoutMs: 20_000, message: 'the second instance settled everything' },
+  );
+}
+
 /** A stream holding one `created` message per id, each with its id as msg-id. */
 async function publishedOrders(prefix: string, ids: string[]): Promise<{ stream: string; subject: string }> {
   const stream = uniqueName(prefix);
@@ -138,13 +149,7 @@ describe('inbox under failures', () => {
 
     const calls: string[] = [];
     await startInboxApp(db, inbox, testNatsUrl(), [billingClass(subject, charges, { durable, ackWaitMs }, calls)], hooks.apps);
-    await waitFor(
-      async () => {
-        const i = await hooks.client.jsm.consumers.info(stream, durable);
-        return i.ack_floor.stream_seq === ids.length && i.num_ack_pending === 0;
-      },
-      { timeoutMs: 20_000, message: 'the second instance settled everything' },
-    );
+    await allAcked(stream, durable, ids.length);
     expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
     // The killed message came back and found its inbox row: no second call.
     expect(calls).not.toContain(dieAfter);
@@ -177,13 +182,7 @@ describe('inbox under failures', () => {
       }
     }
     await startInboxApp(db, inbox, testNatsUrl(), [Billing], hooks.apps);
-    await waitFor(
-      async () => {
-        const i = await hooks.client.jsm.consumers.info(stream, durable);
-        return i.ack_floor.stream_seq === ids.length && i.num_ack_pending === 0;
-      },
-      { timeoutMs: 20_000, message: 'the second instance settled everything' },
-    );
+    await allAcked(stream, durable, ids.length);
     expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
     // The committed batch came back and found its inbox rows: none of it reached the handler.
     expect(calls.filter((id) => killedBatch.includes(id))).toEqual([]);
