@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import { z } from 'zod';
-import { BatchContext, OnEvent, TerminalError } from '../../lib/index.js';
+import { BatchContext, msgpackCodec, OnEvent, TerminalError } from '../../lib/index.js';
 import { testNatsUrl, waitFor } from '../harness/index.js';
 import { freshStream, Order, sharedServerHooks, waitForDeadLetters } from './kit.js';
 
@@ -84,6 +84,29 @@ describe('batch handlers', () => {
     expect(handled.map((q) => q.symbol)).toEqual([...Array(30).keys()].filter((i) => !invalid.has(i)).map((i) => `S${i}`));
     expect(handled.every((q) => q.venue === 'XNYS')).toBe(true);
     await settledConsumer(stream, 'schema', 'every message acked or dead-lettered');
+  });
+
+  it('decodes each message of a batch as a single handler would: by its content type, with the module’s codecs', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'BCODEC');
+    const batches: Array<Array<{ id: string; at: Date | string }>> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('c'), { durable: 'codec', batch: { maxMessages: 10, maxWaitMs: 300 } })
+      async handle(payloads: Array<{ id: string; at: Date | string }>) {
+        batches.push(payloads);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl(), codecs: [msgpackCodec] }, [Handler]);
+    const at = new Date('2026-01-02T03:04:05Z');
+    // One JSON message and one msgpack message (which keeps the Date a Date) in one batch.
+    await app.publisher.publish(subject('c'), { id: 'json', at });
+    await app.publisher.publish(subject('c'), { id: 'msgpack', at }, { codec: msgpackCodec });
+    await waitFor(() => batches.flat().length === 2, { timeoutMs: 10_000, message: () => `2 messages handled, got ${batches.flat().length}` });
+    expect(batches.flat()).toEqual([
+      { id: 'json', at: at.toISOString() },
+      { id: 'msgpack', at },
+    ]);
+    await settledConsumer(stream, 'codec', 'both acked');
   });
 
   it('hands over a partial batch maxWaitMs after its first message when no more come', async () => {
