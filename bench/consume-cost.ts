@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { moduleConsumer, type PayloadKind } from './contenders/module.js';
+import { moduleBatchConsumer, moduleConsumer, type PayloadKind } from './contenders/module.js';
 import { tunedConsume, type TunedHandler } from './contenders/raw-tuned.js';
 import { prefill, uniqueName, type BenchContext, type CpuSpent } from './support.js';
 
@@ -16,7 +16,10 @@ const handlers: Record<string, TunedHandler> = {
  * for comparisons on a busy machine where wall-clock rates are noise. Each run pre-fills a stream
  * of `n` messages and consumes it once to warm up, then a second stream measured.
  *
- *   NATS_URL=nats://127.0.0.1:4333 node dist-bench/bench/consume-cost.js <tuned|module> <binary|json|class> <concurrency> <n>
+ *   NATS_URL=nats://127.0.0.1:4333 node dist-bench/bench/consume-cost.js <tuned|module|batch> <binary|json|class> <concurrency> <n>
+ *
+ * `batch`: a batch handler of 100 a batch (JSON payloads). `prefill`: the pre-filling alone,
+ * whose instruction count under callgrind is subtracted from the others'.
  */
 async function main(): Promise<void> {
   const url = process.env.NATS_URL;
@@ -40,8 +43,16 @@ async function main(): Promise<void> {
       await consumer.elapsed;
       cpu = consumer.cpu();
       await consumer.app.close();
+    } else if (contender === 'prefill') {
+      // The baseline under callgrind: what the other contenders' counts hold besides consuming.
+      cpu = { clientUs: 0 };
+    } else if (contender === 'batch') {
+      const consumer = await moduleBatchConsumer(url, subject, n, { durable: 'cost', concurrency: c, dlq: false, batch: { maxMessages: 100, maxWaitMs: 50 } });
+      await consumer.elapsed;
+      cpu = consumer.cpu();
+      await consumer.app.close();
     } else {
-      throw new Error(`unknown contender ${contender}: tuned or module`);
+      throw new Error(`unknown contender ${contender}: tuned, module or batch`);
     }
     await ctx.jsm.streams.delete(stream);
     if (!cpu) throw new Error('no CPU figure');

@@ -6,6 +6,7 @@ import { startBenchServer } from './bench-server.js';
 import { meterServer } from './support.js';
 import { environment, publish } from './report.js';
 import { ROUNDS, wanted, type BenchContext } from './support.js';
+import { batchWorkload } from './workloads/batch.js';
 import { codecsWorkload } from './workloads/codecs.js';
 import { consumeWorkload } from './workloads/consume.js';
 import { latencyWorkload } from './workloads/latency.js';
@@ -40,6 +41,7 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['memory', memoryWorkload],
   ['codecs', codecsWorkload],
   ['partitions', partitionsWorkload],
+  ['batch', batchWorkload],
 ];
 
 async function main(): Promise<void> {

@@ -17,6 +17,9 @@ export const N_SLOW_SEQUENTIAL = Number(process.env.BENCH_SLOW_SEQUENTIAL ?? 400
 export const N_MODES = Number(process.env.BENCH_MODES ?? 30_000);
 export const N_MEMORY = Number(process.env.BENCH_MEMORY ?? 200_000);
 export const N_RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
+/** Messages per round of the batch workload's consume rows and of its bulk-insert rows. */
+export const N_BATCH_CONSUME = Number(process.env.BENCH_BATCH_CONSUME ?? 50_000);
+export const N_BATCH_INSERT = Number(process.env.BENCH_BATCH_INSERT ?? 5_000);
 export const LATENCY_RATE = Number(process.env.BENCH_RATE ?? 2_000);
 export const LATENCY_N = Number(process.env.BENCH_LATENCY_N ?? 6_000);
 /** Publishes awaiting their ack at once, for every pipelined contender. */
@@ -148,10 +151,12 @@ export class Finish {
     if (this.first === 0) this.start();
   }
 
-  /** A handler call finished. */
-  tick(): void {
+  /** A handler call finished, having handled `messages` (a batch handler's call: its batch's size). */
+  tick(messages = 1): void {
     if (this.first === 0) this.start();
-    if (++this.count === this.n) {
+    const before = this.count;
+    this.count += messages;
+    if (before < this.n && this.count >= this.n) {
       // The clock stops once the last acks are written: the module queues them for the end of
       // this event-loop turn, so the next turn but one is after that flush.
       setImmediate(() =>

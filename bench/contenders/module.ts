@@ -2,7 +2,7 @@ import { Injectable, Module, type DynamicModule, type INestApplicationContext } 
 import { NestFactory } from '@nestjs/core';
 import { IsString, MaxLength } from 'class-validator';
 import { z } from 'zod';
-import { JetStreamModule, JetStreamPublisher, OnEvent, type EventContext, type OnEventOptions } from '../../lib/index.js';
+import { JetStreamModule, JetStreamPublisher, OnEvent, type BatchContext, type EventContext, type OnEventOptions } from '../../lib/index.js';
 import { Finish, MODULE_OPTIONS, type CpuSpent } from '../support.js';
 
 /** nestjs-jetstream as an application uses it: `@OnEvent` handlers and the injected publisher. */
@@ -81,6 +81,30 @@ export async function moduleConsumer(
   }
   const counter = kind === 'binary' ? BinaryCounter : kind === 'class' ? ClassCounter : kind === 'zod' ? ZodCounter : JsonCounter;
   @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [counter] })
+  class BenchModule {}
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
+  return { app, elapsed: finish.elapsed, cpu: () => finish.cpu };
+}
+
+/** A Nest app with one batch handler (`@OnEvent(…, { batch })`) that runs `body` on each batch and counts its messages. */
+export async function moduleBatchConsumer(
+  url: string,
+  subject: string,
+  n: number,
+  options: OnEventOptions,
+  body?: (payloads: unknown[], batch: BatchContext) => Promise<void>,
+): Promise<ModuleConsumer> {
+  const finish = new Finish(n);
+  @Injectable()
+  class BatchCounter {
+    @OnEvent(subject, options)
+    async handle(payloads: unknown[], batch: BatchContext) {
+      finish.begin();
+      if (body) await body(payloads, batch);
+      finish.tick(payloads.length);
+    }
+  }
+  @Module({ imports: [JetStreamModule.forRoot({ ...MODULE_OPTIONS, servers: url }) as DynamicModule], providers: [BatchCounter] })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: false });
   return { app, elapsed: finish.elapsed, cpu: () => finish.cpu };

@@ -203,7 +203,7 @@ export class ConsumerEngine {
       this.logger,
     );
     const batch = plan.options.batch
-      ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation }, shared.settlement, this.options, this.observer, this.logger)
+      ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, inbox: plan.options.inbox ? shared.inbox!.store : undefined }, shared.settlement, this.options, this.observer, this.logger)
       : undefined;
     const runner = new ConsumerRunner(
       provisioned.consumer,

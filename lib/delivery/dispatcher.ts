@@ -15,7 +15,7 @@ import { NOT_DECODED, notifyHandled } from './handled-observers.js';
 export { NOT_DECODED };
 import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
-import { IDEMPOTENCY_KEY_HEADER } from '../dead-letters/dead-letter-headers.js';
+import { inboxConsumerOf, messageKeyOf } from './message-key.js';
 import { INBOX_DUPLICATE, type InboxStore } from '../inbox/inbox-store.js';
 import { bindInboxTransaction, unbindInboxTransaction } from './inbox-transaction.js';
 
@@ -69,7 +69,7 @@ export interface DispatcherOptions {
  */
 export class Dispatcher {
   private readonly descriptor: ConsumerDescriptor;
-  /** The inbox rows' consumer column: a durable's name is unique per stream, and stream names hold no dot. */
+  /** The inbox rows' consumer column. */
   private readonly inboxConsumer: string;
 
   constructor(
@@ -82,7 +82,7 @@ export class Dispatcher {
     private readonly logger: Logger,
   ) {
     this.descriptor = { ...descriptor };
-    this.inboxConsumer = `${descriptor.stream}.${descriptor.consumer}`;
+    this.inboxConsumer = inboxConsumerOf(descriptor);
     bindHandlerRuntime(this.descriptor, runtime);
   }
 
@@ -115,7 +115,7 @@ export class Dispatcher {
       // Attempts used up by crashes after the commit: the handler did its work, it is no dead letter.
       let handled: boolean;
       try {
-        handled = await this.options.inbox.recorded(this.inboxConsumer, this.messageKey(ctx));
+        handled = await this.options.inbox.recorded(this.inboxConsumer, messageKeyOf(ctx));
       } catch (err) {
         this.settlement.nakWithDelay(msg, ctx, err, this.runtime.policy.deadLetterRetryDelay(ctx.attempt), 'inbox unavailable');
         return;
@@ -306,12 +306,7 @@ export class Dispatcher {
   }
 
   private idempotencyKey(ctx: EventContext): string {
-    return IdempotencyStore.key(ctx.stream, ctx.consumer, this.messageKey(ctx));
-  }
-
-  /** The key exactly-once and the inbox dedupe on: a redrive's key, else the publisher's msg-id, else the stream position. */
-  private messageKey(ctx: EventContext): string {
-    return ctx.header(IDEMPOTENCY_KEY_HEADER) ?? ctx.msgId ?? `${ctx.stream}:${ctx.sequence}`;
+    return IdempotencyStore.key(ctx.stream, ctx.consumer, messageKeyOf(ctx));
   }
 
   /**
@@ -392,7 +387,7 @@ export class Dispatcher {
   private callInTransaction(inbox: InboxStore, payload: unknown, ctx: EventContext): Promise<unknown> {
     return inbox.run(
       this.inboxConsumer,
-      this.messageKey(ctx),
+      messageKeyOf(ctx),
       async (tx) => {
         // Timed out while waiting for the transaction (behind the abandoned call's row lock):
         // this attempt is settled already, so the handler must not run in it.

@@ -107,10 +107,10 @@ function inEventOrder(instance: object, methodName: string, original: Method): M
   if (takesInboxTransaction(proto, methodName)) {
     return inOrder
       ? function (this: unknown, payload: unknown, ctx: unknown) {
-          return original.call(this, payload, ctx, inboxTransactionOf(ctx as EventContext));
+          return original.call(this, payload, ctx, inboxTransactionOf(ctx as EventContext | BatchContext));
         }
       : function (this: unknown, payload: unknown, ctx: unknown) {
-          return original.call(this, ctx, payload, inboxTransactionOf(ctx as EventContext));
+          return original.call(this, ctx, payload, inboxTransactionOf(ctx as EventContext | BatchContext));
         };
   }
   if (inOrder) return original;

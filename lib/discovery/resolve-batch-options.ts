@@ -6,11 +6,13 @@ const DEFAULT_MAX_WAIT_MS = 50;
 /**
  * `batch` checked against the options it cannot be combined with. Refused rather than half
  * supported: at-most-once would ack a whole batch before a call that may fail for some of it,
- * exactly-once needs one idempotency lease per message held across one call, an ordering lane
- * runs one message at a time, and a timeout would abandon a call that settles many messages.
+ * exactly-once through the KV store needs one idempotency lease per message held across one
+ * call (the inbox gives a batch exactly-once instead: one transaction, one row per message), an
+ * ordering lane runs one message at a time, and a timeout would abandon a call that settles
+ * many messages.
  */
 export function resolveBatchOptions(
-  merged: OnEventOptions,
+  merged: OnEventOptions & { readonly inboxResolved: boolean },
   int: (value: number | undefined, fallback: number, name: string) => number,
   fail: (message: string) => never,
 ): ResolvedBatchOptions | undefined {
@@ -23,12 +25,15 @@ export function resolveBatchOptions(
   const maxWaitMs = batch.maxWaitMs === 0 ? 0 : int(batch.maxWaitMs, DEFAULT_MAX_WAIT_MS, 'batch.maxWaitMs');
   if (batch.payloadType !== undefined && typeof batch.payloadType !== 'function') fail('batch.payloadType must be a class');
   const delivery = merged.delivery ?? 'at-least-once';
-  if (delivery !== 'at-least-once') {
-    fail(`batch handlers support delivery 'at-least-once' only, got '${delivery}' (make the handler's writes idempotent, e.g. an upsert keyed by BatchMessage.context.msgId)`);
+  // The inbox resolves to 'exactly-once' through the database, which a batch supports.
+  if (delivery !== 'at-least-once' && !merged.inboxResolved) {
+    fail(
+      `batch handlers support delivery 'at-least-once', or exactly-once through the inbox (inbox: true), got '${delivery}' (use inbox: true, or make the handler's writes idempotent, e.g. an upsert keyed by BatchMessage.context.msgId)`,
+    );
   }
   if (merged.orderBy !== undefined) fail('batch cannot be combined with orderBy: a batch already keeps stream order within one call; use concurrency 1 for order across calls');
   if (merged.timeoutMs !== undefined) fail('batch cannot be combined with timeoutMs (an abandoned call would leave a whole batch unsettled); handlers are kept alive with working() instead');
-  // Not yet wired into the per-message validation of a batch: refused rather than silently skipped.
-  if (merged.schema !== undefined) fail('batch cannot be combined with schema yet; validate each message with batch.payloadType (a class-validator class)');
+  // Both would validate each message: one validator, so a message is not judged twice differently.
+  if (merged.schema !== undefined && batch.payloadType !== undefined) fail('batch.payloadType and schema both validate each message of a batch: keep one');
   return { maxMessages, maxWaitMs, payloadType: batch.payloadType };
 }

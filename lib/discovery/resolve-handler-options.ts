@@ -74,7 +74,7 @@ export function resolveHandlerOptions(
     fail(`orderBy must be 'subject' or a function (payload, ctx) => string, got ${JSON.stringify(orderBy)}`);
   }
   // Per handler only: a module-wide default would change every handler's signature.
-  const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch }, int, fail);
+  const batch = resolveBatchOptions({ ...merged, delivery, batch: options.batch, inboxResolved: inbox }, int, fail);
   const exclusive = resolveExclusiveOptions({ ...merged, exclusive: options.exclusive, durable }, concurrency, int, fail);
   // Per handler only: a module-wide default would partition every handler's durable.
   const partitions = resolvePartitionOptions({ ...merged, partitions: options.partitions, durable, deliverPolicy: options.deliverPolicy ?? defaults.deliverPolicy }, int, fail);

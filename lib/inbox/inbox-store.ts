@@ -19,6 +19,9 @@ export class InboxStore {
   private readonly claimSql: string;
   private readonly recordedSql: string;
   private readonly expireSql: string;
+  private readonly claimManySql: string;
+  private readonly recordedManySql: string;
+  private readonly unclaimManySql: string;
 
   constructor(
     private readonly db: DatabaseAdapter,
@@ -27,6 +30,10 @@ export class InboxStore {
     const t = table.sql;
     this.claimSql = `INSERT INTO ${t} (consumer, msg_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1 AS claimed`;
     this.recordedSql = `SELECT 1 AS found FROM ${t} WHERE consumer = $1 AND msg_id = $2`;
+    // A batch's keys travel as one array parameter: one statement and one round trip a batch.
+    this.claimManySql = `INSERT INTO ${t} (consumer, msg_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING msg_id`;
+    this.recordedManySql = `SELECT msg_id FROM ${t} WHERE consumer = $1 AND msg_id = ANY($2::text[])`;
+    this.unclaimManySql = `DELETE FROM ${t} WHERE consumer = $1 AND msg_id = ANY($2::text[])`;
     // Batched, so a backlog of expired rows never holds one long lock or transaction.
     this.expireSql = `DELETE FROM ${t} WHERE ctid IN (SELECT ctid FROM ${t} WHERE handled_at < now() - $1::bigint * interval '1 millisecond' LIMIT $2) RETURNING 1`;
   }
@@ -54,6 +61,33 @@ export class InboxStore {
   /** Whether the key's handler committed (a message given up without running may have). */
   async recorded(consumer: string, key: string): Promise<boolean> {
     return (await this.db.query(this.recordedSql, [consumer, key])).length > 0;
+  }
+
+  /** Which of `keys` have a row: the keys whose handler committed. One query for a batch. */
+  async recordedAmong(consumer: string, keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const rows = await this.db.query<{ msg_id: string }>(this.recordedManySql, [consumer, keys]);
+    return new Set(rows.map((r) => r.msg_id));
+  }
+
+  /**
+   * A batch's transaction: its first write claims every key at once, `work` runs with the keys
+   * this transaction claimed (a key already recorded, or committed by another instance while
+   * this one waited on its row lock, is not among them), the rows of the keys `work` hands back
+   * in `unclaim` (its failed messages) are deleted, and the rest commits with `work`'s writes.
+   * A throw from `work` rolls everything back and is rethrown.
+   */
+  async runBatch<R>(
+    consumer: string,
+    keys: readonly string[],
+    work: (tx: unknown, claimed: ReadonlySet<string>) => Promise<{ readonly result: R; readonly unclaim: readonly string[] }>,
+  ): Promise<R> {
+    return this.db.transaction(async (sql, tx) => {
+      const rows = await sql.query<{ msg_id: string }>(this.claimManySql, [consumer, keys]);
+      const { result, unclaim } = await work(tx, new Set(rows.map((r) => r.msg_id)));
+      if (unclaim.length > 0) await sql.query(this.unclaimManySql, [consumer, unclaim]);
+      return result;
+    });
   }
 
   /** Deletes up to `batch` rows older than `retentionMs`; returns how many went. */

@@ -76,8 +76,11 @@ export class JetStreamLifecycle implements OnApplicationBootstrap, OnModuleDestr
         payloadType: handler.payloadType,
         invoke: createHandlerInvoker(this.contextCreator, this.appConfig, handler.instance, handler.methodName, {
           ...interceptors,
-          // A schema takes the place of the declared type's class binding.
-          payloadPipe: handler.options.schema
+          // A schema takes the place of the declared type's class binding. A batch handler's
+          // messages are validated one by one before the call (createBatchFeed), not as an array.
+          payloadPipe: handler.options.batch
+            ? undefined
+            : handler.options.schema
             ? new StandardSchemaPipe(handler.options.schema)
             : JetStreamPayloadPipe.appliesTo(handler.payloadType)
               ? payloadPipe

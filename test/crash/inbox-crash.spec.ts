@@ -14,6 +14,7 @@ import {
   JetStreamPublisher,
   OnEvent,
   tableName,
+  type BatchContext,
   type EventContext,
 } from '../../lib/index.js';
 import { deferred, NatsServerProcess, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
@@ -28,6 +29,50 @@ import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient
  */
 const hooks = sharedServerHooks();
 const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-worker.mjs');
+
+/**
+ * Runs the worker until it SIGKILLs itself after the commit of `dieAfter`; hands back the ids
+ * that commit held. PGlite is one process at a time: the child gets the files while it runs,
+ * and this process's handle is open again when this resolves.
+ */
+async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>): Promise<string[]> {
+  await db.release();
+  const output: string[] = [];
+  const env = { INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), database: db.target, ...config }) };
+  const child = spawn(process.execPath, [WORKER], { env: { ...process.env, NODE_OPTIONS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = deferred<{ code: number | null; signal: NodeJS.Signals | null }>();
+  child.once('exit', (code, signal) => exited.resolve({ code, signal }));
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const exit = await withDeadline(exited.promise, 30_000, 'the worker to die after its commit').catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  await db.reopen();
+  const committed = /COMMITTED (\[.*\])/.exec(output.join(''));
+  expect({ exit, output: committed ? 'committed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'committed' });
+  return JSON.parse(committed![1]) as string[];
+}
+
+/** Waits until the second instance acked all `count` messages of the stream. */
+async function allAcked(stream: string, durable: string, count: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const i = await hooks.client.jsm.consumers.info(stream, durable);
+      return i.ack_floor.stream_seq === count && i.num_ack_pending === 0;
+    },
+    { timeoutMs: 20_000, message: 'the second instance settled everything' },
+  );
+}
+
+/** A stream holding one `created` message per id, each with its id as msg-id. */
+async function publishedOrders(prefix: string, ids: string[]): Promise<{ stream: string; subject: string }> {
+  const stream = uniqueName(prefix);
+  const subject = `${stream}.created`;
+  await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+  for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+  return { stream, subject };
+}
 
 interface Tx {
   query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
@@ -90,53 +135,58 @@ describe('inbox under failures', () => {
   it('a consumer SIGKILLed after its commit and before its ack: the redelivery is acked as a duplicate, every order charged once', async () => {
     const db = t;
     const { charges, inbox } = await prepare(db, 'kill');
-    const stream = uniqueName('INBOXKILL');
-    const subject = `${stream}.created`;
-    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const ids = Array.from({ length: 20 }, (_, i) => `kill-${i}`);
-    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    const { stream, subject } = await publishedOrders('INBOXKILL', ids);
     const dieAfter = 'kill-9';
     const durable = 'billing';
     const ackWaitMs = 2_000;
 
-    // PGlite is one process at a time: the child gets the files while it runs.
-    await db.release();
-    const output: string[] = [];
-    const child = spawn(process.execPath, [WORKER], {
-      env: {
-        ...process.env,
-        NODE_OPTIONS: '',
-        INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), subject, durable, ackWaitMs, database: db.target, inboxTable: inbox, chargesTable: charges, dieAfter }),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = deferred<{ code: number | null; signal: NodeJS.Signals | null }>();
-    child.once('exit', (code, signal) => exited.resolve({ code, signal }));
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const exit = await withDeadline(exited.promise, 30_000, 'the worker to die after its commit').catch((err: unknown) => {
-      child.kill('SIGKILL');
-      throw err;
-    });
-    expect({ exit, committed: output.join('').includes(`COMMITTED ${dieAfter}`) }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, committed: true });
+    expect(await runUntilKilled(db, { subject, durable, ackWaitMs, inboxTable: inbox, chargesTable: charges, dieAfter })).toEqual([dieAfter]);
     // Its row is in; its ack never left.
-    await db.reopen();
     expect((await chargesPerOrder(db, charges)).get(dieAfter)).toBe(1);
     const info = await hooks.client.jsm.consumers.info(stream, durable);
     expect(info.ack_floor.stream_seq).toBeLessThan(ids.indexOf(dieAfter) + 1);
 
     const calls: string[] = [];
     await startInboxApp(db, inbox, testNatsUrl(), [billingClass(subject, charges, { durable, ackWaitMs }, calls)], hooks.apps);
-    await waitFor(
-      async () => {
-        const i = await hooks.client.jsm.consumers.info(stream, durable);
-        return i.ack_floor.stream_seq === ids.length && i.num_ack_pending === 0;
-      },
-      { timeoutMs: 20_000, message: 'the second instance settled everything' },
-    );
+    await allAcked(stream, durable, ids.length);
     expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
     // The killed message came back and found its inbox row: no second call.
     expect(calls).not.toContain(dieAfter);
+  }, 60_000);
+
+  it('a batch handler SIGKILLed after its batch committed and before its acks: the batch comes back, is acked without a call, every order charged once', async () => {
+    const db = t;
+    const { charges, inbox } = await prepare(db, 'bkill');
+    const ids = Array.from({ length: 60 }, (_, i) => `bkill-${i}`);
+    const { stream, subject } = await publishedOrders('BINBOXKILL', ids);
+    const durable = 'billing';
+    const ackWaitMs = 2_000;
+    const maxMessages = 10;
+
+    const killedBatch = await runUntilKilled(db, { subject, durable, ackWaitMs, maxMessages, inboxTable: inbox, chargesTable: charges, dieAfter: 'bkill-25' });
+    expect(killedBatch).toContain('bkill-25');
+    // The killed batch is committed, its acks never left.
+    const afterKill = await chargesPerOrder(db, charges);
+    expect(killedBatch.filter((id) => afterKill.get(id) !== 1)).toEqual([]);
+    const info = await hooks.client.jsm.consumers.info(stream, durable);
+    expect(info.ack_floor.stream_seq).toBeLessThan(ids.indexOf(killedBatch[killedBatch.length - 1]) + 1);
+
+    const calls: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(subject, { durable, ackWaitMs, inbox: true, batch: { maxMessages, maxWaitMs: 200 } })
+      async charge(orders: Array<{ id: string }>, _batch: BatchContext, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(...orders.map((o) => o.id));
+        for (const o of orders) await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, 2)`, [o.id]);
+      }
+    }
+    await startInboxApp(db, inbox, testNatsUrl(), [Billing], hooks.apps);
+    await allAcked(stream, durable, ids.length);
+    expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
+    // The committed batch came back and found its inbox rows: none of it reached the handler.
+    expect(calls.filter((id) => killedBatch.includes(id))).toEqual([]);
+    expect(calls.length).toBe(ids.length - afterKill.size);
   }, 60_000);
 
   it('two instances on one durable, every order published twice: each charged once', async () => {

@@ -1,11 +1,14 @@
 import 'reflect-metadata';
 import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import type { Observable } from 'rxjs';
-import { BatchContext, OnEvent, TerminalError } from '../../lib/index.js';
+import { z } from 'zod';
+import { BatchContext, msgpackCodec, OnEvent, TerminalError } from '../../lib/index.js';
 import { testNatsUrl, waitFor } from '../harness/index.js';
 import { freshStream, Order, sharedServerHooks, waitForDeadLetters } from './kit.js';
 
 const hooks = sharedServerHooks();
+/** The issue's backlog: far more than the consumer may pull, so only its own limit keeps it from over-fetching. */
+const BACKLOG = 50_000;
 
 /** Publishes `count` messages from the test's own connection, a window at a time. */
 async function publishMany(subject: string, count: number, body: (i: number) => string): Promise<void> {
@@ -57,6 +60,53 @@ describe('batch handlers', () => {
     expect(batches.length).toBeLessThanOrEqual(6);
     await settledConsumer(stream, 'bulk', 'every message acked or dead-lettered');
     expect((await hooks.client.jsm.consumers.info(stream, 'bulk')).num_redelivered).toBe(0);
+  });
+
+  it('validates each message with a Standard Schema: the 3 invalid among 30 are dead-lettered alone, the rest arrive as the schema’s output', async () => {
+    const { stream, subject, dlqStream, dlq } = await freshStream(hooks.client.jsm, 'BSCHEMA');
+    const Quote = z.object({ symbol: z.string().transform((s) => s.toUpperCase()), price: z.number().positive(), venue: z.string().default('XNYS') });
+    const invalid = new Map([[4, 'not json'], [14, '{"symbol":"abc","price":-1}'], [24, '{"price":3}']]);
+    await publishMany(subject('s'), 30, (i) => invalid.get(i) ?? JSON.stringify({ symbol: `s${i}`, price: i + 1 }));
+    const batches: Array<z.output<typeof Quote>[]> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('s'), { durable: 'schema', dlq, schema: Quote, batch: { maxMessages: 50, maxWaitMs: 300 } })
+      async handle(quotes: z.output<typeof Quote>[]) {
+        batches.push(quotes);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl() }, [Handler]);
+    await waitFor(() => batches.flat().length === 27, { timeoutMs: 15_000, message: () => `27 valid messages handled, got ${batches.flat().length}` });
+    const letters = await waitForDeadLetters(app, dlqStream, 3);
+    expect(letters.map((l) => l.originalSequence).sort((a, b) => a! - b!)).toEqual([5, 15, 25]);
+    expect(letters.every((l) => l.reason === 'invalid-payload')).toBe(true);
+    const handled = batches.flat();
+    expect(handled.map((q) => q.symbol)).toEqual([...Array(30).keys()].filter((i) => !invalid.has(i)).map((i) => `S${i}`));
+    expect(handled.every((q) => q.venue === 'XNYS')).toBe(true);
+    await settledConsumer(stream, 'schema', 'every message acked or dead-lettered');
+  });
+
+  it('decodes each message of a batch as a single handler would: by its content type, with the module’s codecs', async () => {
+    const { stream, subject } = await freshStream(hooks.client.jsm, 'BCODEC');
+    const batches: Array<Array<{ id: string; at: Date | string }>> = [];
+    @Injectable()
+    class Handler {
+      @OnEvent(subject('c'), { durable: 'codec', batch: { maxMessages: 10, maxWaitMs: 300 } })
+      async handle(payloads: Array<{ id: string; at: Date | string }>) {
+        batches.push(payloads);
+      }
+    }
+    const app = await hooks.apps.start({ servers: testNatsUrl(), codecs: [msgpackCodec] }, [Handler]);
+    const at = new Date('2026-01-02T03:04:05Z');
+    // One JSON message and one msgpack message (which keeps the Date a Date) in one batch.
+    await app.publisher.publish(subject('c'), { id: 'json', at });
+    await app.publisher.publish(subject('c'), { id: 'msgpack', at }, { codec: msgpackCodec });
+    await waitFor(() => batches.flat().length === 2, { timeoutMs: 10_000, message: () => `2 messages handled, got ${batches.flat().length}` });
+    expect(batches.flat()).toEqual([
+      { id: 'json', at: at.toISOString() },
+      { id: 'msgpack', at },
+    ]);
+    await settledConsumer(stream, 'codec', 'both acked');
   });
 
   it('hands over a partial batch maxWaitMs after its first message when no more come', async () => {
@@ -171,11 +221,13 @@ describe('batch handlers', () => {
     expect(intercepted).toEqual([{ type: 'jetstream', size: 1 }]);
   });
 
-  it('never pulls more than one batch per slot ahead: under a 20 000 backlog and a slow handler, nothing reaches its ack wait', async () => {
+  it('never pulls more than one batch per slot ahead: under a 50 000 backlog and a slow handler, nothing reaches its ack wait', async () => {
     const { stream, subject } = await freshStream(hooks.client.jsm, 'BFLOW');
     const MAX = 50;
     const CONCURRENCY = 2;
-    await publishMany(subject('f'), 20_000, (i) => JSON.stringify({ i }));
+    const started = performance.now();
+    await publishMany(subject('f'), BACKLOG, (i) => JSON.stringify({ i }));
+    const publishMs = performance.now() - started;
     let inCalls = 0;
     let handled = 0;
     @Injectable()
@@ -217,7 +269,7 @@ describe('batch handlers', () => {
     // same turn): the server counts those messages until it has processed their acks.
     expect(peakPending).toBeLessThanOrEqual(3 * MAX * CONCURRENCY);
     console.log(
-      `batch flow: peak delivered-unacked ${peakPending} (bound ${2 * MAX * CONCURRENCY}), peak sampled unstarted ${peakUnstarted} (bound ${MAX * CONCURRENCY}, overstated by acks in transit) over ${samples} samples, ${handled} handled, 0 redelivered`,
+      `batch flow: ${BACKLOG} backlog published in ${Math.round(publishMs)} ms; peak delivered-unacked ${peakPending} (bound ${2 * MAX * CONCURRENCY}), peak sampled unstarted ${peakUnstarted} (bound ${MAX * CONCURRENCY}, overstated by acks in transit) over ${samples} samples, ${handled} handled, 0 redelivered`,
     );
   });
 });

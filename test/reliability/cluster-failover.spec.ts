@@ -1,7 +1,9 @@
 import 'reflect-metadata';
+import { Injectable, type Type } from '@nestjs/common';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { startCluster, uniqueName, withDeadline, waitFor } from '../harness/index.js';
+import { OnEvent, type OnEventOptions } from '../../lib/index.js';
 import { CapturingLogger } from '../support/test-app.js';
 import { AppTracker, handlerClass, type RawClient } from '../integration/kit.js';
 import { describeErrors, startPublishLoop } from './publish-loop.js';
@@ -52,7 +54,21 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
     return Number(m[1]);
   }
 
-  it('the app reconnects to the surviving nodes and every published message is handled', async () => {
+  /** The handler under test: one message a call, or a batch handler (issue 16's proof on a cluster). */
+  function failoverHandler(kind: 'per-message' | 'batch', subject: string, durable: string, handle: (id: string) => void): Type<unknown> {
+    const options: OnEventOptions = { durable, concurrency: kind === 'batch' ? 2 : 8, ackWaitMs: 5_000 };
+    if (kind === 'per-message') return handlerClass('FailoverHandler', subject, options, (payload) => handle((payload as { id: string }).id));
+    @Injectable()
+    class FailoverBatchHandler {
+      @OnEvent(subject, { ...options, batch: { maxMessages: 50, maxWaitMs: 50 } })
+      async handle(payloads: Array<{ id: string }>): Promise<void> {
+        for (const p of payloads) handle(p.id);
+      }
+    }
+    return FailoverBatchHandler;
+  }
+
+  it.each(['per-message', 'batch'] as const)('the app reconnects to the surviving nodes and every published message is handled (%s handler)', async (kind) => {
     cluster = await startCluster(3);
     const nodes = cluster;
     client = await openClusterClient(nodes.urls);
@@ -78,9 +94,9 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
         shutdownTimeoutMs: 2_000,
       },
       [
-        handlerClass('FailoverHandler', subject, { durable, concurrency: 8, ackWaitMs: 5_000 }, (payload) => {
+        failoverHandler(kind, subject, durable, (id) => {
           calls++;
-          tally.handle((payload as { id: string }).id);
+          tally.handle(id);
         }),
       ],
       logger,
@@ -137,7 +153,7 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
 
       const dups = tally.duplicates().length;
       tally.record(
-        'cluster: stream leader killed (3 nodes, R3), at-least-once',
+        `cluster: stream leader killed (3 nodes, R3), at-least-once${kind === 'batch' ? ', batch handler of 50' : ''}`,
         `a surviving node took the lead and the app moved to one; publishes that errored were re-published with the same msg-id; stream holds ${streamInfo.state.messages}`,
         {
           duplicatesVary: true,
@@ -145,7 +161,7 @@ describe('reliability: cluster failover (3 nodes, R3 stream, leader killed)', ()
             `killed at ${publishedAtKill}/${COUNT} published; leader ${leaderName} -> ${newLeader}, app moved to ${app.connection.nc.info?.server_name}; ` +
             `publishes failed until ${(((loop.stats.lastErrorAt ?? killedAt) - killedAt) / 1000).toFixed(1)} s after the kill, all handled after ${(handledAllMs / 1000).toFixed(1)} s; ` +
             `${loop.errorCount()} publish calls errored (${describeErrors(loop.stats)}), ${loop.stats.storedAsDuplicate} re-publishes answered "duplicate"; ` +
-            `${calls} handler calls${dups > 0 ? ` (${dups} redelivered)` : ''}`,
+            `${calls} ${kind === 'batch' ? 'messages through batch calls' : 'handler calls'}${dups > 0 ? ` (${dups} redelivered)` : ''}`,
         },
       );
     } finally {

@@ -46,3 +46,23 @@ describe('AsyncAPI of Standard Schema handlers', () => {
     expect(audit?.payload).toEqual({ description: 'Validated by a valibot schema; valibot offers no Standard JSON Schema, so the shape is not listed here' });
   });
 });
+
+describe('AsyncAPI of a batch handler with a Standard Schema', () => {
+  it('describes one message of the batch by the schema, with the batch limits and the inbox’s exactly-once', async () => {
+    const Tick = z.object({ symbol: z.string(), price: z.number().positive() });
+    @Injectable()
+    class Ticks {
+      @OnEvent('ticks.*', { durable: 'ticks', inbox: true, schema: Tick, batch: { maxMessages: 100 } })
+      store(_ticks: Array<z.output<typeof Tick>>) {}
+    }
+    @Module({ imports: [JetStreamModule.forRoot({ servers: 'nats://127.0.0.1:1', streams: [{ name: 'TICKS', subjects: ['ticks.>'] }] })], providers: [Ticks] })
+    class TicksModule {}
+    const doc = await createAsyncApiDocument(TicksModule, { title: 'Ticks', version: '1.0.0' });
+    expect(asyncApiSchemaErrors(doc)).toEqual([]);
+    const op = doc.operations.Ticks_store;
+    expect({ batch: op['x-jetstream-batch'], delivery: op['x-jetstream-delivery'] }).toEqual({ batch: { maxMessages: 100, maxWaitMs: 50 }, delivery: 'exactly-once' });
+    const message = doc.components.messages[op.messages[0].$ref.split('/').pop()!];
+    // One item, not the array the handler takes.
+    expect(message.payload).toMatchObject({ type: 'object', required: ['symbol', 'price'], properties: { symbol: { type: 'string' }, price: { type: 'number' } } });
+  });
+});

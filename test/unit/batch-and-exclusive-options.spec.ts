@@ -5,6 +5,8 @@ class Quote {
   symbol!: string;
 }
 
+const standardSchema = { '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => ({ value }) } } as const;
+
 const resolve = (options: OnEventOptions) => resolveHandlerOptions('Q.handle', {}, { durable: 'q', ...options });
 
 describe('batch handler options', () => {
@@ -12,6 +14,16 @@ describe('batch handler options', () => {
     expect(resolve({ batch: { maxMessages: 100 } }).batch).toEqual({ maxMessages: 100, maxWaitMs: 50, payloadType: undefined });
     expect(resolve({ batch: { maxMessages: 1, maxWaitMs: 0, payloadType: Quote } }).batch).toEqual({ maxMessages: 1, maxWaitMs: 0, payloadType: Quote });
     expect(resolve({}).batch).toBeUndefined();
+  });
+
+  it('takes exactly-once through the inbox, and a Standard Schema validating each message', () => {
+    const withInbox = resolve({ batch: { maxMessages: 100 }, inbox: true });
+    expect({ inbox: withInbox.inbox, delivery: withInbox.delivery, batch: withInbox.batch }).toEqual({
+      inbox: true,
+      delivery: 'exactly-once',
+      batch: { maxMessages: 100, maxWaitMs: 50, payloadType: undefined },
+    });
+    expect(resolve({ batch: { maxMessages: 100 }, schema: standardSchema }).schema).toBe(standardSchema);
   });
 
   it('is never a module-wide default: that would change every handler’s signature', () => {
@@ -25,8 +37,10 @@ describe('batch handler options', () => {
     [{ batch: { maxMessages: 10, maxWaitMs: -1 } }, /batch\.maxWaitMs/],
     [{ batch: { maxMessages: 10, payloadType: 'Quote' as never } }, /payloadType must be a class/],
     [{ batch: 5 as never }, /batch must be/],
-    [{ batch: { maxMessages: 10 }, delivery: 'exactly-once' }, /delivery 'at-least-once' only, got 'exactly-once'/],
-    [{ batch: { maxMessages: 10 }, delivery: 'at-most-once' }, /delivery 'at-least-once' only, got 'at-most-once'/],
+    [{ batch: { maxMessages: 10 }, delivery: 'exactly-once' }, /delivery 'at-least-once', or exactly-once through the inbox \(inbox: true\), got 'exactly-once'/],
+    [{ batch: { maxMessages: 10 }, delivery: 'at-most-once' }, /delivery 'at-least-once', or exactly-once through the inbox \(inbox: true\), got 'at-most-once'/],
+    [{ batch: { maxMessages: 10 }, inbox: true, delivery: 'at-most-once' }, /inbox is its own exactly-once delivery/],
+    [{ batch: { maxMessages: 10, payloadType: Quote }, schema: standardSchema }, /batch\.payloadType and schema both validate each message/],
     [{ batch: { maxMessages: 10 }, orderBy: 'subject' }, /cannot be combined with orderBy/],
     [{ batch: { maxMessages: 10 }, timeoutMs: 1_000 }, /cannot be combined with timeoutMs/],
   ])('refuses %j at startup with a clear error', (options, message) => {
