@@ -20,7 +20,9 @@ export const DeadLetterHeaders = {
 export const IDEMPOTENCY_KEY_HEADER = 'Jetstream-Idempotency-Key';
 
 // Headers that steer the server on publish; replaying them would reject or reshape the copy.
-const NOT_COPIED = /^(nats-msg-id|nats-expected-.*|nats-rollup|nats-ttl|nats-schedule.*|nats-batch-.*)$/i;
+// Nats-Stream-Source is what the server writes on a sourced message (a partitioned group's
+// stream, any stream sourcing another); a publish that carries it is refused (10227).
+const NOT_COPIED = /^(nats-msg-id|nats-expected-.*|nats-rollup|nats-ttl|nats-schedule.*|nats-batch-.*|nats-stream-source)$/i;
 
 export function isCopiedHeader(name: string): boolean {
   return !NOT_COPIED.test(name);

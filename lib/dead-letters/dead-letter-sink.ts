@@ -25,7 +25,9 @@ export class DeadLetterSink {
     }
     const originalMsgId = ctx.msgId;
     if (originalMsgId) headers[H.OriginalMsgId] = [originalMsgId];
-    headers[H.OriginalSubject] = [msg.subject];
+    // The published subject, not the stored one: a partitioned group stores its messages under
+    // a partition token, and a redrive must publish where the publisher did.
+    headers[H.OriginalSubject] = [ctx.subject];
     headers[H.OriginalStream] = [ctx.stream];
     headers[H.OriginalSequence] = [String(msg.seq)];
     headers[H.Consumer] = [ctx.consumer];

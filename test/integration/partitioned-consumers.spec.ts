@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
-import { OnEvent, type EventContext } from '../../lib/index.js';
+import { DeadLetterService, OnEvent, TerminalError, type EventContext } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
-import { createStream } from './kit.js';
+import { createStream, freshStream, waitForDeadLetters } from './kit.js';
 import { workerScenario } from '../reliability/child-app.js';
 import { expectPartitionedGuarantees, publishKeyed, runPartitioned } from '../reliability/partitioned-scenario.js';
 import { scale } from '../reliability/report.js';
@@ -71,6 +71,29 @@ describe('partitioned consumer groups', () => {
     expect(original.config.subject_transform).toBeUndefined();
     // Work-queue copy: emptied as the partitions ack.
     await waitFor(async () => (await client().jsm.streams.info(`${stream}-${durable}`)).state.messages === 0, { timeoutMs: 10_000, message: 'group stream drained' });
+  });
+
+  it('a dead letter of a sourced message is stored with the published subject, and its redrive reaches the group again', async () => {
+    if (!supported()) return;
+    const { stream, subject, dlqStream, dlq } = await freshStream(client().jsm, 'PTDLQ');
+    const durable = uniqueName('dlq');
+    let broken = true;
+    const handled: string[] = [];
+    @Injectable()
+    class Partitioned {
+      @OnEvent(`${stream}.*.evt`, { durable, partitions: { count: 3, key: 1 }, dlq })
+      handle(payload: { id: string }) {
+        if (broken) throw new TerminalError('bug in handler');
+        handled.push(payload.id);
+      }
+    }
+    const app = await apps.start({ servers: testNatsUrl() }, [Partitioned]);
+    await client().js.publish(subject('k1.evt'), JSON.stringify({ id: 'p-1' }), { msgID: 'p-1' });
+    const [letter] = await waitForDeadLetters(app, dlqStream, 1);
+    expect(letter.originalSubject).toBe(subject('k1.evt'));
+    broken = false;
+    await app.inner.app.get(DeadLetterService).redrive(letter.seq, dlqStream);
+    await waitFor(() => handled.includes('p-1'), { timeoutMs: 15_000, message: 'the redriven message handled by the group' });
   });
 
   it('refuses at startup a group stream that exists with another partitioning, naming both', async () => {
