@@ -8,9 +8,12 @@ import { environment, publish } from './report.js';
 import { ROUNDS, wanted, type BenchContext } from './support.js';
 import { codecsWorkload } from './workloads/codecs.js';
 import { consumeWorkload } from './workloads/consume.js';
+import { inboxWorkload } from './workloads/inbox.js';
 import { latencyWorkload } from './workloads/latency.js';
 import { memoryWorkload } from './workloads/memory.js';
 import { modesWorkload } from './workloads/modes.js';
+import { outboxWorkload } from './workloads/outbox.js';
+import { outboxMemoryWorkload } from './workloads/outbox-memory.js';
 import { publishWorkload } from './workloads/publish.js';
 import { recordsWorkload } from './workloads/records.js';
 import { slowWorkload } from './workloads/slow.js';
@@ -36,6 +39,9 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['records', recordsWorkload],
   ['memory', memoryWorkload],
   ['codecs', codecsWorkload],
+  ['outbox', outboxWorkload],
+  ['inbox', inboxWorkload],
+  ['outbox-memory', outboxMemoryWorkload],
 ];
 
 async function main(): Promise<void> {
