@@ -11,6 +11,12 @@ export interface SqlRunner {
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
 }
 
+/** One statement and its `$1`-style parameters. */
+export interface Statement {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
 /** A LISTEN that stays open until closed or until its connection is lost. */
 export interface Listening {
   close(): Promise<void>;
@@ -23,6 +29,13 @@ export interface DatabaseAdapter<Tx = unknown> {
   inTransaction(tx: Tx): SqlRunner;
   /** A transaction of the module's own: committed when `work` resolves, rolled back when it throws. */
   transaction<T>(work: (sql: SqlRunner, tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Optional: `transaction`, with `first` as its first statement sent in the same round trip as
+   * BEGIN where the driver can (node-postgres sends both as one simple query; PGlite runs it
+   * unprepared). The inbox claims its row this way: one round trip fewer per message. Without
+   * it, callers run `first` through `transaction`'s runner.
+   */
+  transactionStartingWith?<R extends object, T>(first: Statement, work: (firstRows: R[], sql: SqlRunner, tx: Tx) => Promise<T>): Promise<T>;
   /** One statement in a transaction of its own (autocommit). */
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
   /**

@@ -1,8 +1,11 @@
-import type { DatabaseAdapter, Listening, SqlRunner } from './database-adapter.js';
+import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
+import { inlineParameters } from './inline-parameters.js';
 
 /** The parts of a PGlite transaction the adapter uses (PGlite's `Transaction` fits). */
 export interface PgliteTransactionLike {
   query(query: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Statements without parameters, unprepared: one call into PGlite where `query` makes several. */
+  exec?(query: string): Promise<Array<{ rows: unknown[] }>>;
 }
 
 /** The parts of a PGlite instance the adapter uses, so `@electric-sql/pglite` stays optional. */
@@ -26,6 +29,12 @@ export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransaction
     inTransaction: runnerOf,
     query: (sql, params) => runnerOf(db).query(sql, params),
     transaction: (work) => db.transaction((tx) => work(runnerOf(tx), tx)),
+    transactionStartingWith: <R extends object, T>(first: Statement, work: (firstRows: R[], sql: SqlRunner, tx: PgliteTransactionLike) => Promise<T>) =>
+      db.transaction(async (tx) => {
+        const inlined = tx.exec ? inlineParameters(first.sql, first.params) : undefined;
+        const rows = inlined !== undefined && tx.exec ? (await tx.exec(inlined))[0].rows : (await tx.query(first.sql, [...first.params])).rows;
+        return work(rows as R[], runnerOf(tx), tx);
+      }),
     async listen(channel, onNotify): Promise<Listening> {
       // In-process: there is no connection to lose short of closing the database itself.
       const unlisten = await db.listen(channel, () => onNotify());

@@ -58,4 +58,34 @@ describe('database layer', () => {
     await waitFor(() => notified === 1, { timeoutMs: 10_000, message: 'the notification' });
     await listening.close();
   });
+
+  it('runs a first statement in the round trip of BEGIN: values read back exactly, commit and rollback as in transaction()', async () => {
+    const start = t.db.transactionStartingWith!.bind(t.db);
+    const table = `"${t.schema}".firsts`;
+    await t.db.query(`CREATE TABLE ${table} (v text PRIMARY KEY, n integer)`);
+    // Quotes, backslashes, a doubled-quote escape attempt, non-ASCII: each must arrive as itself.
+    const values = ["it's", 'back\\slash\\', "'); DROP TABLE x; --", 'E\'\\\'', 'ünïcode ✓'];
+    for (const v of values) {
+      const rows = await start<{ v: string; n: number }, string>({ sql: `INSERT INTO ${table} (v, n) VALUES ($1, $2) RETURNING v, n`, params: [v, 7] }, async (first, sql) => {
+        await sql.query(`UPDATE ${table} SET n = n + 1 WHERE v = $1`, [v]);
+        return first[0].v;
+      });
+      expect(rows).toBe(v);
+    }
+    const stored = await t.db.query<{ v: string; n: number }>(`SELECT v, n FROM ${table}`);
+    expect(stored.map((r) => r.v).sort()).toEqual([...values].sort());
+    expect(stored.map((r) => r.n)).toEqual(values.map(() => 8));
+    // The work throws: the first statement's row goes with it.
+    await expect(
+      start({ sql: `INSERT INTO ${table} (v) VALUES ($1)`, params: ['rolled back'] }, async () => {
+        throw new Error('handler failed');
+      }),
+    ).rejects.toThrow('handler failed');
+    // The first statement fails: the error reaches the caller, and the connection is fit for the next.
+    await expect(start({ sql: `INSERT INTO ${table} (v, n) VALUES ($1, $2)`, params: ["it's", 1] }, async () => 'never')).rejects.toThrow(/duplicate key/);
+    // A value with no literal form (a Buffer) goes as a parameter, in a round trip of its own.
+    await start({ sql: `INSERT INTO ${table} (v) VALUES (encode($1::bytea, 'hex'))`, params: [Buffer.from('ab')] }, async () => undefined);
+    const after = await t.db.query<{ v: string }>(`SELECT v FROM ${table} WHERE n IS NULL OR v = 'rolled back'`);
+    expect(after).toEqual([{ v: '6162' }]);
+  });
 });
