@@ -64,7 +64,7 @@ describe('database layer', () => {
     const table = `"${t.schema}".firsts`;
     await t.db.query(`CREATE TABLE ${table} (v text PRIMARY KEY, n integer)`);
     // Quotes, backslashes, a doubled-quote escape attempt, non-ASCII: each must arrive as itself.
-    const values = ["it's", 'back\\slash\\', "'); DROP TABLE x; --", 'E\'\\\'', 'ünïcode ✓'];
+    const values = ["it's", 'costs $2 or $1', 'back\\slash\\', "'); DROP TABLE x; --", 'E\'\\\'', 'ünïcode ✓'];
     for (const v of values) {
       const rows = await start<{ v: string; n: number }, string>({ sql: `INSERT INTO ${table} (v, n) VALUES ($1, $2) RETURNING v, n`, params: [v, 7] }, async (first, sql) => {
         await sql.query(`UPDATE ${table} SET n = n + 1 WHERE v = $1`, [v]);
