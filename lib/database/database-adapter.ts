@@ -27,15 +27,14 @@ export interface DatabaseAdapter<Tx = unknown> {
   readonly driver: string;
   /** SQL inside the caller's transaction; the caller commits or rolls back. */
   inTransaction(tx: Tx): SqlRunner;
-  /** A transaction of the module's own: committed when `work` resolves, rolled back when it throws. */
-  transaction<T>(work: (sql: SqlRunner, tx: Tx) => Promise<T>): Promise<T>;
   /**
-   * Optional: `transaction`, with `first` as its first statement sent in the same round trip as
-   * BEGIN where the driver can (node-postgres sends both as one simple query; PGlite runs it
-   * unprepared). The inbox claims its row this way: one round trip fewer per message. Without
-   * it, callers run `first` through `transaction`'s runner.
+   * A transaction of the module's own: committed when `work` resolves, rolled back when it throws.
+   * With `first`, an adapter that can sends that statement in the same round trip as BEGIN
+   * (node-postgres: one simple query; PGlite: one unprepared call) and hands its rows to `work`
+   * as `firstRows`. An adapter that cannot, or a wrapper that passes on `work` only, leaves
+   * `firstRows` undefined, and the caller runs `first` itself: the inbox claims its row this way.
    */
-  transactionStartingWith?<R extends object, T>(first: Statement, work: (firstRows: R[], sql: SqlRunner, tx: Tx) => Promise<T>): Promise<T>;
+  transaction<T>(work: (sql: SqlRunner, tx: Tx, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement): Promise<T>;
   /** One statement in a transaction of its own (autocommit). */
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
   /**

@@ -28,24 +28,16 @@ export function pgAdapter(pool: PgPoolLike): DatabaseAdapter<PgClientLike> {
     inTransaction: (tx) => runnerOf(tx),
     query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
       (await pool.query(sql, params as unknown[] | undefined)).rows as R[],
-    transaction: (work) =>
+    transaction: <T>(work: (sql: SqlRunner, tx: PgClientLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
       transact(pool, async (client) => {
-        await client.query('BEGIN');
-        return work(runnerOf(client), client);
-      }),
-    transactionStartingWith: <R extends object, T>(first: Statement, work: (firstRows: R[], sql: SqlRunner, tx: PgClientLike) => Promise<T>) =>
-      transact(pool, async (client) => {
-        const inlined = inlineParameters(first.sql, first.params);
-        let rows: unknown[];
+        const inlined = first && inlineParameters(first.sql, first.params);
         if (inlined === undefined) {
           await client.query('BEGIN');
-          rows = (await client.query(first.sql, [...first.params])).rows;
-        } else {
-          // Two statements in one simple query: node-postgres hands back one result each.
-          const results: unknown = await client.query(`BEGIN; ${inlined}`);
-          rows = (results as Array<{ rows: unknown[] }>)[1].rows;
+          return work(runnerOf(client), client);
         }
-        return work(rows as R[], runnerOf(client), client);
+        // Two statements in one simple query: node-postgres hands back one result each.
+        const results: unknown = await client.query(`BEGIN; ${inlined}`);
+        return work(runnerOf(client), client, (results as Array<{ rows: Array<Record<string, unknown>> }>)[1].rows);
       }),
     async listen(channel, onNotify, onLost): Promise<Listening> {
       const client = await pool.connect();

@@ -28,12 +28,11 @@ export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransaction
     driver: 'pglite',
     inTransaction: runnerOf,
     query: (sql, params) => runnerOf(db).query(sql, params),
-    transaction: (work) => db.transaction((tx) => work(runnerOf(tx), tx)),
-    transactionStartingWith: <R extends object, T>(first: Statement, work: (firstRows: R[], sql: SqlRunner, tx: PgliteTransactionLike) => Promise<T>) =>
+    transaction: <T>(work: (sql: SqlRunner, tx: PgliteTransactionLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
       db.transaction(async (tx) => {
-        const inlined = tx.exec ? inlineParameters(first.sql, first.params) : undefined;
-        const rows = inlined !== undefined && tx.exec ? (await tx.exec(inlined))[0].rows : (await tx.query(first.sql, [...first.params])).rows;
-        return work(rows as R[], runnerOf(tx), tx);
+        const inlined = first && tx.exec ? inlineParameters(first.sql, first.params) : undefined;
+        if (inlined === undefined || !tx.exec) return work(runnerOf(tx), tx);
+        return work(runnerOf(tx), tx, (await tx.exec(inlined))[0].rows as Array<Record<string, unknown>>);
       }),
     async listen(channel, onNotify): Promise<Listening> {
       // In-process: there is no connection to lose short of closing the database itself.

@@ -38,16 +38,15 @@ export class InboxStore {
    */
   async run<R>(consumer: string, key: string, work: (tx: unknown) => Promise<R>, keep: (result: R) => boolean): Promise<R | typeof INBOX_DUPLICATE> {
     const first = { sql: this.claimSql, params: [consumer, key] };
-    const claimed = async (rows: object[], tx: unknown): Promise<R | typeof INBOX_DUPLICATE> => {
-      if (rows.length === 0) return INBOX_DUPLICATE;
-      const result = await work(tx);
-      if (!keep(result)) throw new RollBack(result);
-      return result;
-    };
     try {
-      // The claim goes with BEGIN in one round trip where the adapter can.
-      if (this.db.transactionStartingWith) return await this.db.transactionStartingWith(first, (rows, _sql, tx) => claimed(rows, tx));
-      return await this.db.transaction(async (sql, tx) => claimed(await sql.query(first.sql, first.params), tx));
+      // The claim goes with BEGIN in one round trip where the adapter can (`firstRows`).
+      return await this.db.transaction(async (sql, tx, firstRows) => {
+        const claimed = firstRows ?? (await sql.query(first.sql, first.params));
+        if (claimed.length === 0) return INBOX_DUPLICATE;
+        const result = await work(tx);
+        if (!keep(result)) throw new RollBack(result);
+        return result;
+      }, first);
     } catch (err) {
       if (err instanceof RollBack) return err.result as R;
       throw err;
