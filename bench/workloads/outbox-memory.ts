@@ -97,5 +97,5 @@ export async function outboxMemoryWorkload(ctx: BenchContext): Promise<void> {
     addRow({ workload: `heap ${label}`, unit: 'MB', raw: mb(a.heapUsed), module: mb(b.heapUsed), vsRaw: signed(mb(b.heapUsed - a.heapUsed), 'MB'), target: '< +10 MB', met: mb(b.heapUsed - a.heapUsed) < 10 });
     addRow({ workload: `RSS ${label}`, unit: 'MB', raw: mb(a.rss), module: mb(b.rss), vsRaw: signed(mb(b.rss - a.rss), 'MB') });
   }
-  addNote('outbox + inbox memory rows: relay and inbox handler in one app, events written in transactions of 1 000; raw column after 20k handled events, module column at the end (both after a GC). PGlite keeps its database in the process, so its RSS grows with the rows (outbox and inbox rows are kept for their retention); the heap is what a leak in the module would grow.');
+  addNote('outbox + inbox memory rows: relay and inbox handler in one app, events written in transactions of 1 000; raw column after 20k handled events, module column at the end (both after a GC). PGlite keeps its database in the process, so its RSS grows with the rows (outbox and inbox rows are kept for their retention); the heap is what a leak in the module would grow. PostgreSQL runs after PGlite in the same process, so its RSS at 20k still holds memory PGlite released.');
 }
