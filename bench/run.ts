@@ -9,9 +9,12 @@ import { ROUNDS, wanted, type BenchContext } from './support.js';
 import { batchWorkload } from './workloads/batch.js';
 import { codecsWorkload } from './workloads/codecs.js';
 import { consumeWorkload } from './workloads/consume.js';
+import { inboxWorkload } from './workloads/inbox.js';
 import { latencyWorkload } from './workloads/latency.js';
 import { memoryWorkload } from './workloads/memory.js';
 import { modesWorkload } from './workloads/modes.js';
+import { outboxWorkload } from './workloads/outbox.js';
+import { outboxMemoryWorkload } from './workloads/outbox-memory.js';
 import { publishWorkload } from './workloads/publish.js';
 import { atomicBatchWorkload } from './workloads/atomic-batch.js';
 import { recordsWorkload } from './workloads/records.js';
@@ -42,6 +45,9 @@ const WORKLOADS: Array<[string, (ctx: BenchContext) => Promise<void>]> = [
   ['codecs', codecsWorkload],
   ['partitions', partitionsWorkload],
   ['batch', batchWorkload],
+  ['outbox', outboxWorkload],
+  ['inbox', inboxWorkload],
+  ['outbox-memory', outboxMemoryWorkload],
 ];
 
 async function main(): Promise<void> {

@@ -11,6 +11,12 @@ export interface SqlRunner {
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
 }
 
+/** One statement and its `$1`-style parameters. */
+export interface Statement {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
 /** A LISTEN that stays open until closed or until its connection is lost. */
 export interface Listening {
   close(): Promise<void>;
@@ -21,8 +27,14 @@ export interface DatabaseAdapter<Tx = unknown> {
   readonly driver: string;
   /** SQL inside the caller's transaction; the caller commits or rolls back. */
   inTransaction(tx: Tx): SqlRunner;
-  /** A transaction of the module's own: committed when `work` resolves, rolled back when it throws. */
-  transaction<T>(work: (sql: SqlRunner, tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * A transaction of the module's own: committed when `work` resolves, rolled back when it throws.
+   * With `first`, an adapter that can sends that statement in the same round trip as BEGIN
+   * (node-postgres: one simple query; PGlite: one unprepared call) and hands its rows to `work`
+   * as `firstRows`. An adapter that cannot, or a wrapper that passes on `work` only, leaves
+   * `firstRows` undefined, and the caller runs `first` itself: the inbox claims its row this way.
+   */
+  transaction<T>(work: (sql: SqlRunner, tx: Tx, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement): Promise<T>;
   /** One statement in a transaction of its own (autocommit). */
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
   /**

@@ -1,4 +1,5 @@
-import type { DatabaseAdapter, Listening, SqlRunner } from './database-adapter.js';
+import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
+import { inlineParameters } from './inline-parameters.js';
 
 /**
  * The parts of node-postgres the adapter uses, written out so that neither the module nor its
@@ -27,30 +28,17 @@ export function pgAdapter(pool: PgPoolLike): DatabaseAdapter<PgClientLike> {
     inTransaction: (tx) => runnerOf(tx),
     query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
       (await pool.query(sql, params as unknown[] | undefined)).rows as R[],
-    async transaction<T>(work: (sql: SqlRunner, tx: PgClientLike) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      // A checked-out client whose backend dies emits 'error'; unheard, it would end the process.
-      let broken: Error | undefined;
-      const onError = (err: Error): void => {
-        broken = err;
-      };
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN');
-        const result = await work(runnerOf(client), client);
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        broken ??= await client.query('ROLLBACK').then(
-          () => undefined,
-          (rollbackError: Error) => rollbackError,
-        );
-        throw err;
-      } finally {
-        client.removeAllListeners('error');
-        client.release(broken ?? false);
-      }
-    },
+    transaction: <T>(work: (sql: SqlRunner, tx: PgClientLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
+      transact(pool, async (client) => {
+        const inlined = first && inlineParameters(first.sql, first.params);
+        if (inlined === undefined) {
+          await client.query('BEGIN');
+          return work(runnerOf(client), client);
+        }
+        // Two statements in one simple query: node-postgres hands back one result each.
+        const results: unknown = await client.query(`BEGIN; ${inlined}`);
+        return work(runnerOf(client), client, (results as Array<{ rows: Array<Record<string, unknown>> }>)[1].rows);
+      }),
     async listen(channel, onNotify, onLost): Promise<Listening> {
       const client = await pool.connect();
       let open = true;
@@ -89,6 +77,31 @@ export function pgAdapter(pool: PgPoolLike): DatabaseAdapter<PgClientLike> {
       };
     },
   };
+}
+
+/** A pooled client for `work`, which opens the transaction; committed when it resolves, rolled back when it throws. */
+async function transact<T>(pool: PgPoolLike, work: (client: PgPoolClientLike) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // A checked-out client whose backend dies emits 'error'; unheard, it would end the process.
+  let broken: Error | undefined;
+  const onError = (err: Error): void => {
+    broken = err;
+  };
+  client.on('error', onError);
+  try {
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    broken ??= await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackError: Error) => rollbackError,
+    );
+    throw err;
+  } finally {
+    client.removeAllListeners('error');
+    client.release(broken ?? false);
+  }
 }
 
 function runnerOf(client: { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }): SqlRunner {

@@ -1,8 +1,11 @@
-import type { DatabaseAdapter, Listening, SqlRunner } from './database-adapter.js';
+import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
+import { inlineParameters } from './inline-parameters.js';
 
 /** The parts of a PGlite transaction the adapter uses (PGlite's `Transaction` fits). */
 export interface PgliteTransactionLike {
   query(query: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** Statements without parameters, unprepared: one call into PGlite where `query` makes several. */
+  exec?(query: string): Promise<Array<{ rows: unknown[] }>>;
 }
 
 /** The parts of a PGlite instance the adapter uses, so `@electric-sql/pglite` stays optional. */
@@ -25,7 +28,12 @@ export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransaction
     driver: 'pglite',
     inTransaction: runnerOf,
     query: (sql, params) => runnerOf(db).query(sql, params),
-    transaction: (work) => db.transaction((tx) => work(runnerOf(tx), tx)),
+    transaction: <T>(work: (sql: SqlRunner, tx: PgliteTransactionLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
+      db.transaction(async (tx) => {
+        const inlined = first && tx.exec ? inlineParameters(first.sql, first.params) : undefined;
+        if (inlined === undefined || !tx.exec) return work(runnerOf(tx), tx);
+        return work(runnerOf(tx), tx, (await tx.exec(inlined))[0].rows as Array<Record<string, unknown>>);
+      }),
     async listen(channel, onNotify): Promise<Listening> {
       // In-process: there is no connection to lose short of closing the database itself.
       const unlisten = await db.listen(channel, () => onNotify());

@@ -44,14 +44,16 @@ export class InboxStore {
    * (the result is returned). `INBOX_DUPLICATE`, without calling `work`, when the key has a row.
    */
   async run<R>(consumer: string, key: string, work: (tx: unknown) => Promise<R>, keep: (result: R) => boolean): Promise<R | typeof INBOX_DUPLICATE> {
+    const first = { sql: this.claimSql, params: [consumer, key] };
     try {
-      return await this.db.transaction(async (sql, tx) => {
-        const claimed = await sql.query(this.claimSql, [consumer, key]);
+      // The claim goes with BEGIN in one round trip where the adapter can (`firstRows`).
+      return await this.db.transaction(async (sql, tx, firstRows) => {
+        const claimed = firstRows ?? (await sql.query(first.sql, first.params));
         if (claimed.length === 0) return INBOX_DUPLICATE;
         const result = await work(tx);
         if (!keep(result)) throw new RollBack(result);
         return result;
-      });
+      }, first);
     } catch (err) {
       if (err instanceof RollBack) return err.result as R;
       throw err;

@@ -6,8 +6,10 @@ export interface OutboxRelayOptions {
   /** Rows claimed per transaction; default 256. */
   batchSize?: number;
   /**
-   * Batch transactions one relay runs at once; default 4. Each claims other rows (SKIP LOCKED),
-   * so one batch's database round trips overlap another's publishes. PGlite runs them in turn.
+   * Batch transactions one relay runs at once, at most; default 4. Each claims other rows (SKIP
+   * LOCKED), so one batch's database round trips overlap another's publishes. More than one
+   * runs only while batches come back full, or when rows are committed while every batch is
+   * publishing. PGlite runs them in turn.
    */
   concurrency?: number;
   /** Publishes awaiting their ack at once within a batch (distinct keys); default 256. */

@@ -48,6 +48,10 @@ export class OutboxRelay {
   private stopped = true;
   private running: Promise<void> | undefined;
   private again = false;
+  /** Batches between their start and their claim's answer. */
+  private claiming = 0;
+  /** While batches run: starts one more worker when fewer than `concurrency` run. */
+  private addWorker: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private cleanupTimer: NodeJS.Timeout | undefined;
   private listening: Listening | undefined;
@@ -95,6 +99,9 @@ export class OutboxRelay {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
+      // Every worker is past its claim: a free one takes the new rows now, rather than after a
+      // whole batch's publishes and commit (the latency tail at a steady rate).
+      if (this.claiming === 0) this.addWorker?.();
       return;
     }
     // In a backoff, a NOTIFY must not turn the wait into a busy loop.
@@ -196,24 +203,61 @@ export class OutboxRelay {
     );
   }
 
-  /** `concurrency` batches at once; the loop goes on while any of them came back full. */
+  /**
+   * Up to `concurrency` workers, each claiming its next batch as soon as its last one committed,
+   * so one worker's database round trips overlap the others' publishes and no batch waits for
+   * the slowest of a round. Another worker starts when a batch comes back full, or when a NOTIFY
+   * arrives while every worker is publishing; a wakeup for a few rows costs one claim, not
+   * `concurrency` (on PGlite, where transactions take turns, idle claims would delay the app's
+   * own). A worker stops at a short batch; all stop at the first error or unreachable broker.
+   */
   private async relayBatches(): Promise<BatchOutcome> {
-    if (this.relay.concurrency === 1) return this.relayBatch();
-    const outcomes = await Promise.allSettled(Array.from({ length: this.relay.concurrency }, () => this.relayBatch()));
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (failed) throw failed.reason;
-    const done = outcomes.map((o) => (o as PromiseFulfilledResult<BatchOutcome>).value);
-    return {
-      claimed: Math.max(...done.map((o) => o.claimed)),
-      waiting: done.find((o) => o.waiting !== undefined)?.waiting,
+    let failed: { err: unknown } | undefined;
+    let waiting: unknown;
+    let lastClaimed = 0;
+    let active = 0;
+    const workers: Array<Promise<void>> = [];
+    const worker = async (): Promise<void> => {
+      while (!this.stopped && failed === undefined && waiting === undefined) {
+        let outcome: BatchOutcome;
+        try {
+          outcome = await this.relayBatch();
+        } catch (err) {
+          failed ??= { err };
+          return;
+        }
+        lastClaimed = outcome.claimed;
+        if (outcome.waiting !== undefined) waiting ??= outcome.waiting;
+        if (outcome.claimed < this.relay.batchSize) return;
+        this.addWorker?.();
+      }
     };
+    this.addWorker = () => {
+      if (active >= this.relay.concurrency || failed !== undefined || waiting !== undefined || this.stopped) return;
+      active++;
+      workers.push(worker().finally(() => active--));
+    };
+    this.addWorker();
+    // The array grows while it is awaited; workers catch their own errors.
+    for (let i = 0; i < workers.length; i++) await workers[i];
+    this.addWorker = undefined;
+    if (failed) throw failed.err;
+    return { claimed: waiting === undefined ? lastClaimed : 0, waiting };
   }
 
   private async relayBatch(): Promise<BatchOutcome> {
     const published: string[] = [];
+    this.claiming++;
+    let claimDone = false;
+    const claimed = (): void => {
+      if (claimDone) return;
+      claimDone = true;
+      this.claiming--;
+    };
     const outcome = await this.options.database.transaction(async (sql) => {
       published.length = 0;
       const rows = await sql.query<OutboxRow>(this.sql.claim, [this.relay.batchSize]);
+      claimed();
       if (rows.length === 0) return { claimed: 0, parked: [] as Array<{ row: OutboxRow; reason: ParkReason; error: string }> };
       const chains = await this.chainsInOrder(sql, rows);
       const parked: Array<{ row: OutboxRow; reason: ParkReason; error: string }> = [];
@@ -245,7 +289,7 @@ export class OutboxRelay {
       if (published.length > 0) await sql.query(this.sql.markPublished, [published]);
       for (const p of parked) await sql.query(this.sql.park, [p.row.id, `${p.reason}: ${p.error}`]);
       return { claimed: rows.length, parked, waiting };
-    });
+    }).finally(claimed);
     for (const id of published) this.unmarked.delete(id);
     this.stats.batches++;
     this.stats.published += published.length;

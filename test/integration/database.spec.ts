@@ -58,4 +58,46 @@ describe('database layer', () => {
     await waitFor(() => notified === 1, { timeoutMs: 10_000, message: 'the notification' });
     await listening.close();
   });
+
+  it('sends a first statement with BEGIN and hands back its rows: values read back exactly, commit and rollback as without it', async () => {
+    type Work = (sql: { query(s: string, p?: unknown[]): Promise<unknown[]> }, tx: unknown, firstRows?: Array<Record<string, unknown>>) => Promise<unknown>;
+    const transaction = t.db.transaction as (work: Work, first?: { sql: string; params: unknown[] }) => Promise<unknown>;
+    const table = `"${t.schema}".firsts`;
+    await t.db.query(`CREATE TABLE ${table} (v text PRIMARY KEY, n integer)`);
+    // Quotes, backslashes, placeholders, an escape attempt, non-ASCII: each must arrive as itself.
+    const values = ["it's", 'costs $2 or $1', 'back\\slash\\', "'); DROP TABLE x; --", 'E\'\\\'', 'ünïcode ✓'];
+    for (const v of values) {
+      const got = await transaction(
+        async (sql, _tx, firstRows) => {
+          // Both adapters take the one-round-trip path for strings and numbers.
+          expect(firstRows).toEqual([{ v, n: 7 }]);
+          await sql.query(`UPDATE ${table} SET n = n + 1 WHERE v = $1`, [v]);
+          return firstRows![0].v;
+        },
+        { sql: `INSERT INTO ${table} (v, n) VALUES ($1, $2) RETURNING v, n`, params: [v, 7] },
+      );
+      expect(got).toBe(v);
+    }
+    const stored = await t.db.query<{ v: string; n: number }>(`SELECT v, n FROM ${table}`);
+    expect(stored.map((r) => r.v).sort()).toEqual([...values].sort());
+    expect(stored.map((r) => r.n)).toEqual(values.map(() => 8));
+    // The work throws: the first statement's row goes with it.
+    await expect(
+      transaction(async () => {
+        throw new Error('handler failed');
+      }, { sql: `INSERT INTO ${table} (v) VALUES ($1)`, params: ['rolled back'] }),
+    ).rejects.toThrow('handler failed');
+    // The first statement fails: the error reaches the caller, and the connection is fit for the next.
+    await expect(transaction(async () => 'never', { sql: `INSERT INTO ${table} (v, n) VALUES ($1, $2)`, params: ["it's", 1] })).rejects.toThrow(/duplicate key/);
+    // A value with no literal form (a Buffer): no first rows, the caller runs the statement itself.
+    await transaction(
+      async (sql, _tx, firstRows) => {
+        expect(firstRows).toBeUndefined();
+        await sql.query(`INSERT INTO ${table} (v) VALUES (encode($1::bytea, 'hex'))`, [Buffer.from('ab')]);
+      },
+      { sql: 'SELECT $1::bytea', params: [Buffer.from('ab')] },
+    );
+    const after = await t.db.query<{ v: string }>(`SELECT v FROM ${table} WHERE n IS NULL OR v = 'rolled back'`);
+    expect(after).toEqual([{ v: '6162' }]);
+  });
 });
