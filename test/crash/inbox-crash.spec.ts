@@ -6,6 +6,8 @@ import { Injectable } from '@nestjs/common';
 import { StorageType } from '@nats-io/jetstream';
 import {
   ensureSchema,
+  openDatabase,
+  type OpenedDatabase,
   IDEMPOTENCY_KEY_HEADER,
   inboxDdl,
   InboxTransaction,
@@ -19,6 +21,7 @@ import {
 import { deferred, NatsServerProcess, testNatsUrl, uniqueName, waitFor, withDeadline } from '../harness/index.js';
 import { CapturingLogger, startApp, type TestApp } from '../support/test-app.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
+import { describeWithPrivatePostgres, PrivatePostgres } from '../support/private-postgres.js';
 import { AppTracker, createStream, openClient, sharedServerHooks, type RawClient } from '../integration/kit.js';
 
 /**
@@ -34,7 +37,7 @@ interface Tx {
 }
 
 /** Tables of one test (one database per file: PGlite takes seconds to start). */
-async function prepare(t: TestDatabase, prefix: string): Promise<{ charges: string; inbox: string }> {
+async function prepare(t: Pick<TestDatabase, 'db' | 'table'>, prefix: string): Promise<{ charges: string; inbox: string }> {
   const charges = t.table(`${prefix}_charges`);
   await t.db.query(`CREATE TABLE ${charges} (order_id text NOT NULL, attempt int NOT NULL)`);
   const inbox = t.table(`${prefix}_inbox`);
@@ -43,7 +46,7 @@ async function prepare(t: TestDatabase, prefix: string): Promise<{ charges: stri
 }
 
 /** order id → how many charge rows it has; every id must end with exactly one. */
-async function chargesPerOrder(t: TestDatabase, charges: string): Promise<Map<string, number>> {
+async function chargesPerOrder(t: Pick<TestDatabase, 'db'>, charges: string): Promise<Map<string, number>> {
   const rows = await t.db.query<{ order_id: string; n: string | number }>(`SELECT order_id, count(*) AS n FROM ${charges} GROUP BY order_id`);
   return new Map(rows.map((r) => [r.order_id, Number(r.n)]));
 }
@@ -64,7 +67,7 @@ function billingClass(subject: string, charges: string, options: { durable: stri
   return Billing;
 }
 
-async function startInboxApp(t: TestDatabase, inbox: string, servers: string, providers: unknown[], tracker: { track(app: TestApp): TestApp }): Promise<TestApp> {
+async function startInboxApp(t: Pick<TestDatabase, 'db'>, inbox: string, servers: string, providers: unknown[], tracker: { track(app: TestApp): TestApp }): Promise<TestApp> {
   return tracker.track(
     await startApp(
       {
@@ -217,4 +220,118 @@ describe('inbox: broker crash', () => {
     );
     expect(notOnce(await chargesPerOrder(db, charges), ids)).toEqual([]);
   }, 90_000);
+});
+
+// The database server under the consumer crashes and comes back: a cluster of this file's own
+// (see support/private-postgres.ts), so the machine's shared server is never touched. Runs on
+// every machine with the PostgreSQL binaries, whatever DATABASE_URL says.
+describeWithPrivatePostgres('inbox: the database goes down under a consumer', (bin) => {
+  const hooks = sharedServerHooks();
+  let cluster: PrivatePostgres;
+  let db: OpenedDatabase;
+  /** The cluster seen as a TestDatabase, for the helpers above. */
+  const target = { get db() { return db; }, table: (base: string) => base };
+  beforeAll(async () => {
+    cluster = await PrivatePostgres.start(bin());
+    db = await openDatabase({ url: cluster.url });
+  }, 180_000);
+  afterAll(async () => {
+    await db?.close();
+    await cluster?.destroy();
+  });
+
+  /** A charging handler that, on the first attempt of `victim`, stops after its INSERT until `cut` ran. */
+  function billingWithCut(subject: string, charges: string, victim: string, cut: (tx: Tx) => Promise<void>, calls: string[]) {
+    const reached = deferred<void>();
+    @Injectable()
+    class Billing {
+      @OnEvent(subject, { durable: 'billing', inbox: true, concurrency: 4, retry: { maxAttempts: 50, initialDelayMs: 100, maxDelayMs: 1_000, jitter: false } })
+      async charge(order: { id: string }, ctx: EventContext, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(`${order.id}#${ctx.attempt}`);
+        await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, $2)`, [order.id, ctx.attempt]);
+        if (order.id === victim && ctx.attempt === 1) {
+          reached.resolve();
+          // The handler goes on as if nothing happened: the COMMIT after it is what must fail.
+          await cut(tx);
+        }
+        // Slow enough that other orders are in flight when the database goes.
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    return { Billing, reached: reached.promise };
+  }
+
+  async function settled(stream: string, total: number): Promise<void> {
+    await waitFor(
+      async () => {
+        const i = await hooks.client.jsm.consumers.info(stream, 'billing');
+        return i.ack_floor.stream_seq === total && i.num_pending === 0 && i.num_ack_pending === 0;
+      },
+      { timeoutMs: 60_000, message: 'the consumer settled every order' },
+    );
+  }
+
+  it("its connection killed in the middle of an attempt (pg_terminate_backend): rolled back, retried, charged once", async () => {
+    const { charges, inbox } = await prepare(target, 'cut');
+    const stream = uniqueName('INBOXCUT');
+    const subject = `${stream}.created`;
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const calls: string[] = [];
+    const victim = 'cut-3';
+    const { Billing, reached } = billingWithCut(subject, charges, victim, async (tx) => {
+      const [{ pid }] = (await tx.query('SELECT pg_backend_pid() AS pid')).rows as Array<{ pid: number }>;
+      // From another connection, as an operator or a failover would.
+      await db.query('SELECT pg_terminate_backend($1)', [pid]);
+    }, calls);
+    const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
+    const ids = Array.from({ length: 10 }, (_, i) => `cut-${i}`);
+    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    await withDeadline(reached, 20_000, 'the victim in its transaction');
+    await settled(stream, ids.length);
+    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
+    const [kept] = await db.query<{ attempt: number }>(`SELECT attempt FROM ${charges} WHERE order_id = $1`, [victim]);
+    // The first attempt's INSERT went with its connection; the retry's is the one kept.
+    expect(Number(kept.attempt)).toBeGreaterThan(1);
+    expect(calls.filter((c) => c.startsWith(`${victim}#`)).length).toBeGreaterThan(1);
+    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${inbox}`);
+    expect(Number(n)).toBe(ids.length);
+    // One failed attempt, sent back for a retry; nothing given up.
+    expect(app.logger.find('failed on', 'warn').map((l) => l.message)).toEqual([expect.stringMatching(new RegExp(`seq ${ids.indexOf(victim) + 1}, attempt 1\\).*redelivery in`))]);
+    expect(app.logger.find(/./, 'error')).toEqual([]);
+  }, 90_000);
+
+  it('the server crashed mid-stream, one attempt between its INSERT and its COMMIT, then restarted: every order charged once', async () => {
+    const { charges, inbox } = await prepare(target, 'restart');
+    const stream = uniqueName('INBOXPGRESTART');
+    const subject = `${stream}.created`;
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const calls: string[] = [];
+    const victim = 'restart-60';
+    const { Billing, reached } = billingWithCut(subject, charges, victim, () => cluster.crash(), calls);
+    const ids = Array.from({ length: 300 }, (_, i) => `restart-${i}`);
+    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
+    await withDeadline(reached, 30_000, 'the victim in its transaction');
+    const crashedAt = Date.now();
+    // Attempts go on failing against the dead server (BEGIN refused): they are retried later.
+    const callsAtCrash = calls.length;
+    await waitFor(() => app.logger.find('failed on', 'warn').length >= 3, {
+      timeoutMs: 20_000,
+      message: () => `failed attempts logged during the outage:\n${app.logger.text().slice(-2_000)}`,
+    });
+    await cluster.restart();
+    const downForMs = Date.now() - crashedAt;
+    await settled(stream, ids.length);
+    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
+    const [kept] = await db.query<{ attempt: number }>(`SELECT attempt FROM ${charges} WHERE order_id = $1`, [victim]);
+    expect(Number(kept.attempt)).toBeGreaterThan(1);
+    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${inbox}`);
+    expect(Number(n)).toBe(ids.length);
+    const failedAttempts = app.logger.find('failed on', 'warn').length;
+    expect(app.logger.find(/./, 'error')).toEqual([]);
+    process.stdout.write(
+      `[inbox-crash] PostgreSQL crashed mid-attempt and restarted after ${downForMs} ms: ${ids.length} orders, ${calls.length} handler calls ` +
+        `(${callsAtCrash} before the crash), ${failedAttempts} failed attempts retried, every order charged once\n`,
+    );
+  }, 120_000);
 });
