@@ -240,6 +240,10 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     cluster = await PrivatePostgres.start(bin());
     db = await openDatabase({ url: cluster.url });
   }, 180_000);
+  afterEach(async () => {
+    // A test that failed while the cluster was down must not fail the next one too.
+    await cluster?.ensureRunning();
+  });
   afterAll(async () => {
     await db?.close();
     await cluster?.destroy();
@@ -266,6 +270,24 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     return { Billing, reached: reached.promise };
   }
 
+  /** The tables and a stream of one scenario on the private cluster. */
+  async function scenario(prefix: string): Promise<{ charges: string; inbox: string; stream: string; subject: string }> {
+    const tables = await prepare(target, prefix);
+    const stream = uniqueName(`INBOX${prefix.toUpperCase()}`);
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    return { ...tables, stream, subject: `${stream}.created` };
+  }
+
+  /** Every order charged once, the kept charge is a retry's, one inbox row per order. */
+  async function expectChargedOnce(charges: string, inbox: string, ids: string[], victim: string): Promise<void> {
+    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
+    const [kept] = await db.query<{ attempt: number }>(`SELECT attempt FROM ${charges} WHERE order_id = $1`, [victim]);
+    // The first attempt's INSERT went with its connection; the retry's is the one kept.
+    expect(Number(kept.attempt)).toBeGreaterThan(1);
+    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${inbox}`);
+    expect(Number(n)).toBe(ids.length);
+  }
+
   async function settled(stream: string, total: number): Promise<void> {
     await waitFor(
       async () => {
@@ -277,10 +299,7 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
   }
 
   it("its connection killed in the middle of an attempt (pg_terminate_backend): rolled back, retried, charged once", async () => {
-    const { charges, inbox } = await prepare(target, 'cut');
-    const stream = uniqueName('INBOXCUT');
-    const subject = `${stream}.created`;
-    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const { charges, inbox, stream, subject } = await scenario('cut');
     const calls: string[] = [];
     const victim = 'cut-3';
     const { Billing, reached } = billingWithCut(subject, charges, victim, async (tx) => {
@@ -293,23 +312,15 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
     await withDeadline(reached, 20_000, 'the victim in its transaction');
     await settled(stream, ids.length);
-    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
-    const [kept] = await db.query<{ attempt: number }>(`SELECT attempt FROM ${charges} WHERE order_id = $1`, [victim]);
-    // The first attempt's INSERT went with its connection; the retry's is the one kept.
-    expect(Number(kept.attempt)).toBeGreaterThan(1);
+    await expectChargedOnce(charges, inbox, ids, victim);
     expect(calls.filter((c) => c.startsWith(`${victim}#`)).length).toBeGreaterThan(1);
-    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${inbox}`);
-    expect(Number(n)).toBe(ids.length);
     // One failed attempt, sent back for a retry; nothing given up.
     expect(app.logger.find('failed on', 'warn').map((l) => l.message)).toEqual([expect.stringMatching(new RegExp(`seq ${ids.indexOf(victim) + 1}, attempt 1\\).*redelivery in`))]);
     expect(app.logger.find(/./, 'error')).toEqual([]);
   }, 90_000);
 
   it('the server crashed mid-stream, one attempt between its INSERT and its COMMIT, then restarted: every order charged once', async () => {
-    const { charges, inbox } = await prepare(target, 'restart');
-    const stream = uniqueName('INBOXPGRESTART');
-    const subject = `${stream}.created`;
-    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const { charges, inbox, stream, subject } = await scenario('restart');
     const calls: string[] = [];
     const victim = 'restart-60';
     const { Billing, reached } = billingWithCut(subject, charges, victim, () => cluster.crash(), calls);
@@ -327,11 +338,7 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     await cluster.restart();
     const downForMs = Date.now() - crashedAt;
     await settled(stream, ids.length);
-    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
-    const [kept] = await db.query<{ attempt: number }>(`SELECT attempt FROM ${charges} WHERE order_id = $1`, [victim]);
-    expect(Number(kept.attempt)).toBeGreaterThan(1);
-    const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${inbox}`);
-    expect(Number(n)).toBe(ids.length);
+    await expectChargedOnce(charges, inbox, ids, victim);
     const failedAttempts = app.logger.find('failed on', 'warn').length;
     expect(app.logger.find(/./, 'error')).toEqual([]);
     process.stdout.write(

@@ -62,6 +62,11 @@ export class PrivatePostgres {
     await this.startServer();
   }
 
+  /** Starts the server when a test left it crashed. */
+  async ensureRunning(): Promise<void> {
+    if (!this.running) await this.startServer();
+  }
+
   /** The server's log, for a failure message. */
   log(): string {
     const file = join(this.dir, 'server.log');
