@@ -252,6 +252,7 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
   /** A charging handler that, on the first attempt of `victim`, stops after its INSERT until `cut` ran. */
   function billingWithCut(subject: string, charges: string, victim: string, cut: (tx: Tx) => Promise<void>, calls: string[]) {
     const reached = deferred<void>();
+    const cutDone = deferred<void>();
     @Injectable()
     class Billing {
       @OnEvent(subject, { durable: 'billing', inbox: true, concurrency: 4, retry: { maxAttempts: 50, initialDelayMs: 100, maxDelayMs: 1_000, jitter: false } })
@@ -261,13 +262,13 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
         if (order.id === victim && ctx.attempt === 1) {
           reached.resolve();
           // The handler goes on as if nothing happened: the COMMIT after it is what must fail.
-          await cut(tx);
+          await cut(tx).then(() => cutDone.resolve(), (err: unknown) => cutDone.reject(err));
         }
         // Slow enough that other orders are in flight when the database goes.
         await new Promise((r) => setTimeout(r, 5));
       }
     }
-    return { Billing, reached: reached.promise };
+    return { Billing, reached: reached.promise, cutDone: cutDone.promise };
   }
 
   /** The tables and a stream of one scenario on the private cluster. */
@@ -294,7 +295,8 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
         const i = await hooks.client.jsm.consumers.info(stream, 'billing');
         return i.ack_floor.stream_seq === total && i.num_pending === 0 && i.num_ack_pending === 0;
       },
-      { timeoutMs: 60_000, message: 'the consumer settled every order' },
+      // A deadline that tells a hang from a loaded machine, not a duration.
+      { timeoutMs: 120_000, message: 'the consumer settled every order' },
     );
   }
 
@@ -323,11 +325,13 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     const { charges, inbox, stream, subject } = await scenario('restart');
     const calls: string[] = [];
     const victim = 'restart-60';
-    const { Billing, reached } = billingWithCut(subject, charges, victim, () => cluster.crash(), calls);
+    const { Billing, reached, cutDone } = billingWithCut(subject, charges, victim, () => cluster.crash(), calls);
     const ids = Array.from({ length: 300 }, (_, i) => `restart-${i}`);
     for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
     const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
     await withDeadline(reached, 30_000, 'the victim in its transaction');
+    // pg_ctl stop -w returns once the server is gone; a restart before that would leave it waiting.
+    await withDeadline(cutDone, 60_000, 'the crash of the cluster');
     const crashedAt = Date.now();
     // Attempts go on failing against the dead server (BEGIN refused): they are retried later.
     const callsAtCrash = calls.length;
@@ -336,14 +340,16 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
       message: () => `failed attempts logged during the outage:\n${app.logger.text().slice(-2_000)}`,
     });
     await cluster.restart();
-    const downForMs = Date.now() - crashedAt;
+    const restartedAt = Date.now();
+    const downForMs = restartedAt - crashedAt;
     await settled(stream, ids.length);
+    const settledInMs = Date.now() - restartedAt;
     await expectChargedOnce(charges, inbox, ids, victim);
     const failedAttempts = app.logger.find('failed on', 'warn').length;
     expect(app.logger.find(/./, 'error')).toEqual([]);
     process.stdout.write(
-      `[inbox-crash] PostgreSQL crashed mid-attempt and restarted after ${downForMs} ms: ${ids.length} orders, ${calls.length} handler calls ` +
+      `[inbox-crash] PostgreSQL crashed mid-attempt and restarted after ${downForMs} ms, all settled ${settledInMs} ms later: ${ids.length} orders, ${calls.length} handler calls ` +
         `(${callsAtCrash} before the crash), ${failedAttempts} failed attempts retried, every order charged once\n`,
     );
-  }, 120_000);
+  }, 240_000);
 });
