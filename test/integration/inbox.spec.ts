@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Injectable, UseGuards, UseInterceptors, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, UseGuards, UseInterceptors, UsePipes, ValidationPipe, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor, type PipeTransform } from '@nestjs/common';
 import { tap, type Observable } from 'rxjs';
 import {
   DeadLetterService,
@@ -17,7 +17,7 @@ import {
 import { testNatsUrl, waitFor } from '../harness/index.js';
 import { CapturingLogger, startApp, type TestApp } from '../support/test-app.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
-import { freshStream, sharedServerHooks } from './kit.js';
+import { freshStream, Order, sharedServerHooks } from './kit.js';
 
 /**
  * The inbox on the run's database (DATABASE_URL's server, else PGlite): the handler's rows and
@@ -160,6 +160,48 @@ describe('inbox', () => {
     expect(await chargeRows('pipe-')).toEqual(['pipe-ok']);
     // The refused message was given up (no DLQ configured): its inbox row rolled back with it.
     expect(await inboxRows(`${stream}.billing`)).toBe(1);
+  });
+
+  it('a pipe rejecting inside the transaction: a ValidationPipe failure is dead-lettered at once, a throwing pipe is retried; neither leaves an inbox row', async () => {
+    const { stream, subject, dlq, dlqStream } = await freshStream(hooks.client.jsm, 'INBOXPIPES');
+    let flakyFailures = 1;
+    /** Fails the first attempt of "flaky-1" with a plain error, as a pipe calling a lookup might. */
+    class Lookup implements PipeTransform {
+      transform(value: unknown): unknown {
+        if ((value as Order | undefined)?.id === 'flaky-1' && flakyFailures-- > 0) throw new Error('lookup unavailable');
+        return value;
+      }
+    }
+    const calls: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(subject('created'), { durable: 'billing', inbox: true, dlq, retry: { maxAttempts: 3, initialDelayMs: 50, jitter: false } })
+      @UsePipes(new ValidationPipe(), new Lookup())
+      async charge(order: Order, ctx: EventContext, @InboxTransaction() tx: Tx): Promise<void> {
+        calls.push(`${order.id}#${ctx.attempt}`);
+        await tx.query(`INSERT INTO ${charges()} (order_id, attempt) VALUES ($1, $2)`, [order.id, ctx.attempt]);
+      }
+    }
+    const app = await startInboxApp([Billing]);
+    const publisher = app.app.get(JetStreamPublisher);
+    await publisher.publish(subject('created'), { id: 'invalid-1', qty: 'two' }, { msgId: 'invalid-1' });
+    await publisher.publish(subject('created'), { id: 'flaky-1', qty: 1 }, { msgId: 'flaky-1' });
+    await publisher.publish(subject('created'), { id: 'valid-1', qty: 1 }, { msgId: 'valid-1' });
+    const service = app.app.get(DeadLetterService);
+    await waitFor(async () => (await service.list({ stream: dlqStream })).length === 1, { timeoutMs: 15_000, message: 'the invalid order dead-lettered' });
+    await waitFor(async () => {
+      const info = await hooks.client.jsm.consumers.info(stream, 'billing');
+      return info.ack_floor.stream_seq === 3 && info.num_ack_pending === 0;
+    }, { timeoutMs: 15_000, message: 'all three settled' });
+    const [letter] = await service.list({ stream: dlqStream });
+    expect({ id: letter.originalMsgId, reason: letter.reason, attempts: letter.attempts }).toEqual({ id: 'invalid-1', reason: 'invalid-payload', attempts: 1 });
+    expect(letter.error.message).toContain('qty must be an integer number');
+    // The invalid order never reached the handler and left nothing: its transaction rolled back.
+    expect([...calls].sort()).toEqual(['flaky-1#2', 'valid-1#1']);
+    expect(await chargeRows('invalid-')).toEqual([]);
+    const keys = await t.db.query<{ msg_id: string }>(`SELECT msg_id FROM "${t.schema}".inbox WHERE consumer = $1 ORDER BY msg_id`, [`${stream}.billing`]);
+    expect(keys.map((r) => r.msg_id)).toEqual(['flaky-1', 'valid-1']);
+    expect(app.logger.find('lookup unavailable', 'warn')).toHaveLength(1);
   });
 
   it('rolls back a call that outran its timeoutMs, even when it finishes later', async () => {
