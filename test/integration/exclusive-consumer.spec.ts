@@ -2,14 +2,12 @@ import 'reflect-metadata';
 import { Injectable } from '@nestjs/common';
 import { EventContext, OnEvent } from '../../lib/index.js';
 import { testNatsUrl, waitFor } from '../harness/index.js';
-import { prefilledStream, WorkerProcess, workerScenario, type WorkerConfig } from '../reliability/child-app.js';
+import { prefilledStream, workerScenario } from '../reliability/child-app.js';
+import { exclusiveKillScenario, indexOf } from '../reliability/exclusive-scenario.js';
 
 const ACK_WAIT_MS = 2_000;
 // The default pinned TTL.
 const PINNED_TTL_MS = 5_000;
-
-/** Index of a prefilled id (`<prefix>-<i>`): its stream sequence minus one. */
-const indexOf = (id: string) => Number(id.slice(id.lastIndexOf('-') + 1));
 
 /**
  * `exclusive: true`: one instance of the deployment consumes the durable at a time (the server's
@@ -73,42 +71,15 @@ describe('exclusive consumer (pinned client)', () => {
     if (!pinnedGroupsSupported()) return; // asserted by the startup-error test above on this server
     const COUNT = 800;
     const { stream, subject, durable } = await prefilledStream(client(), 'exkill', COUNT);
-    const config: WorkerConfig = {
-      servers: testNatsUrl(),
+    const { takeoverMs, duplicates } = await exclusiveKillScenario(client(), workers, {
+      stream,
       subject,
       durable,
+      count: COUNT,
+      servers: () => testNatsUrl(),
       ackWaitMs: ACK_WAIT_MS,
-      concurrency: 1,
-      shutdownTimeoutMs: 5_000,
-      minHandlerMs: 3,
-      maxHandlerMs: 8,
-      exclusive: true,
-    };
-    const started = await Promise.all([WorkerProcess.start(config), WorkerProcess.start(config), WorkerProcess.start(config)]);
-    workers.push(...started);
-    const done = (w: WorkerProcess) => w.lines().filter((l) => l.kind === 'done');
-    await waitFor(() => started.some((w) => done(w).length >= COUNT / 4), { timeoutMs: 30_000, intervalMs: 5, message: 'a quarter handled' });
-    const pinned = started.find((w) => done(w).length > 0)!;
-    expect(started.filter((w) => w.lines().length > 0)).toEqual([pinned]);
-    pinned.signal('SIGKILL');
-    const exit = await pinned.exited;
-    const survivors = started.filter((w) => w !== pinned);
-    const handledBy = (w: WorkerProcess) => done(w).map((l) => indexOf(l.id));
-    const union = () => new Set([...survivors.flatMap(handledBy), ...handledBy(pinned)]);
-    await waitFor(() => union().size === COUNT, { timeoutMs: 30_000, message: () => `all handled, got ${union().size}` });
-    await waitFor(async () => (await client().jsm.consumers.info(stream, durable)).num_ack_pending === 0, { timeoutMs: 15_000, message: 'all acked' });
-
-    const before = handledBy(pinned);
-    const successor = survivors.filter((w) => done(w).length > 0);
-    expect(successor).toHaveLength(1);
-    const after = handledBy(successor[0]);
-    // Each instance in stream order with no gap; the successor starts at or before where the
-    // killed one stopped (its unacked tail comes again), never after it.
-    expect(before).toEqual([...Array(before.length).keys()]);
-    expect(after[0]).toBeLessThanOrEqual(before.length);
-    expect(after).toEqual([...Array(COUNT - after[0]).keys()].map((i) => i + after[0]));
-    const duplicates = before.length - after[0];
-    const takeoverMs = done(successor[0])[0].at - exit.at;
+      waitMs: 30_000,
+    });
     // The pin moves after the TTL from the killed instance's last pull; slack for a loaded machine.
     expect(takeoverMs).toBeLessThan(PINNED_TTL_MS + 10_000);
     console.log(`exclusive SIGKILL takeover: ${takeoverMs} ms after the kill (pinned TTL ${PINNED_TTL_MS} ms), ${duplicates} handled again (done, ack lost with the process)`);
