@@ -7,7 +7,7 @@ import { expectPartitionedGuarantees, publishKeyed, runPartitioned } from './par
 import { scale } from './report.js';
 
 const KEYS = 1_000;
-const MESSAGES = scale(3_000, 20_000);
+const MESSAGES = scale(6_000, 20_000);
 const CONCURRENCY = 4;
 
 type Cluster = Awaited<ReturnType<typeof startCluster>>;
