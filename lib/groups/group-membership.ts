@@ -55,7 +55,7 @@ export class GroupMembership {
   }
 
   private async start(): Promise<void> {
-    await this.beat();
+    await this.firstBeat();
     this.watch = await this.kv.watch({ key: `${this.target.group}.*` });
     const seenSelf = new Promise<void>((resolve, reject) => {
       void (async () => {
@@ -78,6 +78,24 @@ export class GroupMembership {
     }, Math.floor(this.target.ttlMs / 3));
     this.timer.unref();
     await seenSelf;
+  }
+
+  /**
+   * A bucket just created on a cluster answers "no responders" (JetStreamNotEnabled) or times
+   * out until its stream has a leader: seen when several instances start together on a fresh
+   * 3-node cluster. Those are retried for a bounded time; anything else fails startup at once.
+   */
+  private async firstBeat(): Promise<void> {
+    const deadline = Date.now() + Math.max(10_000, this.target.ttlMs * 3);
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+      try {
+        return await this.beat();
+      } catch (err) {
+        if (!isLeaderless(err) || Date.now() + delay > deadline) throw err;
+        this.logger.debug?.(`partition group ${this.target.group}: the members bucket cannot answer yet (${describeCause(err)}); retrying`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   private async beat(): Promise<void> {
@@ -119,4 +137,10 @@ async function openBucket(nc: NatsConnection, replicas: number): Promise<KV> {
     // Made by another instance with other settings (replicas): use it as it is.
     return kvm.open(GROUPS_BUCKET);
   }
+}
+
+/** The bucket's stream has no leader yet (just created, or electing one): worth another try. */
+function isLeaderless(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'JetStreamNotEnabled' || err.name === 'TimeoutError' || /no responders/i.test(err.message);
 }

@@ -1,16 +1,12 @@
-import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startCluster, uniqueName } from '../harness/index.js';
-import type { RawClient } from '../integration/kit.js';
-import type { WorkerProcess } from './child-app.js';
+import { StorageType } from '@nats-io/jetstream';
+import { uniqueName } from '../harness/index.js';
+import { clusterScenario } from './cluster-scenario.js';
 import { exclusiveKillScenario } from './exclusive-scenario.js';
 
 const COUNT = 600;
 const ACK_WAIT_MS = 2_000;
 // The default pinned TTL.
 const PINNED_TTL_MS = 5_000;
-
-type Cluster = Awaited<ReturnType<typeof startCluster>>;
 
 /**
  * The exclusive (pinned) consumer's SIGKILL scenario of test/integration/exclusive-consumer.spec.ts
@@ -19,31 +15,17 @@ type Cluster = Awaited<ReturnType<typeof startCluster>>;
  * Needs nats-server 2.11+ (priority groups); the refusal on older servers is tested there.
  */
 describe('reliability: exclusive consumer on a 3-node cluster', () => {
-  let cluster: Cluster | undefined;
-  let client: RawClient | undefined;
-  const workers: WorkerProcess[] = [];
-
-  afterEach(async () => {
-    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
-    await client?.close();
-    client = undefined;
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const { workers, start } = clusterScenario('exclusive-cluster-client');
 
   it(`3 processes on different nodes, ${COUNT} messages, the pinned one SIGKILLed: handled sequence strictly increasing, no gaps, a survivor takes over`, async () => {
-    cluster = await startCluster(3);
-    const urls = cluster.urls;
-    const nc = await connect({ servers: urls, name: 'exclusive-cluster-client' });
-    client = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc), close: async () => void (nc.isClosed() || (await nc.close())) };
-    const [major, minor] = nc.info!.version.split('.').map(Number);
-    if (major === 2 && minor < 11) return;
+    const { urls, client, pinnedGroups } = await start();
+    if (!pinnedGroups) return;
     const stream = uniqueName('EXCLUSTER');
     const subject = `${stream}.evt`;
     await client.jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 3, storage: StorageType.File });
     const ids = Array.from({ length: COUNT }, (_, i) => `excluster-${i}`);
     for (let i = 0; i < ids.length; i += 100) {
-      await Promise.all(ids.slice(i, i + 100).map((id) => client!.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
+      await Promise.all(ids.slice(i, i + 100).map((id) => client.js.publish(subject, JSON.stringify({ id }), { msgID: id })));
     }
     const { takeoverMs, duplicates } = await exclusiveKillScenario(client, workers, {
       stream,

@@ -1,8 +1,6 @@
-import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { startCluster, uniqueName, waitFor } from '../harness/index.js';
-import type { RawClient } from '../integration/kit.js';
-import type { WorkerProcess } from './child-app.js';
+import { StorageType } from '@nats-io/jetstream';
+import { uniqueName, waitFor } from '../harness/index.js';
+import { clusterScenario } from './cluster-scenario.js';
 import { expectPartitionedGuarantees, publishKeyed, runPartitioned } from './partitioned-scenario.js';
 import { scale } from './report.js';
 
@@ -10,33 +8,17 @@ const KEYS = 1_000;
 const MESSAGES = scale(6_000, 20_000);
 const CONCURRENCY = 4;
 
-type Cluster = Awaited<ReturnType<typeof startCluster>>;
-
 /**
  * The partitioned scenario of test/integration/partitioned-consumers.spec.ts on three clustered
  * nats-servers: R3 source stream, so an R3 group stream and KV bucket, the workers spread over
  * the nodes. Needs nats-server 2.11+ (priority groups); on an older binary it has nothing to prove.
  */
 describe('reliability: partitioned consumer group on a 3-node cluster', () => {
-  let cluster: Cluster | undefined;
-  let client: RawClient | undefined;
-  const workers: WorkerProcess[] = [];
-
-  afterEach(async () => {
-    await Promise.allSettled(workers.splice(0).map((w) => w.dispose()));
-    await client?.close();
-    client = undefined;
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const { workers, start } = clusterScenario('partitioned-cluster-client');
 
   it(`3 processes on different nodes, ${KEYS} keys, ${MESSAGES} messages; a fourth joins, then one is SIGKILLed: every key in order, nothing lost`, async () => {
-    cluster = await startCluster(3);
-    const urls = cluster.urls;
-    const nc = await connect({ servers: urls, name: 'partitioned-cluster-client' });
-    client = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc), close: async () => void (nc.isClosed() || (await nc.close())) };
-    const [major, minor] = nc.info!.version.split('.').map(Number);
-    if (major === 2 && minor < 11) return; // the refusal is tested in partitioned-consumers.spec.ts
+    const { urls, client, pinnedGroups } = await start();
+    if (!pinnedGroups) return;
     const stream = uniqueName('PTCLUSTER');
     const durable = uniqueName('cluster');
     await client.jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 3, storage: StorageType.File });
@@ -52,6 +34,6 @@ describe('reliability: partitioned consumer group on a 3-node cluster', () => {
     const group = await client.jsm.streams.info(`${stream}-${durable}`);
     expect(group.config.num_replicas).toBe(3);
     expectPartitionedGuarantees(outcome, CONCURRENCY);
-    await waitFor(async () => (await client!.jsm.streams.info(`${stream}-${durable}`)).state.messages === 0, { timeoutMs: 20_000, message: 'every partition acked' });
+    await waitFor(async () => (await client.jsm.streams.info(`${stream}-${durable}`)).state.messages === 0, { timeoutMs: 20_000, message: 'every partition acked' });
   }, scale(240_000, 900_000));
 });

@@ -98,8 +98,10 @@ export async function runPartitioned(client: RawClient, stream: string, durable:
   workers.push(joined);
   const joinReadyMs = Date.now() - joinStarted;
   await waitFor(() => uniqueDone() >= run.messages * 0.55, { timeoutMs: run.deadlineMs, intervalMs: 50, message: () => `55 % handled, got ${uniqueDone()}` });
-  // The busiest of the first three: it surely owns partitions with messages in hand.
-  const victim = [...first].sort((a, b) => b.lines().length - a.lines().length)[0];
+  // The one of the first three that handled a message last: it is still working, so it owns
+  // partitions with messages left (the busiest may have drained its partitions already).
+  const lastDone = (w: WorkerProcess) => Math.max(-1, ...w.lines().filter((l) => l.kind === 'done').map((l) => l.at));
+  const victim = [...first].sort((a, b) => lastDone(b) - lastDone(a))[0];
   victim.signal('SIGKILL');
   const exit = await victim.exited;
   await waitFor(() => uniqueDone() >= run.messages, { timeoutMs: run.deadlineMs, intervalMs: 100, message: () => `all handled, got ${uniqueDone()} of ${run.messages}` });
