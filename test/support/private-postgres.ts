@@ -144,6 +144,8 @@ export function describeWithPrivatePostgres(name: string, body: (bin: () => stri
     `\n!!! SKIPPED: "${name}" needs the PostgreSQL server binaries to crash and restart a cluster of its own: ${found.missing}.\n` +
       `!!! Install the postgresql package or set PG_BIN to run it (CI sets REQUIRE_PRIVATE_POSTGRES=1, so there it fails instead).\n\n`,
   );
+  // Skipped on purpose, and said above on stderr: a machine without the PostgreSQL server
+  // binaries (PGlite only) cannot crash and restart a cluster; CI turns this into a failure.
   describe.skip(name, () => body(() => ''));
 }
 
