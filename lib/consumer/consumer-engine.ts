@@ -1,5 +1,6 @@
 import { requireServerFeature, serverHasFeature } from '../options/server-features.js';
 import { CircuitBreaker } from '../delivery/circuit-breaker.js';
+import { DatabaseHold } from '../inbox/database-hold.js';
 import { extendConsumerPause } from '../provisioning/consumer-pause.js';
 import type { Logger } from '@nestjs/common';
 import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
@@ -184,6 +185,7 @@ export class ConsumerEngine {
       : undefined;
     // The gauge exists for the handlers that have a breaker, from the start (0: closed).
     if (breaker) instrumentation?.circuitBreaker('closed', false);
+    const databaseHold = plan.options.inbox && !plan.options.batch ? new DatabaseHold(shared.inbox!.reachability) : undefined;
     const dispatcher = new Dispatcher(
       { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId, partition: extras.partition },
       { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },
@@ -198,6 +200,7 @@ export class ConsumerEngine {
         timeoutMs: plan.options.timeoutMs,
         idempotency: shared.store ? { store: shared.store, leaseMs: plan.options.ackWaitMs } : undefined,
         inbox: plan.options.inbox ? shared.inbox!.store : undefined,
+        databaseHold,
         observer: this.observer,
       },
       this.logger,
@@ -223,7 +226,7 @@ export class ConsumerEngine {
       },
       this.logger,
     );
-    const handler: RunningHandler = { plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral, breaker };
+    const handler: RunningHandler = { plan, runner, consumerName: provisioned.name, ephemeral: provisioned.ephemeral, breaker, databaseHold };
     await runner.start();
     (extras.partition === undefined ? this.logger.log : this.logger.debug).call(
       this.logger,

@@ -4,6 +4,7 @@ import { releasePin } from '../groups/release-pin.js';
 import type { HandlerPlan } from '../discovery/handler-plan.js';
 import type { ConsumerRunner } from './consumer-runner.js';
 import type { CircuitBreaker } from '../delivery/circuit-breaker.js';
+import type { DatabaseHold } from '../inbox/database-hold.js';
 
 /** A handler's consumer as it runs on this instance: a whole handler, or one partition of one. */
 export interface RunningHandler {
@@ -12,6 +13,8 @@ export interface RunningHandler {
   readonly consumerName: string;
   readonly ephemeral: boolean;
   readonly breaker: CircuitBreaker | undefined;
+  /** Inbox handlers: messages waiting for an unreachable database. */
+  readonly databaseHold?: DatabaseHold;
 }
 
 /**
@@ -23,6 +26,7 @@ export async function stopRunningHandler(handler: RunningHandler, timeoutMs: num
   // After the runner began stopping (it now holds what comes back): the messages the breaker
   // holds are handed back instead of waiting out the cool-down.
   handler.breaker?.stop();
+  handler.databaseHold?.stop();
   await stopping;
   const pinned = handler.plan.options.exclusive;
   if (!pinned) return;

@@ -5,7 +5,9 @@
  * terminated backend), and Node's socket errors.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
+  // Not `instanceof Error`: a socket error is made in Node's own realm, which under a VM context
+  // (Jest's ESM mode, a user's test) is another `Error` than the one this module sees.
+  if (typeof err !== 'object' || err === null) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     // 28xxx: the role may not log in (revoked, rotated credentials): an outage to wait out too.
@@ -13,7 +15,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
     if (/^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)) return true;
   }
-  return /Connection terminated|connection is closed|Client has encountered a connection error|PGlite is closed|Client was closed/i.test(
-    err.message,
+  const message = (err as { message?: unknown }).message;
+  return (
+    typeof message === 'string' &&
+    /Connection terminated|connection is closed|Client has encountered a connection error|PGlite is closed|Client was closed/i.test(message)
   );
 }

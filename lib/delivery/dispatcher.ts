@@ -17,6 +17,8 @@ import { IdempotencyStore, type LeaseResult } from './idempotency-store.js';
 import type { Settlement } from './settlement.js';
 import { inboxConsumerOf, messageKeyOf } from './message-key.js';
 import { INBOX_DUPLICATE, type InboxStore } from '../inbox/inbox-store.js';
+import type { DatabaseHold } from '../inbox/database-hold.js';
+import { DatabaseUnreachable } from '../inbox/inbox-errors.js';
 import { bindInboxTransaction, unbindInboxTransaction } from './inbox-transaction.js';
 
 /**
@@ -59,6 +61,8 @@ export interface DispatcherOptions {
   readonly idempotency?: { readonly store: IdempotencyStore; readonly leaseMs: number };
   /** Inbox handlers: the table whose row commits in the handler's transaction (no KV lease then). */
   readonly inbox?: InboxStore;
+  /** Inbox handlers: where an attempt whose transaction could not begin waits for the database. */
+  readonly databaseHold?: DatabaseHold;
   readonly observer?: HandledObserver;
 }
 
@@ -326,6 +330,13 @@ export class Dispatcher {
         if (payload === NOT_DECODED) payload = this.decoder.decode(msg);
         result = await (scope ? scope.run(() => this.call(payload, ctx)) : this.call(payload, ctx));
       } catch (caught) {
+        if (caught instanceof DatabaseUnreachable && this.options.databaseHold) {
+          // The transaction never began, so the handler did not run: the same attempt runs
+          // again once the database answers, and the delivery count does not move.
+          scope?.end();
+          if (!(await this.options.databaseHold.wait(caught.cause))) return HANDED_BACK;
+          continue;
+        }
         const error = breaker ? this.heldByBreaker(caught, ctx) : caught;
         scope?.fail(unwrap(error));
         if (error instanceof BreakerHeld) {

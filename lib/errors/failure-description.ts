@@ -1,8 +1,18 @@
+import { types } from 'node:util';
 import { HttpException } from '@nestjs/common';
+
+/**
+ * An Error of any realm: a socket error is made in Node's own, which under a VM context (Jest's
+ * ESM mode, a user's tests) is not `instanceof` the `Error` this module sees, and was reported
+ * as "non-Error thrown" with its fields as JSON.
+ */
+export function isError(error: unknown): error is Error {
+  return error instanceof Error || types.isNativeError(error);
+}
 
 /** The name a failure is reported under (dead-letter header, logs). */
 export function failureName(error: unknown): string {
-  if (error instanceof Error) return error.name || 'Error';
+  if (isError(error)) return error.name || 'Error';
   return error === null ? 'null' : typeof error;
 }
 
@@ -17,7 +27,7 @@ export function failureMessage(error: unknown): string {
     const detail = responseMessage(error.getResponse());
     if (detail) return detail;
   }
-  if (error instanceof Error) return error.message;
+  if (isError(error)) return error.message;
   try {
     return typeof error === 'string' ? error : JSON.stringify(error) ?? String(error);
   } catch {
@@ -27,7 +37,7 @@ export function failureMessage(error: unknown): string {
 
 /** `Name: message`, or what a non-Error throw held. */
 export function describeFailure(error: unknown): string {
-  if (error instanceof Error) return `${failureName(error)}: ${failureMessage(error)}`;
+  if (isError(error)) return `${failureName(error)}: ${failureMessage(error)}`;
   return `non-Error thrown: ${failureMessage(error)}`;
 }
 

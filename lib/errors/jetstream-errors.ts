@@ -1,3 +1,5 @@
+import { isError } from './failure-description.js';
+
 /**
  * Every error the module raises on purpose derives from JetStreamModuleError, so callers can
  * tell our failures from their own with one `instanceof`. Each carries enough context in its
@@ -254,7 +256,7 @@ export function handlerLabel(handlerId: string, subject: string): string {
 }
 
 export function describeCause(cause: unknown): string {
-  if (cause instanceof Error) {
+  if (isError(cause)) {
     return cause.message || cause.name;
   }
   return String(cause);

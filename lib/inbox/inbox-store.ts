@@ -1,5 +1,7 @@
 import type { DatabaseAdapter } from '../database/database-adapter.js';
 import type { TableName } from '../database/table-names.js';
+import { isDatabaseUnavailable } from '../database/database-errors.js';
+import { DatabaseUnreachable } from './inbox-errors.js';
 
 /** What `InboxStore.run` returns when the message's key has a row already: ack without running. */
 export const INBOX_DUPLICATE = Symbol('inbox-duplicate');
@@ -45,10 +47,12 @@ export class InboxStore {
    */
   async run<R>(consumer: string, key: string, work: (tx: unknown) => Promise<R>, keep: (result: R) => boolean): Promise<R | typeof INBOX_DUPLICATE> {
     const first = { sql: this.claimSql, params: [consumer, key] };
+    let began = false;
     try {
       // The claim goes with BEGIN in one round trip where the adapter can (`firstRows`).
       return await this.db.transaction(async (sql, tx, firstRows) => {
         const claimed = firstRows ?? (await sql.query(first.sql, first.params));
+        began = true;
         if (claimed.length === 0) return INBOX_DUPLICATE;
         const result = await work(tx);
         if (!keep(result)) throw new RollBack(result);
@@ -56,6 +60,8 @@ export class InboxStore {
       }, first);
     } catch (err) {
       if (err instanceof RollBack) return err.result as R;
+      // Nothing ran: the caller may wait for the database and try the same attempt again.
+      if (!began && isDatabaseUnavailable(err)) throw new DatabaseUnreachable(err);
       throw err;
     }
   }

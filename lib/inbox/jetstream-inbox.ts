@@ -4,6 +4,7 @@ import { ensureSchema, inboxDdl } from '../database/schema.js';
 import { InboxCleanup } from './inbox-cleanup.js';
 import { resolveInboxOptions, type JetStreamInboxOptions, type ResolvedInboxOptions } from './inbox-options.js';
 import { InboxStore } from './inbox-store.js';
+import { DatabaseReachability } from './database-reachability.js';
 
 /**
  * The application's inbox: the table inbox handlers record their messages in, the database it
@@ -13,6 +14,8 @@ import { InboxStore } from './inbox-store.js';
 export class JetStreamInbox implements OnApplicationShutdown {
   readonly options: ResolvedInboxOptions;
   readonly store: InboxStore;
+  /** Shared by the inbox handlers' holds: one probe loop and one log line per outage. */
+  readonly reachability: DatabaseReachability;
   private readonly cleanup: InboxCleanup;
   private started?: Promise<void>;
 
@@ -20,6 +23,7 @@ export class JetStreamInbox implements OnApplicationShutdown {
     this.options = resolveInboxOptions(options);
     this.store = new InboxStore(this.options.database, this.options.table);
     this.cleanup = new InboxCleanup(this.store, this.options.retentionMs, this.options.cleanupIntervalMs, logger);
+    this.reachability = new DatabaseReachability(() => this.options.database.query('SELECT 1'), this.options.table.name, logger);
   }
 
   /** Creates the table when `ensureSchema` is on, then starts the cleanup; once, however often called. */
@@ -45,6 +49,7 @@ export class JetStreamInbox implements OnApplicationShutdown {
   }
 
   async stop(): Promise<void> {
+    this.reachability.close();
     await this.cleanup.stop();
   }
 
