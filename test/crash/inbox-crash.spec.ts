@@ -408,6 +408,24 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     );
   }, 240_000);
 
+  it('the app stopped while its messages wait for the database: they are handed back at once, and the next instance charges each once', async () => {
+    const { charges, inbox, stream, subject } = await scenario('handback');
+    const Billing = billingClass(subject, charges, { durable: 'billing', concurrency: 4 }, []);
+    const first = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
+    await cluster.crash();
+    const ids = Array.from({ length: 10 }, (_, i) => `handback-${i}`);
+    for (const id of ids) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
+    await waitFor(() => first.logger.find('the database cannot be reached', 'warn').length === 1, { timeoutMs: 20_000, message: 'the outage logged' });
+    await first.close();
+    // Handed back by the hold, not abandoned by the shutdown timeout.
+    expect(first.logger.find('still running after', 'warn')).toEqual([]);
+    await cluster.restart();
+    const second = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
+    await settled(stream, ids.length);
+    expect(notOnce(await chargesPerOrder(target, charges), ids)).toEqual([]);
+    expect(second.logger.find(/./, 'error')).toEqual([]);
+  }, 120_000);
+
   it('down for longer than the whole retry budget, orders arriving meanwhile: nothing dead-lettered, none uses up an attempt, each charged once', async () => {
     const { charges, inbox, stream, subject } = await scenario('outage');
     const dlq = uniqueName('DLQOUTAGE');
