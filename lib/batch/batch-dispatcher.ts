@@ -14,6 +14,9 @@ import { bindHandlerRuntime, type HandlerRuntime } from '../delivery/handler-run
 import type { Settlement } from '../delivery/settlement.js';
 import { describeCause } from '../errors/jetstream-errors.js';
 import type { InboxStore } from '../inbox/inbox-store.js';
+import type { DatabaseHold } from '../inbox/database-hold.js';
+import { DatabaseUnreachable } from '../inbox/inbox-errors.js';
+import { isDatabaseUnavailable } from '../database/database-errors.js';
 import type { PayloadDecoder } from '../serialization/payload-decoder.js';
 
 export interface BatchDispatcherOptions {
@@ -21,6 +24,8 @@ export interface BatchDispatcherOptions {
   readonly itemPipe?: { readonly pipe: PipeTransform; readonly metadata: ArgumentMetadata };
   /** Inbox handlers: the table whose rows, one per message, commit in the batch's transaction. */
   readonly inbox?: InboxStore;
+  /** Inbox handlers: where a batch whose transaction could not begin waits for the database. */
+  readonly databaseHold?: DatabaseHold;
   readonly observer?: HandledObserver;
 }
 
@@ -102,6 +107,13 @@ export class BatchDispatcher {
     try {
       recorded = await inbox.recordedAmong(this.inboxConsumer, [...new Set(delivered.map((d) => messageKeyOf(d.ctx)))]);
     } catch (err) {
+      const hold = this.options.databaseHold;
+      if (hold && isDatabaseUnavailable(err)) {
+        // Nothing ran: the batch waits for the database, as the same attempt (see DatabaseHold).
+        if (await hold.wait(err)) return this.dropRecorded(inbox, delivered);
+        for (const d of delivered) this.settlement.nakImmediately(d.msg);
+        return [];
+      }
       this.logger.warn(`${this.descriptor.handlerId}: the inbox lookup of a batch of ${delivered.length} failed: ${describeCause(err)}`);
       await Promise.all(delivered.map((d) => this.settleFailure({ ...d, payload: undefined }, err)));
       return [];
@@ -143,6 +155,12 @@ export class BatchDispatcher {
       if (error instanceof ThrownInBatch) {
         await this.settle(error.running, error.result.batch, error.result.thrown);
         await this.settleUnclaimed(ready, error.running, claimedKeys, error.result.thrown);
+        return;
+      }
+      const hold = this.options.databaseHold;
+      if (hold && error instanceof DatabaseUnreachable) {
+        if (await hold.wait(error.cause)) return this.runInInbox(inbox, ready);
+        for (const p of ready) this.settlement.nakImmediately(p.msg);
         return;
       }
       // The claim or the commit failed (the database down, a serialization failure): nothing

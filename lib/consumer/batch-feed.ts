@@ -6,6 +6,7 @@ import { FailurePolicy } from '../delivery/failure-policy.js';
 import type { Settlement } from '../delivery/settlement.js';
 import type { HandlerPlan } from '../discovery/handler-plan.js';
 import type { InboxStore } from '../inbox/inbox-store.js';
+import type { DatabaseHold } from '../inbox/database-hold.js';
 import type { HandlerInstrumentation } from '../observability/instrumentation.js';
 import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
 import { createPayloadDecoder } from '../serialization/payload-decoder.js';
@@ -17,7 +18,7 @@ import type { BatchFeed } from './batch-assembler.js';
 export function createBatchFeed(
   plan: HandlerPlan,
   consumer: string,
-  parts: { readonly sink: DeadLetterSink | undefined; readonly instrumentation: HandlerInstrumentation | undefined; readonly inbox: InboxStore | undefined },
+  parts: { readonly sink: DeadLetterSink | undefined; readonly instrumentation: HandlerInstrumentation | undefined; readonly inbox: InboxStore | undefined; readonly databaseHold?: DatabaseHold },
   settlement: Settlement,
   options: ResolvedModuleOptions,
   observer: HandledObserver,
@@ -25,7 +26,7 @@ export function createBatchFeed(
 ): BatchFeed {
   const batch = plan.options.batch!;
   const payloadType = batch.payloadType;
-  const { inbox, ...runtime } = parts;
+  const { inbox, databaseHold, ...runtime } = parts;
   const dispatcher = new BatchDispatcher(
     { stream: plan.stream, consumer, durable: plan.options.durable, handlerId: plan.handlerId },
     { policy: new FailurePolicy(plan.options), ...runtime },
@@ -33,7 +34,7 @@ export function createBatchFeed(
     createPayloadDecoder(payloadType, { fallback: plan.options.codec ?? options.codec, codecs: options.codecs, schemaVersion: plan.options.schemaVersion }),
     plan.invoke,
     settlement,
-    { itemPipe: itemPipe(plan, options), inbox, observer },
+    { itemPipe: itemPipe(plan, options), inbox, databaseHold, observer },
     logger,
   );
   return { maxMessages: batch.maxMessages, maxWaitMs: batch.maxWaitMs, dispatch: (msgs) => dispatcher.dispatch(msgs) };

@@ -185,7 +185,7 @@ export class ConsumerEngine {
       : undefined;
     // The gauge exists for the handlers that have a breaker, from the start (0: closed).
     if (breaker) instrumentation?.circuitBreaker('closed', false);
-    const databaseHold = plan.options.inbox && !plan.options.batch ? new DatabaseHold(shared.inbox!.reachability) : undefined;
+    const databaseHold = plan.options.inbox ? new DatabaseHold(shared.inbox!.reachability) : undefined;
     const dispatcher = new Dispatcher(
       { stream: plan.stream, consumer: provisioned.name, durable: plan.options.durable, handlerId: plan.handlerId, partition: extras.partition },
       { policy: new FailurePolicy(plan.options), sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, breaker },
@@ -206,7 +206,7 @@ export class ConsumerEngine {
       this.logger,
     );
     const batch = plan.options.batch
-      ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, inbox: plan.options.inbox ? shared.inbox!.store : undefined }, shared.settlement, this.options, this.observer, this.logger)
+      ? createBatchFeed(plan, provisioned.name, { sink: target ? new DeadLetterSink(this.publisher, target) : undefined, instrumentation, inbox: plan.options.inbox ? shared.inbox!.store : undefined, databaseHold }, shared.settlement, this.options, this.observer, this.logger)
       : undefined;
     const runner = new ConsumerRunner(
       provisioned.consumer,

@@ -90,12 +90,19 @@ export class InboxStore {
     keys: readonly string[],
     work: (tx: unknown, claimed: ReadonlySet<string>) => Promise<{ readonly result: R; readonly unclaim: readonly string[] }>,
   ): Promise<R> {
-    return this.db.transaction(async (sql, tx) => {
-      const rows = await sql.query<{ msg_id: string }>(this.claimManySql, [consumer, keys]);
-      const { result, unclaim } = await work(tx, new Set(rows.map((r) => r.msg_id)));
-      if (unclaim.length > 0) await sql.query(this.unclaimManySql, [consumer, unclaim]);
-      return result;
-    });
+    let began = false;
+    try {
+      return await this.db.transaction(async (sql, tx) => {
+        const rows = await sql.query<{ msg_id: string }>(this.claimManySql, [consumer, keys]);
+        began = true;
+        const { result, unclaim } = await work(tx, new Set(rows.map((r) => r.msg_id)));
+        if (unclaim.length > 0) await sql.query(this.unclaimManySql, [consumer, unclaim]);
+        return result;
+      });
+    } catch (err) {
+      if (!began && isDatabaseUnavailable(err)) throw new DatabaseUnreachable(err);
+      throw err;
+    }
   }
 
   /** Deletes up to `batch` rows older than `retentionMs`; returns how many went. */

@@ -426,18 +426,27 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     expect(second.logger.find(/./, 'error')).toEqual([]);
   }, 120_000);
 
-  it('down for longer than the whole retry budget, orders arriving meanwhile: nothing dead-lettered, none uses up an attempt, each charged once', async () => {
-    const { charges, inbox, stream, subject } = await scenario('outage');
+  it.each(['handler', 'batch handler'])('down for longer than the whole retry budget, orders arriving meanwhile: nothing dead-lettered, none uses up an attempt, each charged once (%s)', async (kind) => {
+    const { charges, inbox, stream, subject } = await scenario(kind === 'handler' ? 'outage' : 'boutage');
     const dlq = uniqueName('DLQOUTAGE');
     // The default retry: 5 attempts, 1 s doubling, about 15 s from the first failure to a dead letter.
     const budgetMs = 1_000 + 2_000 + 4_000 + 8_000;
+    const dlqOption = { stream: dlq, subject: `${dlq}.letters` };
     @Injectable()
-    class Billing {
-      @OnEvent(subject, { durable: 'billing', inbox: true, concurrency: 4, dlq: { stream: dlq, subject: `${dlq}.letters` } })
+    class SingleBilling {
+      @OnEvent(subject, { durable: 'billing', inbox: true, concurrency: 4, dlq: dlqOption })
       async charge(order: { id: string }, ctx: EventContext, @InboxTransaction() tx: Tx): Promise<void> {
         await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, $2)`, [order.id, ctx.attempt]);
       }
     }
+    @Injectable()
+    class BatchBilling {
+      @OnEvent(subject, { durable: 'billing', inbox: true, batch: { maxMessages: 8, maxWaitMs: 100 }, dlq: dlqOption })
+      async charge(orders: Array<{ id: string }>, batch: BatchContext, @InboxTransaction() tx: Tx): Promise<void> {
+        for (const [i, o] of orders.entries()) await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, $2)`, [o.id, batch.items[i].context.attempt]);
+      }
+    }
+    const Billing = kind === 'handler' ? SingleBilling : BatchBilling;
     const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
     const before = Array.from({ length: 20 }, (_, i) => `before-${i}`);
     for (const id of before) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
@@ -467,6 +476,6 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     expect(app.logger.find(/./, 'error')).toEqual([]);
     expect(app.logger.find('the database cannot be reached', 'warn')).toHaveLength(1);
     await waitFor(() => app.logger.find('the database answers again', 'log').length === 1, { timeoutMs: 10_000, message: 'the end of the outage logged' });
-    process.stdout.write(`[inbox-crash] PostgreSQL down ${downForMs} ms (retry budget ${budgetMs} ms): ${during.length} orders arrived meanwhile, 0 dead-lettered, all charged once at their first attempt\n`);
+    process.stdout.write(`[inbox-crash] PostgreSQL down ${downForMs} ms (retry budget ${budgetMs} ms) under an inbox ${kind}: ${during.length} orders arrived meanwhile, 0 dead-lettered, all charged once at their first attempt\n`);
   }, 240_000);
 });
