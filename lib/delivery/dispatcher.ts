@@ -333,7 +333,7 @@ export class Dispatcher {
         if (caught instanceof DatabaseUnreachable && this.options.databaseHold) {
           // The transaction never began, so the handler did not run: the same attempt runs
           // again once the database answers, and the delivery count does not move.
-          scope?.end();
+          scope?.fail(caught);
           if (!(await this.options.databaseHold.wait(caught.cause))) return HANDED_BACK;
           continue;
         }
