@@ -1,9 +1,6 @@
 import 'reflect-metadata';
-import { existsSync, readFileSync } from 'node:fs';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { openDatabase } from '../lib/index.js';
-import { startBenchServer } from './bench-server.js';
+import { readFileSync } from 'node:fs';
+import { withOutboxBench } from './outbox-setup.js';
 import { profiler } from './support.js';
 import { N, publishRound, relayRound, type RoundProbe } from './outbox-rounds.js';
 
@@ -31,15 +28,9 @@ function procCpuUs(pid: number): number {
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 3);
-  const binary = process.env.NATS_SERVER_BIN ?? (existsSync('.cache/nats-server/bin/nats-server') ? '.cache/nats-server/bin/nats-server' : 'nats-server');
-  const server = await startBenchServer(binary);
-  const nc = await connect({ servers: server.url });
-  const jsm = await jetstreamManager(nc);
   const tag = `obxcost${process.pid}`;
   const url = process.env.DATABASE_URL;
-  const db = await openDatabase(url ? { url: `${url}${url.includes('?') ? '&' : '?'}application_name=${tag}` } : {});
-  const schema = `bench_outbox_cost_${process.pid}`;
-  await db.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  await withOutboxBench(url && `${url}${url.includes('?') ? '&' : '?'}application_name=${tag}`, async ({ server, jsm, db, schema }) => {
   const backends = async (): Promise<number[]> =>
     url ? (await db.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1`, [tag])).map((r) => r.pid) : [];
   let section = 0;
@@ -69,19 +60,13 @@ async function main(): Promise<void> {
     });
     console.log(`${name}: ${Math.round(rate)} msg/s; ${line}`);
   };
-  try {
     await relayRound(server.url, db, jsm, schema); // warm-up
     await publishRound(server.url, jsm, db, schema);
     for (let r = 0; r < rounds; r++) {
       await measure('relay  ', (probe) => relayRound(server.url, db, jsm, schema, probe));
       await measure('publish', (probe) => publishRound(server.url, jsm, db, schema, probe));
     }
-  } finally {
-    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
-    await db.close();
-    await nc.close();
-    await server.stop();
-  }
+  });
 }
 
 main().catch((err) => {
