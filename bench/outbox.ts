@@ -1,9 +1,5 @@
 import 'reflect-metadata';
-import { existsSync } from 'node:fs';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { openDatabase } from '../lib/index.js';
-import { startBenchServer } from './bench-server.js';
+import { withOutboxBench } from './outbox-setup.js';
 import { PAYLOAD, PUBLISH_WINDOW } from './support.js';
 import { latency, median, N, publishRound, RATE, relayRound, ROUNDS, SECONDS } from './outbox-rounds.js';
 
@@ -16,16 +12,9 @@ import { latency, median, N, publishRound, RATE, relayRound, ROUNDS, SECONDS } f
  *   BENCH_OUTBOX_RELAY='{"batchSize":256}' npm run bench:outbox    # other relay options
  */
 async function main(): Promise<void> {
-  const binary = process.env.NATS_SERVER_BIN ?? (existsSync('.cache/nats-server/bin/nats-server') ? '.cache/nats-server/bin/nats-server' : 'nats-server');
-  const server = await startBenchServer(binary);
-  const nc = await connect({ servers: server.url });
-  const jsm = await jetstreamManager(nc);
   const url = process.env.DATABASE_URL;
-  const db = await openDatabase(url ? { url } : {});
-  const schema = `bench_outbox_${process.pid}`;
-  await db.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
   const kind = url ? 'PostgreSQL (DATABASE_URL)' : 'PGlite (in-process)';
-  try {
+  await withOutboxBench(url, async ({ server, nc, jsm, db, schema }) => {
     const relay: number[] = [];
     const publish: number[] = [];
     await relayRound(server.url, db, jsm, schema); // warm-up
@@ -50,12 +39,7 @@ async function main(): Promise<void> {
     console.log(
       `| commit -> handler at ${RATE}/s for ${SECONDS} s (NOTIFY) | p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms (${lat.n} events) | - | - | p99 <= 20 ms | ${lat.p99 <= 20 ? 'yes' : 'no'} |`,
     );
-  } finally {
-    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
-    await db.close();
-    await nc.close();
-    await server.stop();
-  }
+  });
 }
 
 main().catch((err) => {

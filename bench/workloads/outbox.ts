@@ -27,5 +27,5 @@ export async function outboxWorkload(ctx: BenchContext): Promise<void> {
       await db.close();
     }
   }
-  addNote(`outbox relay rows: the raw column holds the module's publish() with ${PUBLISH_WINDOW} acks outstanding sending the same events, the module column the relay, timed from the commit of the rows to the stream holding all of them.`);
+  addNote(`outbox relay rows: the raw column holds the module's publish() with ${PUBLISH_WINDOW} acks outstanding sending the same events, the module column the relay, timed from the commit of the rows to the relay's commit of the last of them (after its last ack; the stream is then checked to hold all).`);
 }

@@ -4,7 +4,10 @@ import { derivedName, type TableName } from './table-names.js';
 /**
  * The outbox table. `id` is the event's msg-id (the stream dedupes on it); `seq` orders events
  * (per key it is commit order, because publishing a keyed event locks its key until commit);
- * `parked_at`/`last_error` hold a row that can never be published.
+ * `parked_at`/`last_error` hold a row that can never be published. `seq` has no UNIQUE index:
+ * its sequence makes it unique, and each relay mark (an UPDATE that is not HOT, as `published_at`
+ * is in the partial indexes' predicates) inserted into it and checked it, 2-4 µs of database CPU
+ * a row of the ~20 the claim costs (PostgreSQL 15, 20 000 rows). The partial indexes order by it.
  */
 export function outboxDdl(table: TableName): string[] {
   const t = table.sql;
@@ -12,7 +15,7 @@ export function outboxDdl(table: TableName): string[] {
     ...schemaDdl(table),
     `CREATE TABLE IF NOT EXISTS ${t} (
   id text PRIMARY KEY,
-  seq bigserial NOT NULL UNIQUE,
+  seq bigserial NOT NULL,
   subject text NOT NULL,
   payload bytea NOT NULL,
   headers jsonb,

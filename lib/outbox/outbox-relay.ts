@@ -254,10 +254,16 @@ export class OutboxRelay {
       claimDone = true;
       this.claiming--;
     };
-    const outcome = await this.options.database.transaction(async (sql) => {
+    const claim = { sql: this.sql.claim, params: [this.relay.batchSize] };
+    // The claim goes with BEGIN in one round trip where the adapter can.
+    const outcome = await this.options.database.transaction(async (sql, _tx, firstRows) => {
       published.length = 0;
-      const rows = await sql.query<OutboxRow>(this.sql.claim, [this.relay.batchSize]);
+      const rows = (firstRows as OutboxRow[] | undefined) ?? (await sql.query<OutboxRow>(claim.sql, claim.params));
       claimed();
+      // A full claim means a backlog: the next worker claims now, while these rows are published,
+      // rather than after this batch's commit (10 000 rows: the relay ramped up to its
+      // `concurrency` over the first three batches).
+      if (rows.length === this.relay.batchSize) this.addWorker?.();
       if (rows.length === 0) return { claimed: 0, parked: [] as Array<{ row: OutboxRow; reason: ParkReason; error: string }> };
       const chains = await this.chainsInOrder(sql, rows);
       const parked: Array<{ row: OutboxRow; reason: ParkReason; error: string }> = [];
@@ -286,10 +292,11 @@ export class OutboxRelay {
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.relay.window, chains.length) }, lane));
-      if (published.length > 0) await sql.query(this.sql.markPublished, [published]);
+      // The claim marked every row published: what was not is handed back before the commit.
+      if (published.length + parked.length < rows.length) await sql.query(this.sql.unclaim, [notPublished(rows, published, parked)]);
       for (const p of parked) await sql.query(this.sql.park, [p.row.id, `${p.reason}: ${p.error}`]);
       return { claimed: rows.length, parked, waiting };
-    }).finally(claimed);
+    }, claim).finally(claimed);
     for (const id of published) this.unmarked.delete(id);
     this.stats.batches++;
     this.stats.published += published.length;
@@ -305,43 +312,37 @@ export class OutboxRelay {
   }
 
   /**
-   * Unkeyed rows each make a chain of one. A key's chain is its pending rows in seq order, as
-   * long as this batch holds them: a row another relay holds, or a parked row, ends the chain,
-   * so no row of a key overtakes an earlier one.
+   * Unkeyed rows each make a chain of one. A key's chain is its claimed rows in seq order, up to
+   * the first earlier-or-between row of that key the claim did not take (another relay holds it,
+   * or it is parked): no row of a key overtakes an earlier one.
    */
   private async chainsInOrder(sql: SqlRunner, rows: OutboxRow[]): Promise<OutboxRow[][]> {
     const chains: OutboxRow[][] = [];
-    const mine = new Map<string, OutboxRow>();
+    const keyed = new Map<string, OutboxRow[]>();
     let maxSeq = 0;
     for (const row of rows) {
       if (row.key === null) chains.push([row]);
       else {
-        mine.set(row.id, row);
+        const chain = keyed.get(row.key);
+        if (chain) chain.push(row);
+        else keyed.set(row.key, [row]);
         maxSeq = Math.max(maxSeq, Number(row.seq));
       }
     }
-    if (mine.size === 0) return chains;
-    const keys = [...new Set([...mine.values()].map((r) => r.key!))];
-    const pending = await sql.query<{ key: string; id: string; parked: boolean; last_error: string | null }>(this.sql.pendingOfKeys, [keys, maxSeq]);
-    let chain: OutboxRow[] = [];
-    let key: string | undefined;
-    let closed = false;
-    for (const p of pending) {
-      if (p.key !== key) {
-        if (chain.length > 0) chains.push(chain);
-        chain = [];
-        key = p.key;
-        closed = false;
-      }
-      if (closed) continue;
-      const row = mine.get(p.id);
-      if (p.parked) {
-        this.logBlocked(p.key, p.id, p.last_error);
-        closed = true;
-      } else if (row) chain.push(row);
-      else closed = true;
+    if (keyed.size === 0) return chains;
+    // The claimed rows are marked by now: these are the others, first of each key first.
+    const others = await sql.query<{ key: string; seq: string | number; id: string; parked: boolean; last_error: string | null }>(this.sql.pendingOfKeys, [
+      [...keyed.keys()],
+      maxSeq,
+    ]);
+    const firstOther = new Map<string, (typeof others)[number]>();
+    for (const o of others) if (!firstOther.has(o.key)) firstOther.set(o.key, o);
+    for (const [key, mine] of keyed) {
+      const other = firstOther.get(key);
+      if (other?.parked) this.logBlocked(key, other.id, other.last_error);
+      const chain = other === undefined ? mine : mine.filter((r) => Number(r.seq) < Number(other.seq));
+      if (chain.length > 0) chains.push(chain);
     }
-    if (chain.length > 0) chains.push(chain);
     return chains;
   }
 
@@ -390,4 +391,11 @@ export class OutboxRelay {
     }
     return total;
   }
+}
+
+/** Ids of the claimed rows neither published nor parked. */
+function notPublished(rows: readonly OutboxRow[], published: readonly string[], parked: ReadonlyArray<{ row: OutboxRow }>): string[] {
+  const done = new Set(published);
+  for (const p of parked) done.add(p.row.id);
+  return rows.filter((r) => !done.has(r.id)).map((r) => r.id);
 }

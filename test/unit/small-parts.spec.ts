@@ -5,6 +5,7 @@ import { decodeJson, encodePayload } from '../../lib/serialization/codec.js';
 import { PayloadEncodingError, PayloadValidationError } from '../../lib/index.js';
 import { deliveryCountOf } from '../../lib/context/delivery-count.js';
 import type { JsMsg } from '@nats-io/jetstream';
+import { parseBytea } from '../../lib/database/parse-bytea.js';
 
 describe('redaction', () => {
   it('strips credentials from server URLs and from free text', () => {
@@ -95,5 +96,14 @@ describe('deliveryCountOf', () => {
     expect(() => deliveryCountOf(msg('$JS.ACK.a.b.c.d.e.f.g.h'))).toThrow('fell back');
     expect(() => deliveryCountOf(msg('$JS.ACK.a.b.c.d.e.f.g.h.i'))).toThrow('fell back');
     expect(() => deliveryCountOf(msg('$JS.ACK._.AH.ORDERS.worker.x.120.7.1.5.r'))).toThrow('fell back');
+  });
+});
+
+describe('parseBytea (the PGlite adapter\'s bytea parser)', () => {
+  it('reads the hex form and the escape form to the same bytes', () => {
+    const bytes = Uint8Array.from([0, 1, 0x5c, 0x27, 0x41, 0x7f, 0x80, 0xff]);
+    expect(parseBytea('\\x00015c27417f80ff')).toEqual(bytes);
+    expect(parseBytea('\\000\\001\\\\\'A\\177\\200\\377')).toEqual(bytes);
+    expect(parseBytea('\\x')).toEqual(new Uint8Array(0));
   });
 });
