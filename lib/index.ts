@@ -161,5 +161,5 @@ export {
 
 export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
 export { JetStreamInbox } from './inbox/jetstream-inbox.js';
-export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions } from './inbox/inbox-options.js';
+export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions, type InboxGroupCommitOptions } from './inbox/inbox-options.js';
 export { InboxUnavailableError } from './inbox/inbox-errors.js';

@@ -6,3 +6,14 @@ export class InboxUnavailableError extends JetStreamModuleError {
     super(`JetStreamInboxModule: ${detail}: ${describeCause(cause)}`, { cause });
   }
 }
+
+/**
+ * A group-committed inbox handler returned, but a statement of its transaction had failed and the
+ * transaction was left aborted (an error the handler caught): its writes and its inbox row were
+ * rolled back to its savepoint, and the message is retried like any failure.
+ */
+export class InboxHandlerAbortedError extends JetStreamModuleError {
+  constructor() {
+    super('the inbox handler returned with its transaction aborted (one of its statements failed and the handler went on): its writes were rolled back; let the error propagate, or use a savepoint of your own around a statement that may fail');
+  }
+}
