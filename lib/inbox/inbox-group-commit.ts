@@ -82,9 +82,9 @@ export class InboxGroupCommit {
   /**
    * With a transaction open, another opens only for this many waiting messages (a quarter of a
    * group); fewer wait for the open one. Opening one for any waiting message made groups of 2.0
-   * on average (bench, 16 handlers at once, 4 transactions) and each message paid half a BEGIN
-   * and a COMMIT; with 4 waiting, groups of 3-4 and the inbox went from 0.56-0.84x to
-   * 0.78-1.06x of the autocommitted INSERT (PostgreSQL, load average 7 on 2 cores).
+   * on average (16 handlers at once, 4 transactions), so each message paid half a BEGIN and a
+   * COMMIT: 0.56-0.84x of the autocommitted INSERT; waiting for 3 or 5 made groups of 3.0 and
+   * 4.0 and gave 0.77-0.87x and 0.78-1.06x (PostgreSQL, two rounds each, load average 7 on 2 cores).
    */
   private readonly opensAnother: number;
 
