@@ -129,6 +129,22 @@ async function startInboxApp(t: Pick<TestDatabase, 'db'>, inbox: string, servers
   );
 }
 
+/**
+ * 60 orders `<prefix>-<i>` waiting; a group-commit worker (16 at once, one group transaction at
+ * a time) SIGKILLed after the COMMIT of the group holding `<prefix>-25`, or, `midGroup`, right
+ * after its INSERT with the group open. Hands back that group's ids.
+ */
+async function killGroupWorker(prefix: string, midGroup: boolean) {
+  const { charges, inbox } = await prepare(t, prefix);
+  const ids = Array.from({ length: 60 }, (_, i) => `${prefix}-${i}`);
+  const { stream, subject } = await publishedOrders(prefix.toUpperCase(), ids);
+  const durable = 'billing';
+  const ackWaitMs = 2_000;
+  const config = { subject, durable, ackWaitMs, concurrency: 16, groupCommit: true, killMidGroup: midGroup, inboxTable: inbox, chargesTable: charges, dieAfter: `${prefix}-25` };
+  const group = await runUntilKilled(t, config, midGroup ? 'OPEN' : 'COMMITTED');
+  return { charges, inbox, ids, stream, subject, durable, ackWaitMs, group };
+}
+
 let t: TestDatabase;
 beforeAll(async () => {
   // On disk: the SIGKILL test hands PGlite's files to a child process.
@@ -230,13 +246,7 @@ describe('inbox under failures', () => {
   }, 60_000);
 
   it('group commit, SIGKILLed after a group committed and before its acks: the group comes back, is acked without a call, every order charged once', async () => {
-    const { charges, inbox } = await prepare(t, 'gkill');
-    const ids = Array.from({ length: 60 }, (_, i) => `gkill-${i}`);
-    const { stream, subject } = await publishedOrders('GINBOXKILL', ids);
-    const durable = 'billing';
-    const ackWaitMs = 2_000;
-
-    const killedGroup = await runUntilKilled(t, { subject, durable, ackWaitMs, concurrency: 16, groupCommit: true, inboxTable: inbox, chargesTable: charges, dieAfter: 'gkill-25' });
+    const { charges, inbox, ids, stream, subject, durable, ackWaitMs, group: killedGroup } = await killGroupWorker('gkill', false);
     expect(killedGroup).toContain('gkill-25');
     const afterKill = await chargesPerOrder(t, charges);
     expect(killedGroup.filter((id) => afterKill.get(id) !== 1)).toEqual([]);
@@ -250,13 +260,7 @@ describe('inbox under failures', () => {
   }, 300_000);
 
   it('group commit, SIGKILLed in the middle of a group: nothing of the group committed, every order charged once after the restart', async () => {
-    const { charges, inbox } = await prepare(t, 'gmid');
-    const ids = Array.from({ length: 60 }, (_, i) => `gmid-${i}`);
-    const { stream, subject } = await publishedOrders('GINBOXMID', ids);
-    const durable = 'billing';
-    const ackWaitMs = 2_000;
-
-    const openGroup = await runUntilKilled(t, { subject, durable, ackWaitMs, concurrency: 16, groupCommit: true, killMidGroup: true, inboxTable: inbox, chargesTable: charges, dieAfter: 'gmid-25' }, 'OPEN');
+    const { charges, inbox, ids, stream, subject, durable, ackWaitMs, group: openGroup } = await killGroupWorker('gmid', true);
     expect(openGroup).toContain('gmid-25');
     // The group's rows went with its transaction; what committed before it stays, once.
     const afterKill = await chargesPerOrder(t, charges);
