@@ -78,7 +78,6 @@ const TRANSACTION_ABORTED = '25P02';
 export class InboxGroupCommit {
   private readonly waiting: Member[] = [];
   private open = 0;
-  private drained?: () => void;
   /**
    * With a transaction open, another opens only for this many waiting messages (a quarter of a
    * group); fewer wait for the open one. Opening one for any waiting message made groups of 2.0
@@ -106,14 +105,6 @@ export class InboxGroupCommit {
     });
   }
 
-  /** Resolves when no group transaction is open (asked after the handlers stopped taking messages). */
-  idle(): Promise<void> {
-    if (this.open === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drained = resolve;
-    });
-  }
-
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length > 0) {
@@ -122,7 +113,6 @@ export class InboxGroupCommit {
       }
     } finally {
       this.open--;
-      if (this.open === 0) this.drained?.();
     }
   }
 

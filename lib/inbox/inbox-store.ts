@@ -101,11 +101,6 @@ export class InboxStore {
     }, claim);
   }
 
-  /** Resolves when no group-commit transaction is open. */
-  idle(): Promise<void> {
-    return this.groups?.idle() ?? Promise.resolve();
-  }
-
   /** Deletes up to `batch` rows older than `retentionMs`; returns how many went. */
   async deleteExpired(retentionMs: number, batch: number): Promise<number> {
     return (await this.db.query(this.expireSql, [retentionMs, batch])).length;
