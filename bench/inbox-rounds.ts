@@ -25,9 +25,13 @@ interface Tx {
 
 let handled = 0;
 
-/** `at-least-once`: the INSERT autocommitted; `at-least-once-tx`: in a transaction of its own; `inbox`: in the inbox's. */
-export type Kind = 'at-least-once' | 'at-least-once-tx' | 'inbox';
-export const KINDS: Kind[] = ['at-least-once', 'at-least-once-tx', 'inbox'];
+/**
+ * `at-least-once`: the INSERT autocommitted; `at-least-once-tx`: in a transaction of its own;
+ * `inbox`: in the inbox's (a transaction per message, the default); `inbox-group-commit`: the
+ * inbox with `groupCommit: true` (waiting messages share a transaction). All on one pool.
+ */
+export type Kind = 'at-least-once' | 'at-least-once-tx' | 'inbox' | 'inbox-group-commit';
+export const KINDS: Kind[] = ['at-least-once', 'at-least-once-tx', 'inbox', 'inbox-group-commit'];
 
 /** One contender consuming N messages that wait in a fresh stream; msg/s from the consumer's start. Needs the schema `bench_inbox`. */
 export async function inboxRound(kind: Kind, url: string, db: OpenedDatabase, round: number): Promise<number> {
@@ -63,8 +67,9 @@ export async function inboxRound(kind: Kind, url: string, db: OpenedDatabase, ro
     }
   }
   const imports: DynamicModule[] = [JetStreamModule.forRoot({ servers: url })];
-  if (kind === 'inbox') imports.push(JetStreamInboxModule.forRoot({ database: db, table: 'bench_inbox.inbox', ensureSchema: true }));
-  @Module({ imports, providers: [kind === 'inbox' ? Inbox : kind === 'at-least-once-tx' ? AtLeastOnceTx : AtLeastOnce] })
+  const inbox = kind === 'inbox' || kind === 'inbox-group-commit';
+  if (inbox) imports.push(JetStreamInboxModule.forRoot({ database: db, table: 'bench_inbox.inbox', ensureSchema: true, groupCommit: kind === 'inbox-group-commit' }));
+  @Module({ imports, providers: [inbox ? Inbox : kind === 'at-least-once-tx' ? AtLeastOnceTx : AtLeastOnce] })
   class BenchModule {}
 
   // The messages wait in the stream; the clock starts when the consumer starts.

@@ -22,16 +22,21 @@ async function main(): Promise<void> {
   logger.log(`${N} messages, concurrency ${CONCURRENCY}, ${url ? 'PostgreSQL' : 'PGlite'}, ${ROUNDS} rounds`);
   const ratios: number[] = [];
   const txRatios: number[] = [];
+  const groupRatios: number[] = [];
+  const groupTxRatios: number[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
       // Rotated, so no contender always runs first (cold) or last.
       const order = KINDS.map((_, i) => KINDS[(i + round) % KINDS.length]);
       const rate = {} as Record<Kind, number>;
       for (const kind of order) rate[kind] = await inboxRound(kind, server.url, db, round);
+      const group = rate['inbox-group-commit'];
       ratios.push(rate.inbox / rate['at-least-once']);
       txRatios.push(rate.inbox / rate['at-least-once-tx']);
+      groupRatios.push(group / rate['at-least-once']);
+      groupTxRatios.push(group / rate['at-least-once-tx']);
       console.log(
-        `round ${round + 1}: at-least-once + INSERT ${rate['at-least-once'].toFixed(0)} msg/s | at-least-once + INSERT in a transaction ${rate['at-least-once-tx'].toFixed(0)} msg/s | inbox ${rate.inbox.toFixed(0)} msg/s | ratios ${(rate.inbox / rate['at-least-once']).toFixed(2)} / ${(rate.inbox / rate['at-least-once-tx']).toFixed(2)}`,
+        `round ${round + 1}: at-least-once + INSERT ${rate['at-least-once'].toFixed(0)} msg/s | at-least-once + INSERT in a transaction ${rate['at-least-once-tx'].toFixed(0)} msg/s | inbox ${rate.inbox.toFixed(0)} msg/s | inbox, group commit ${group.toFixed(0)} msg/s | ratios inbox ${(rate.inbox / rate['at-least-once']).toFixed(2)} / ${(rate.inbox / rate['at-least-once-tx']).toFixed(2)}, group commit ${(group / rate['at-least-once']).toFixed(2)} / ${(group / rate['at-least-once-tx']).toFixed(2)}`,
       );
     }
     const summary = (values: number[]) => {
@@ -41,6 +46,8 @@ async function main(): Promise<void> {
     const where = url ? 'PostgreSQL' : 'PGlite';
     console.log(`inbox / at-least-once + INSERT: ${summary(ratios)} on ${where}`);
     console.log(`inbox / at-least-once + INSERT in a transaction: ${summary(txRatios)} on ${where}`);
+    console.log(`inbox, group commit / at-least-once + INSERT: ${summary(groupRatios)} on ${where}`);
+    console.log(`inbox, group commit / at-least-once + INSERT in a transaction: ${summary(groupTxRatios)} on ${where}`);
   } finally {
     await db.query('DROP SCHEMA IF EXISTS bench_inbox CASCADE').catch(() => undefined);
     await db.close();

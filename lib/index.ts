@@ -139,7 +139,8 @@ export {
   UnsupportedSchemaError,
 } from './errors/jetstream-errors.js';
 
-export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner } from './database/database-adapter.js';
+export type { DatabaseAdapter, Listening, OwnedDatabase, SqlRunner, Statement } from './database/database-adapter.js';
+export { TransactionRolledBackError } from './database/database-errors.js';
 export { pgAdapter, type PgClientLike, type PgPoolClientLike, type PgPoolLike } from './database/pg-adapter.js';
 export { pgliteAdapter, type PgliteLike, type PgliteTransactionLike } from './database/pglite-adapter.js';
 export { typeormAdapter, type TypeormDataSourceLike, type TypeormManagerLike } from './database/typeorm-adapter.js';
@@ -161,5 +162,5 @@ export {
 
 export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
 export { JetStreamInbox } from './inbox/jetstream-inbox.js';
-export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions } from './inbox/inbox-options.js';
-export { InboxUnavailableError } from './inbox/inbox-errors.js';
+export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions, type InboxGroupCommitOptions } from './inbox/inbox-options.js';
+export { InboxHandlerAbortedError, InboxUnavailableError } from './inbox/inbox-errors.js';

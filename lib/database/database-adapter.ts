@@ -9,6 +9,12 @@
 /** Runs one statement with `$1`-style parameters and hands back the rows (empty without RETURNING). */
 export interface SqlRunner {
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /**
+   * Several statements in one round trip where the driver can (node-postgres: one simple query;
+   * PGlite: one unprepared call), the rows of each in order. The first failing statement rejects
+   * and the later ones do not run. Absent: `runScript` sends them one by one.
+   */
+  script?(statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>>;
 }
 
 /** One statement and its `$1`-style parameters. */
@@ -25,16 +31,23 @@ export interface Listening {
 export interface DatabaseAdapter<Tx = unknown> {
   /** `pg`, `pglite`, ...: for logs and errors. */
   readonly driver: string;
+  /**
+   * True when `transaction` rejects if COMMIT found the transaction aborted (PostgreSQL rolls
+   * back and answers ROLLBACK without an error; `TransactionRolledBackError`). Otherwise a caller
+   * that must know checks with a statement before the COMMIT (the inbox's group commit does).
+   */
+  readonly commitReportsRollback?: boolean;
   /** SQL inside the caller's transaction; the caller commits or rolls back. */
   inTransaction(tx: Tx): SqlRunner;
   /**
    * A transaction of the module's own: committed when `work` resolves, rolled back when it throws.
-   * With `first`, an adapter that can sends that statement in the same round trip as BEGIN
-   * (node-postgres: one simple query; PGlite: one unprepared call) and hands its rows to `work`
-   * as `firstRows`. An adapter that cannot, or a wrapper that passes on `work` only, leaves
-   * `firstRows` undefined, and the caller runs `first` itself: the inbox claims its row this way.
+   * With `first` (one statement or several), an adapter that can sends it in the same round trip
+   * as BEGIN (node-postgres: one simple query; PGlite: one unprepared call) and hands the rows of
+   * its last statement to `work` as `firstRows`. An adapter that cannot, or a wrapper that passes
+   * on `work` only, leaves `firstRows` undefined, and the caller runs `first` itself: the inbox
+   * claims its row this way.
    */
-  transaction<T>(work: (sql: SqlRunner, tx: Tx, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement): Promise<T>;
+  transaction<T>(work: (sql: SqlRunner, tx: Tx, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement | readonly Statement[]): Promise<T>;
   /** One statement in a transaction of its own (autocommit). */
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
   /**

@@ -1,3 +1,5 @@
+import { JetStreamModuleError } from '../errors/jetstream-errors.js';
+
 /**
  * True when an error says the database cannot be reached or dropped the connection, as opposed
  * to a statement it refused: the relay backs off and retries the first, and fails on the second.
@@ -20,4 +22,17 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     typeof message === 'string' &&
     /Connection terminated|connection is closed|Client has encountered a connection error|PGlite is closed|Client was closed/i.test(message)
   );
+}
+
+/**
+ * COMMIT found the transaction aborted (a statement had failed and the work went on, e.g. it
+ * caught the error): PostgreSQL then rolls back and answers ROLLBACK without an error, so the
+ * adapter raises this one instead of reporting a commit that did not happen. `code` is the
+ * SQLSTATE a statement on that transaction would have got (25P02, in_failed_sql_transaction).
+ */
+export class TransactionRolledBackError extends JetStreamModuleError {
+  readonly code = '25P02';
+  constructor() {
+    super('COMMIT rolled the transaction back: one of its statements had failed and the work went on without rolling back (a caught database error?)');
+  }
 }

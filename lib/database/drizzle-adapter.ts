@@ -19,7 +19,7 @@ export interface DrizzleDatabaseLike extends DrizzleExecutorLike {
 }
 
 interface DrizzleModule {
-  sql: { raw(text: string): DrizzleSql; join(chunks: DrizzleSql[]): DrizzleSql } & ((strings: TemplateStringsArray, ...values: unknown[]) => DrizzleSql);
+  sql: { raw(text: string): DrizzleSql; join(chunks: DrizzleSql[]): DrizzleSql; param(value: unknown): DrizzleSql } & ((strings: TemplateStringsArray, ...values: unknown[]) => DrizzleSql);
 }
 
 /**
@@ -41,7 +41,9 @@ export function drizzleAdapter<Tx extends DrizzleExecutorLike = DrizzleExecutorL
       const { sql } = await (drizzle ??= loadPeer<DrizzleModule>('drizzle-orm', 'drizzleAdapter', 'sql'));
       // `$n` placeholders become Drizzle parameters: the values never enter the SQL text.
       const parts = text.split(/\$(\d+)/);
-      const chunks = parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${params?.[Number(part) - 1]}`));
+      // sql.param, not sql`${value}`: the template spreads an array into a list of parameters,
+      // where `$2::text[]` (the inbox's claim of a batch or group) needs the array as one.
+      const chunks = parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${sql.param(params?.[Number(part) - 1])}`));
       const result = (await executor.execute(sql.join(chunks) as never)) as { rows?: R[] };
       return result.rows ?? [];
     },

@@ -1,5 +1,6 @@
 import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
-import { inlineParameters } from './inline-parameters.js';
+import { inlineScript, oneByOne } from './sql-script.js';
+import { TransactionRolledBackError } from './database-errors.js';
 
 /**
  * The parts of node-postgres the adapter uses, written out so that neither the module nor its
@@ -25,19 +26,20 @@ export interface PgPoolLike {
 export function pgAdapter(pool: PgPoolLike): DatabaseAdapter<PgClientLike> {
   return {
     driver: 'pg',
+    commitReportsRollback: true,
     inTransaction: (tx) => runnerOf(tx),
     query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
       (await pool.query(sql, params as unknown[] | undefined)).rows as R[],
-    transaction: <T>(work: (sql: SqlRunner, tx: PgClientLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
+    transaction: <T>(work: (sql: SqlRunner, tx: PgClientLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement | readonly Statement[]) =>
       transact(pool, async (client) => {
-        const inlined = first && inlineParameters(first.sql, first.params);
+        const inlined = first && inlineScript(first);
         if (inlined === undefined) {
           await client.query('BEGIN');
           return work(runnerOf(client), client);
         }
-        // Two statements in one simple query: node-postgres hands back one result each.
-        const results: unknown = await client.query(`BEGIN; ${inlined}`);
-        return work(runnerOf(client), client, (results as Array<{ rows: Array<Record<string, unknown>> }>)[1].rows);
+        // Several statements in one simple query: node-postgres hands back one result each.
+        const results = (await client.query(`BEGIN; ${inlined.text}`)) as unknown as Array<{ rows: Array<Record<string, unknown>> }>;
+        return work(runnerOf(client), client, results[inlined.count].rows);
       }),
     async listen(channel, onNotify, onLost): Promise<Listening> {
       const client = await pool.connect();
@@ -90,7 +92,8 @@ async function transact<T>(pool: PgPoolLike, work: (client: PgPoolClientLike) =>
   client.on('error', onError);
   try {
     const result = await work(client);
-    await client.query('COMMIT');
+    const commit = (await client.query('COMMIT')) as { command?: string };
+    if (commit.command === 'ROLLBACK') throw new TransactionRolledBackError();
     return result;
   } catch (err) {
     broken ??= await client.query('ROLLBACK').then(
@@ -105,10 +108,19 @@ async function transact<T>(pool: PgPoolLike, work: (client: PgPoolClientLike) =>
 }
 
 function runnerOf(client: { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }): SqlRunner {
-  return {
+  const runner: SqlRunner = {
     query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
       (await client.query(sql, params as unknown[] | undefined)).rows as R[],
+    async script(statements) {
+      const inlined = inlineScript(statements);
+      if (inlined === undefined) return oneByOne(runner, statements);
+      // One statement gives one result, several an array of them.
+      const results: unknown = await client.query(inlined.text);
+      const list = Array.isArray(results) ? (results as Array<{ rows: unknown[] }>) : [results as { rows: unknown[] }];
+      return list.map((r) => r.rows as Array<Record<string, unknown>>);
+    },
   };
+  return runner;
 }
 
 export function quoteIdentifier(name: string): string {

@@ -1,5 +1,5 @@
 import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
-import { inlineParameters } from './inline-parameters.js';
+import { inlineScript, oneByOne } from './sql-script.js';
 import { BYTEA_OID, parseBytea } from './parse-bytea.js';
 
 /**
@@ -33,19 +33,28 @@ export interface PgliteLike extends PgliteTransactionLike {
  * works within the process. `Tx` is the handle `db.transaction(async (tx) => ...)` gives.
  */
 export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransactionLike> {
-  const runnerOf = (handle: PgliteTransactionLike): SqlRunner => ({
-    query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
-      (await handle.query(sql, params as unknown[] | undefined, OPTIONS)).rows as R[],
-  });
+  const runnerOf = (handle: PgliteTransactionLike): SqlRunner => {
+    const runner: SqlRunner = {
+      query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
+        (await handle.query(sql, params as unknown[] | undefined, OPTIONS)).rows as R[],
+      async script(statements) {
+        const inlined = handle.exec ? inlineScript(statements) : undefined;
+        if (inlined === undefined || !handle.exec) return oneByOne(runner, statements);
+        return (await handle.exec(inlined.text, OPTIONS)).map((r) => r.rows as Array<Record<string, unknown>>);
+      },
+    };
+    return runner;
+  };
   return {
     driver: 'pglite',
     inTransaction: runnerOf,
     query: (sql, params) => runnerOf(db).query(sql, params),
-    transaction: <T>(work: (sql: SqlRunner, tx: PgliteTransactionLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement) =>
+    transaction: <T>(work: (sql: SqlRunner, tx: PgliteTransactionLike, firstRows?: Array<Record<string, unknown>>) => Promise<T>, first?: Statement | readonly Statement[]) =>
       db.transaction(async (tx) => {
-        const inlined = first && tx.exec ? inlineParameters(first.sql, first.params) : undefined;
+        const inlined = first && tx.exec ? inlineScript(first) : undefined;
         if (inlined === undefined || !tx.exec) return work(runnerOf(tx), tx);
-        return work(runnerOf(tx), tx, (await tx.exec(inlined, OPTIONS))[0].rows as Array<Record<string, unknown>>);
+        const results = await tx.exec(inlined.text, OPTIONS);
+        return work(runnerOf(tx), tx, results[results.length - 1].rows as Array<Record<string, unknown>>);
       }),
     async listen(channel, onNotify): Promise<Listening> {
       // In-process: there is no connection to lose short of closing the database itself.

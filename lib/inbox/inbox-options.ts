@@ -1,6 +1,7 @@
 import type { DatabaseAdapter } from '../database/database-adapter.js';
 import { tableName, type TableName } from '../database/table-names.js';
 import { InvalidOptionsError } from '../errors/jetstream-errors.js';
+import type { GroupCommitLimits } from './inbox-group-commit.js';
 
 /** Table of handled message keys, unless `table` names another. */
 export const DEFAULT_INBOX_TABLE = 'jetstream_inbox';
@@ -23,6 +24,22 @@ export interface JetStreamInboxOptions {
   cleanupIntervalMs?: number;
   /** Create the table (and its index) at startup when missing; default false (ship the DDL in a migration). */
   ensureSchema?: boolean;
+  /**
+   * Group commit: inbox messages dispatched while a transaction is open share it, each handler
+   * in a savepoint of its own (its writes and its inbox row still commit or roll back together,
+   * and its message is settled by its own outcome), and the group commits once. `true` takes
+   * the defaults. Nothing waits for a group to fill, so a lone message commits alone; under load
+   * a message waits for the handlers before it in its group (at most `maxMessages - 1`).
+   * Suits handlers that only write to the database: a slow handler holds up its group.
+   */
+  groupCommit?: boolean | InboxGroupCommitOptions;
+}
+
+export interface InboxGroupCommitOptions {
+  /** Most messages one transaction takes; default 16. */
+  maxMessages?: number;
+  /** Group transactions open at once (each holds a pooled connection); default 4, 1 on PGlite (one connection). */
+  transactions?: number;
 }
 
 export interface ResolvedInboxOptions {
@@ -31,6 +48,7 @@ export interface ResolvedInboxOptions {
   readonly retentionMs: number;
   readonly cleanupIntervalMs: number;
   readonly ensureSchema: boolean;
+  readonly groupCommit: GroupCommitLimits | undefined;
 }
 
 const DAY = 86_400_000;
@@ -53,5 +71,18 @@ export function resolveInboxOptions(options: JetStreamInboxOptions): ResolvedInb
   const retentionMs = positive(options.retentionMs, 7 * DAY, 'retentionMs');
   const cleanupIntervalMs = positive(options.cleanupIntervalMs, Math.max(1_000, Math.min(60_000, Math.floor(retentionMs / 10))), 'cleanupIntervalMs');
   if (options.ensureSchema !== undefined && typeof options.ensureSchema !== 'boolean') fail('ensureSchema must be a boolean');
-  return { database: options.database, table, retentionMs, cleanupIntervalMs, ensureSchema: options.ensureSchema ?? false };
+  const group = options.groupCommit;
+  let groupCommit: GroupCommitLimits | undefined;
+  if (group !== undefined && group !== false) {
+    if (group !== true && (typeof group !== 'object' || group === null)) fail(`groupCommit must be a boolean or { maxMessages, transactions }, got ${JSON.stringify(group)}`);
+    const given = group === true ? {} : group;
+    const count = (value: unknown, fallback: number, name: string): number => {
+      if (value === undefined) return fallback;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail(`groupCommit.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+      return value as number;
+    };
+    // PGlite runs one transaction at a time: a second group would only wait for the first.
+    groupCommit = { maxMessages: count(given.maxMessages, 16, 'maxMessages'), transactions: count(given.transactions, options.database.driver === 'pglite' ? 1 : 4, 'transactions') };
+  }
+  return { database: options.database, table, retentionMs, cleanupIntervalMs, ensureSchema: options.ensureSchema ?? false, groupCommit };
 }

@@ -2,9 +2,10 @@ import type { DatabaseAdapter } from '../database/database-adapter.js';
 import type { TableName } from '../database/table-names.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
 import { DatabaseUnreachable } from './inbox-errors.js';
+import { INBOX_DUPLICATE } from './inbox-duplicate.js';
+import { InboxGroupCommit, type GroupCommitLimits } from './inbox-group-commit.js';
 
-/** What `InboxStore.run` returns when the message's key has a row already: ack without running. */
-export const INBOX_DUPLICATE = Symbol('inbox-duplicate');
+export { INBOX_DUPLICATE };
 
 /** Thrown inside the transaction to roll it back while still handing back the work's result. */
 class RollBack {
@@ -24,11 +25,15 @@ export class InboxStore {
   private readonly claimManySql: string;
   private readonly recordedManySql: string;
   private readonly unclaimManySql: string;
+  /** Set with `groupCommit`: messages share transactions, each in a savepoint. */
+  private readonly groups?: InboxGroupCommit;
 
   constructor(
     private readonly db: DatabaseAdapter,
     table: TableName,
+    groupCommit?: GroupCommitLimits,
   ) {
+    if (groupCommit) this.groups = new InboxGroupCommit((consumer, keys, work) => this.runBatch(consumer, keys, work), db, groupCommit);
     const t = table.sql;
     this.claimSql = `INSERT INTO ${t} (consumer, msg_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1 AS claimed`;
     this.recordedSql = `SELECT 1 AS found FROM ${t} WHERE consumer = $1 AND msg_id = $2`;
@@ -44,8 +49,10 @@ export class InboxStore {
    * Runs `work` in one transaction whose first write records the key. Commits when `work`
    * resolves and `keep(result)` holds; rolls back when it throws (rethrown) or `keep` is false
    * (the result is returned). `INBOX_DUPLICATE`, without calling `work`, when the key has a row.
+   * With group commit the transaction is shared with other messages (`InboxGroupCommit`).
    */
   async run<R>(consumer: string, key: string, work: (tx: unknown) => Promise<R>, keep: (result: R) => boolean): Promise<R | typeof INBOX_DUPLICATE> {
+    if (this.groups) return this.groups.run(consumer, key, work, keep as (result: unknown) => boolean) as Promise<R | typeof INBOX_DUPLICATE>;
     const first = { sql: this.claimSql, params: [consumer, key] };
     let began = false;
     try {
@@ -90,16 +97,19 @@ export class InboxStore {
     keys: readonly string[],
     work: (tx: unknown, claimed: ReadonlySet<string>) => Promise<{ readonly result: R; readonly unclaim: readonly string[] }>,
   ): Promise<R> {
+    const claim = { sql: this.claimManySql, params: [consumer, keys] };
     let began = false;
     try {
-      return await this.db.transaction(async (sql, tx) => {
-        const rows = await sql.query<{ msg_id: string }>(this.claimManySql, [consumer, keys]);
+      // The claim goes with BEGIN in one round trip where the adapter can, as `run`'s does.
+      return await this.db.transaction(async (sql, tx, firstRows) => {
+        const rows = (firstRows ?? (await sql.query(claim.sql, claim.params))) as Array<{ msg_id: string }>;
         began = true;
         const { result, unclaim } = await work(tx, new Set(rows.map((r) => r.msg_id)));
         if (unclaim.length > 0) await sql.query(this.unclaimManySql, [consumer, unclaim]);
         return result;
-      });
+      }, claim);
     } catch (err) {
+      // Nothing ran: the caller may wait for the database and try the same attempt again.
       if (!began && isDatabaseUnavailable(err)) throw new DatabaseUnreachable(err);
       throw err;
     }

@@ -21,7 +21,7 @@ export class JetStreamInbox implements OnApplicationShutdown {
 
   constructor(options: JetStreamInboxOptions, logger = new Logger('JetStreamInbox')) {
     this.options = resolveInboxOptions(options);
-    this.store = new InboxStore(this.options.database, this.options.table);
+    this.store = new InboxStore(this.options.database, this.options.table, this.options.groupCommit);
     this.cleanup = new InboxCleanup(this.store, this.options.retentionMs, this.options.cleanupIntervalMs, logger);
     this.reachability = new DatabaseReachability(() => this.options.database.query('SELECT 1'), this.options.table.name, logger);
   }

@@ -1,6 +1,6 @@
-import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module, type DynamicModule } from '@nestjs/common';
 import { JetStreamInbox } from '../inbox/jetstream-inbox.js';
-import type { JetStreamInboxOptions } from '../inbox/inbox-options.js';
+import { resolveInboxOptions, type JetStreamInboxOptions } from '../inbox/inbox-options.js';
 
 const OPTIONS_TOKEN = 'JET_STREAM_INBOX_MODULE_OPTIONS';
 
@@ -22,4 +22,12 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<JetStreamInbox
  * connection's inbox handlers share it.
  */
 @Module({})
-export class JetStreamInboxModule extends ConfigurableModuleClass {}
+export class JetStreamInboxModule extends ConfigurableModuleClass {
+  static override forRoot(options: JetStreamInboxOptions & { isGlobal?: boolean }): DynamicModule {
+    // Bad options fail here, before Nest builds any provider. Failing in the provider's factory
+    // left the NATS connection another provider had already opened with nobody to close it (a
+    // failed build runs no shutdown hook): its timers kept jest from exiting after inbox.spec.ts.
+    resolveInboxOptions(options);
+    return super.forRoot(options);
+  }
+}

@@ -38,7 +38,7 @@ const WORKER = resolve(dirname(fileURLToPath(import.meta.url)), 'apps/inbox-work
  * that commit held. PGlite is one process at a time: the child gets the files while it runs,
  * and this process's handle is open again when this resolves.
  */
-async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>): Promise<string[]> {
+async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>, marker: 'COMMITTED' | 'OPEN' = 'COMMITTED'): Promise<string[]> {
   await db.release();
   const output: string[] = [];
   const env = { INBOX_WORKER: JSON.stringify({ servers: testNatsUrl(), database: db.target, ...config }) };
@@ -57,8 +57,8 @@ async function runUntilKilled(db: TestDatabase, config: Record<string, unknown>)
     throw new Error(`${(err as Error).message}; the worker printed:\n${output.join('')}`);
   });
   await db.reopen();
-  const committed = /COMMITTED (\[.*\])/.exec(output.join(''));
-  expect({ exit, output: committed ? 'committed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'committed' });
+  const committed = new RegExp(`${marker} (\\[.*\\])`).exec(output.join(''));
+  expect({ exit, output: committed ? 'printed' : output.join('') }).toEqual({ exit: { code: null, signal: 'SIGKILL' }, output: 'printed' });
   return JSON.parse(committed![1]) as string[];
 }
 
@@ -117,16 +117,32 @@ function billingClass(subject: string, charges: string, options: { durable: stri
   return Billing;
 }
 
-async function startInboxApp(t: Pick<TestDatabase, 'db'>, inbox: string, servers: string, providers: unknown[], tracker: { track(app: TestApp): TestApp }): Promise<TestApp> {
+async function startInboxApp(t: Pick<TestDatabase, 'db'>, inbox: string, servers: string, providers: unknown[], tracker: { track(app: TestApp): TestApp }, groupCommit = false): Promise<TestApp> {
   return tracker.track(
     await startApp(
       {
-        imports: [JetStreamModule.forRoot({ servers, shutdownTimeoutMs: 2_000 }), JetStreamInboxModule.forRoot({ database: t.db, table: inbox })],
+        imports: [JetStreamModule.forRoot({ servers, shutdownTimeoutMs: 2_000 }), JetStreamInboxModule.forRoot({ database: t.db, table: inbox, groupCommit })],
         providers: providers as never[],
       },
       new CapturingLogger(),
     ),
   );
+}
+
+/**
+ * 60 orders `<prefix>-<i>` waiting; a group-commit worker (16 at once, one group transaction at
+ * a time) SIGKILLed after the COMMIT of the group holding `<prefix>-25`, or, `midGroup`, right
+ * after its INSERT with the group open. Hands back that group's ids.
+ */
+async function killGroupWorker(prefix: string, midGroup: boolean) {
+  const { charges, inbox } = await prepare(t, prefix);
+  const ids = Array.from({ length: 60 }, (_, i) => `${prefix}-${i}`);
+  const { stream, subject } = await publishedOrders(prefix.toUpperCase(), ids);
+  const durable = 'billing';
+  const ackWaitMs = 2_000;
+  const config = { subject, durable, ackWaitMs, concurrency: 16, groupCommit: true, killMidGroup: midGroup, inboxTable: inbox, chargesTable: charges, dieAfter: `${prefix}-25` };
+  const group = await runUntilKilled(t, config, midGroup ? 'OPEN' : 'COMMITTED');
+  return { charges, inbox, ids, stream, subject, durable, ackWaitMs, group };
 }
 
 let t: TestDatabase;
@@ -197,15 +213,22 @@ describe('inbox under failures', () => {
     expect(calls.length).toBe(ids.length - afterKill.size);
   }, 300_000);
 
-  it('two instances on one durable, every order published twice: each charged once', async () => {
-    const { charges, inbox } = await prepare(t, 'two');
-    const stream = uniqueName('INBOXTWO');
+  it.each([
+    ['a transaction per message', false],
+    ['group commit', true],
+  ])('two instances on one durable, every order published twice (%s): each charged once, no group waits for good on another', async (_mode, groupCommit) => {
+    // With group commit, the two copies of a key often sit in two groups of two instances at
+    // once: the second claim waits for the first group's COMMIT (PostgreSQL row lock; PGlite
+    // runs one transaction at a time), then finds the row. Keys are claimed in sorted order, so
+    // two groups never wait on each other: the deadline below would catch a deadlock (1 s each).
+    const { charges, inbox } = await prepare(t, groupCommit ? 'twog' : 'two');
+    const stream = uniqueName(groupCommit ? 'INBOXTWOG' : 'INBOXTWO');
     const subject = `${stream}.created`;
     await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const calls: string[] = [];
     const Billing = billingClass(subject, charges, { durable: 'billing', concurrency: 8 }, calls);
-    const a = await startInboxApp(t, inbox, testNatsUrl(), [Billing], hooks.apps);
-    await startInboxApp(t, inbox, testNatsUrl(), [Billing], hooks.apps);
+    const a = await startInboxApp(t, inbox, testNatsUrl(), [Billing], hooks.apps, groupCommit);
+    await startInboxApp(t, inbox, testNatsUrl(), [Billing], hooks.apps, groupCommit);
     const ids = Array.from({ length: 150 }, (_, i) => `two-${i}`);
     // Two messages per order, distinct to the stream, one key to the inbox (as a redrive is).
     await a.app.get(JetStreamPublisher).publishBatch(
@@ -221,6 +244,35 @@ describe('inbox under failures', () => {
     expect(notOnce(await chargesPerOrder(t, charges), ids)).toEqual([]);
     expect(calls.length).toBe(ids.length);
   }, 60_000);
+
+  it('group commit, SIGKILLed after a group committed and before its acks: the group comes back, is acked without a call, every order charged once', async () => {
+    const { charges, inbox, ids, stream, subject, durable, ackWaitMs, group: killedGroup } = await killGroupWorker('gkill', false);
+    expect(killedGroup).toContain('gkill-25');
+    const afterKill = await chargesPerOrder(t, charges);
+    expect(killedGroup.filter((id) => afterKill.get(id) !== 1)).toEqual([]);
+
+    const calls: string[] = [];
+    await startInboxApp(t, inbox, testNatsUrl(), [billingClass(subject, charges, { durable, ackWaitMs, concurrency: 16 }, calls)], hooks.apps, true);
+    await allAcked(stream, durable, ids.length);
+    expect(notOnce(await chargesPerOrder(t, charges), ids)).toEqual([]);
+    // Acked only after the COMMIT, so the whole group came back, and found its rows.
+    expect(calls.filter((id) => killedGroup.includes(id))).toEqual([]);
+  }, 300_000);
+
+  it('group commit, SIGKILLed in the middle of a group: nothing of the group committed, every order charged once after the restart', async () => {
+    const { charges, inbox, ids, stream, subject, durable, ackWaitMs, group: openGroup } = await killGroupWorker('gmid', true);
+    expect(openGroup).toContain('gmid-25');
+    // The group's rows went with its transaction; what committed before it stays, once.
+    const afterKill = await chargesPerOrder(t, charges);
+    expect(openGroup.filter((id) => afterKill.has(id))).toEqual([]);
+    expect([...afterKill.values()].filter((n) => n !== 1)).toEqual([]);
+
+    const calls: string[] = [];
+    await startInboxApp(t, inbox, testNatsUrl(), [billingClass(subject, charges, { durable, ackWaitMs, concurrency: 16 }, calls)], hooks.apps, true);
+    await allAcked(stream, durable, ids.length);
+    expect(notOnce(await chargesPerOrder(t, charges), ids)).toEqual([]);
+    expect(calls).toEqual(expect.arrayContaining(openGroup));
+  }, 300_000);
 });
 
 describe('inbox: broker crash', () => {

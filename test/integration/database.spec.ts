@@ -1,4 +1,4 @@
-import { ensureSchema, inboxDdl, outboxDdl, tableName } from '../../lib/index.js';
+import { ensureSchema, inboxDdl, outboxDdl, tableName, TransactionRolledBackError } from '../../lib/index.js';
 import { waitFor } from '../harness/index.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
 
@@ -57,6 +57,41 @@ describe('database layer', () => {
     });
     await waitFor(() => notified === 1, { timeoutMs: 10_000, message: 'the notification' });
     await listening.close();
+  });
+
+  it('sends several statements in one round trip (first statements with BEGIN, a script inside), text arrays inlined; a COMMIT that rolled back is an error', async () => {
+    const table = `"${t.schema}".scripts`;
+    await t.db.query(`CREATE TABLE ${table} (v text PRIMARY KEY)`);
+    const keys = ["a'b", 'c\\d', 'e'];
+    const got = await t.db.transaction(
+      async (sql, _tx, firstRows) => {
+        // The rows of the last statement of `first`.
+        expect(firstRows?.map((r) => r.v).sort()).toEqual([...keys].sort());
+        const results = await sql.script!([
+          { sql: 'SAVEPOINT s', params: [] },
+          { sql: `SELECT v FROM ${table} WHERE v = ANY($1::text[]) ORDER BY v`, params: [['e', "a'b"]] },
+          { sql: `SELECT count(*)::int AS n FROM ${table} WHERE v = ANY($1::text[])`, params: [[]] },
+        ]);
+        return results.map((rows) => rows.length);
+      },
+      [
+        { sql: 'SELECT 1', params: [] },
+        { sql: `INSERT INTO ${table} (v) SELECT unnest($1::text[]) RETURNING v`, params: [keys] },
+      ],
+    );
+    expect(got).toEqual([0, 2, 1]);
+    const committed = await t.db.query<{ v: string }>(`SELECT v FROM ${table} ORDER BY v`);
+    expect(committed.map((r) => r.v)).toEqual([...keys].sort());
+    if (t.kind === 'pg') {
+      // A statement failed and the work went on: PostgreSQL answers the COMMIT with ROLLBACK.
+      await expect(
+        t.db.transaction(async (sql) => {
+          await sql.query(`INSERT INTO ${table} (v) VALUES ('lost')`);
+          await sql.query('SELECT * FROM no_such_table').catch(() => undefined);
+        }),
+      ).rejects.toThrow(TransactionRolledBackError);
+      expect(await t.db.query(`SELECT v FROM ${table} WHERE v = 'lost'`)).toEqual([]);
+    }
   });
 
   it('sends a first statement with BEGIN and hands back its rows: values read back exactly, commit and rollback as without it', async () => {

@@ -4,21 +4,28 @@
 // that size, charging its batch with one multi-row INSERT. After the transaction that charges
 // `dieAfter` has committed, the process SIGKILLs itself: the dispatcher has the commit, the acks
 // (sent after it) never leave. It prints `COMMITTED <the ids of that transaction>` first.
+// With `groupCommit` the inbox runs one group transaction at a time, and the ids are those of
+// the group; with `killMidGroup` too, the process dies right after `dieAfter`'s INSERT, its
+// group still open, printing `OPEN <the ids of that group so far>`.
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { BatchContext, EventContext, InboxTransaction, JetStreamInboxModule, JetStreamModule, OnEvent, openDatabase } from '../../../dist/index.js';
 
-const { servers, subject, durable, ackWaitMs, maxMessages, database, inboxTable, chargesTable, dieAfter } = JSON.parse(process.env.INBOX_WORKER ?? '{}');
+const { servers, subject, durable, ackWaitMs, maxMessages, database, inboxTable, chargesTable, dieAfter, groupCommit, killMidGroup, concurrency } = JSON.parse(process.env.INBOX_WORKER ?? '{}');
 const db = await openDatabase(database);
 
 let fatal;
+/** Group commit: the ids charged in the open group transaction (one at a time). */
+let group = [];
 // The adapter the inbox runs its transactions through, with the kill right after the commit of
 // the transaction that charged `dieAfter`.
 const killing = {
   ...db,
   async transaction(work) {
+    group = [];
     const result = await db.transaction(work);
+    if (groupCommit && group.includes(dieAfter)) fatal = group;
     if (fatal) {
       process.stdout.write(`COMMITTED ${JSON.stringify(fatal)}\n`);
       process.kill(process.pid, 'SIGKILL');
@@ -30,7 +37,13 @@ const killing = {
 async function charge(orders, tx) {
   const values = orders.map((_, i) => `($${i + 1}, 1)`).join(', ');
   await tx.query(`INSERT INTO ${chargesTable} (order_id, attempt) VALUES ${values}`, orders.map((o) => o.id));
-  if (orders.some((o) => o.id === dieAfter)) fatal = orders.map((o) => o.id);
+  if (groupCommit) {
+    group.push(...orders.map((o) => o.id));
+    if (killMidGroup && orders.some((o) => o.id === dieAfter)) {
+      process.stdout.write(`OPEN ${JSON.stringify(group)}\n`);
+      process.kill(process.pid, 'SIGKILL');
+    }
+  } else if (orders.some((o) => o.id === dieAfter)) fatal = orders.map((o) => o.id);
 }
 
 class Billing {
@@ -40,7 +53,7 @@ class Billing {
 }
 Reflect.decorate(
   [
-    OnEvent(subject, { durable, inbox: true, ackWaitMs, ...(maxMessages ? { batch: { maxMessages, maxWaitMs: 200 } } : {}) }),
+    OnEvent(subject, { durable, inbox: true, ackWaitMs, ...(concurrency ? { concurrency } : {}), ...(maxMessages ? { batch: { maxMessages, maxWaitMs: 200 } } : {}) }),
     Reflect.metadata('design:paramtypes', maxMessages ? [Array, BatchContext, Object] : [Object, EventContext, Object]),
   ],
   Billing.prototype,
@@ -54,7 +67,7 @@ class WorkerModule {}
 Reflect.decorate(
   [
     Module({
-      imports: [JetStreamModule.forRoot({ servers }), JetStreamInboxModule.forRoot({ database: killing, table: inboxTable })],
+      imports: [JetStreamModule.forRoot({ servers }), JetStreamInboxModule.forRoot({ database: killing, table: inboxTable, ...(groupCommit ? { groupCommit: { maxMessages: 8, transactions: 1 } } : {}) })],
       providers: [Billing],
     }),
   ],

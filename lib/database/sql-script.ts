@@ -1,0 +1,33 @@
+import type { SqlRunner, Statement } from './database-adapter.js';
+import { inlineParameters } from './inline-parameters.js';
+
+/**
+ * Statements joined into one text for the simple-query protocol (one round trip), their
+ * parameters inlined; undefined when one of them cannot be inlined (see `inlineParameters`).
+ */
+export function inlineScript(statements: Statement | readonly Statement[]): { readonly text: string; readonly count: number } | undefined {
+  const list: readonly Statement[] = isStatementList(statements) ? statements : [statements];
+  const parts: string[] = [];
+  for (const { sql, params } of list) {
+    const text = inlineParameters(sql, params);
+    if (text === undefined) return undefined;
+    parts.push(text);
+  }
+  return { text: parts.join('; '), count: list.length };
+}
+
+/** `statements` in one round trip where `sql` can (`SqlRunner.script`), else one by one. */
+export async function runScript(sql: SqlRunner, statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>> {
+  return sql.script ? sql.script(statements) : oneByOne(sql, statements);
+}
+
+/** One round trip a statement: for a driver or statement that cannot go as one simple query. */
+export async function oneByOne(sql: Pick<SqlRunner, 'query'>, statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>> {
+  const rows: Array<Array<Record<string, unknown>>> = [];
+  for (const { sql: text, params } of statements) rows.push(await sql.query(text, params));
+  return rows;
+}
+
+export function isStatementList(value: Statement | readonly Statement[]): value is readonly Statement[] {
+  return Array.isArray(value);
+}
