@@ -478,8 +478,8 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
     expect(second.logger.find(/./, 'error')).toEqual([]);
   }, 120_000);
 
-  it.each(['handler', 'batch handler'])('down for longer than the whole retry budget, orders arriving meanwhile: nothing dead-lettered, none uses up an attempt, each charged once (%s)', async (kind) => {
-    const { charges, inbox, stream, subject } = await scenario(kind === 'handler' ? 'outage' : 'boutage');
+  it.each(['handler', 'handler with group commit', 'batch handler'])('down for longer than the whole retry budget, orders arriving meanwhile: nothing dead-lettered, none uses up an attempt, each charged once (%s)', async (kind) => {
+    const { charges, inbox, stream, subject } = await scenario(kind === 'handler' ? 'outage' : kind === 'batch handler' ? 'boutage' : 'goutage');
     const dlq = uniqueName('DLQOUTAGE');
     // The default retry: 5 attempts, 1 s doubling, about 15 s from the first failure to a dead letter.
     const budgetMs = 1_000 + 2_000 + 4_000 + 8_000;
@@ -498,8 +498,8 @@ describeWithPrivatePostgres('inbox: the database goes down under a consumer', (b
         for (const [i, o] of orders.entries()) await tx.query(`INSERT INTO ${charges} (order_id, attempt) VALUES ($1, $2)`, [o.id, batch.items[i].context.attempt]);
       }
     }
-    const Billing = kind === 'handler' ? SingleBilling : BatchBilling;
-    const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps);
+    const Billing = kind === 'batch handler' ? BatchBilling : SingleBilling;
+    const app = await startInboxApp(target, inbox, testNatsUrl(), [Billing], hooks.apps, kind === 'handler with group commit');
     const before = Array.from({ length: 20 }, (_, i) => `before-${i}`);
     for (const id of before) await hooks.client.js.publish(subject, JSON.stringify({ id }), { msgID: id });
     await waitFor(async () => (await chargesPerOrder(target, charges)).size === before.length, { timeoutMs: 30_000, message: 'the first orders charged' });
