@@ -12,7 +12,7 @@ export interface SqlRunner {
   /**
    * Several statements in one round trip where the driver can (node-postgres: one simple query;
    * PGlite: one unprepared call), the rows of each in order. The first failing statement rejects
-   * and the later ones do not run. Absent: `runScript` sends them one by one.
+   * and the later ones do not run. Optional: send them one by one where it is absent.
    */
   script?(statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>>;
 }

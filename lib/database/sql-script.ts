@@ -16,11 +16,6 @@ export function inlineScript(statements: Statement | readonly Statement[]): { re
   return { text: parts.join('; '), count: list.length };
 }
 
-/** `statements` in one round trip where `sql` can (`SqlRunner.script`), else one by one. */
-export async function runScript(sql: SqlRunner, statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>> {
-  return sql.script ? sql.script(statements) : oneByOne(sql, statements);
-}
-
 /** One round trip a statement: for a driver or statement that cannot go as one simple query. */
 export async function oneByOne(sql: Pick<SqlRunner, 'query'>, statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>> {
   const rows: Array<Array<Record<string, unknown>>> = [];
@@ -28,6 +23,6 @@ export async function oneByOne(sql: Pick<SqlRunner, 'query'>, statements: readon
   return rows;
 }
 
-export function isStatementList(value: Statement | readonly Statement[]): value is readonly Statement[] {
+function isStatementList(value: Statement | readonly Statement[]): value is readonly Statement[] {
   return Array.isArray(value);
 }

@@ -25,9 +25,12 @@ export interface JetStreamInboxOptions {
   /** Create the table (and its index) at startup when missing; default false (ship the DDL in a migration). */
   ensureSchema?: boolean;
   /**
-   * Group commit: inbox messages dispatched while a transaction is open share it, each handler
-   * in a savepoint of its own (its writes and its inbox row still commit or roll back together,
-   * and its message is settled by its own outcome), and the group commits once. `true` takes
+   * Group commit: inbox messages dispatched while a transaction is open share it: their keys
+   * are claimed together with BEGIN, the handlers run one after another, and the group commits
+   * once; each message is settled by its own outcome after that COMMIT. When a handler throws,
+   * the group rolls back: that message alone follows its retry or dead-letter path, and the
+   * others run again in a new transaction, so a handler of a group may be called more than once
+   * (each message still commits exactly once, its writes with its inbox row). `true` takes
    * the defaults. Nothing waits for a group to fill, so a lone message commits alone; under load
    * a message waits for the handlers before it in its group (at most `maxMessages - 1`).
    * Suits handlers that only write to the database: a slow handler holds up its group.

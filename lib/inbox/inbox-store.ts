@@ -25,7 +25,7 @@ export class InboxStore {
   private readonly claimManySql: string;
   private readonly recordedManySql: string;
   private readonly unclaimManySql: string;
-  /** Set with `groupCommit`: messages share transactions, each in a savepoint. */
+  /** Set with `groupCommit`: messages share transactions (`InboxGroupCommit`). */
   private readonly groups?: InboxGroupCommit;
 
   constructor(
