@@ -10,7 +10,7 @@ import { N, publishRound, relayRound, type RoundProbe } from './outbox-rounds.js
  * the PostgreSQL backends this process opened (tagged by application_name; PGlite runs inside
  * node), for relay rounds and publish() rounds of BENCH_OUTBOX_N events each.
  *
- *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node dist-bench/bench/outbox-cost.js [rounds]
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:outbox-cost -- [rounds]
  *
  * BENCH_PROFILE=<dir> writes a CPU profile of each timed section (`relay-1.cpuprofile`, ...).
  */

@@ -9,12 +9,6 @@
 /** Runs one statement with `$1`-style parameters and hands back the rows (empty without RETURNING). */
 export interface SqlRunner {
   query<R extends object = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<R[]>;
-  /**
-   * Several statements in one round trip where the driver can (node-postgres: one simple query;
-   * PGlite: one unprepared call), the rows of each in order. The first failing statement rejects
-   * and the later ones do not run. Optional: send them one by one where it is absent.
-   */
-  script?(statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>>;
 }
 
 /** One statement and its `$1`-style parameters. */

@@ -1,5 +1,5 @@
 import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
-import { inlineScript, oneByOne } from './sql-script.js';
+import { inlineScript } from './sql-script.js';
 import { TransactionRolledBackError } from './database-errors.js';
 
 /**
@@ -108,19 +108,10 @@ async function transact<T>(pool: PgPoolLike, work: (client: PgPoolClientLike) =>
 }
 
 function runnerOf(client: { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }): SqlRunner {
-  const runner: SqlRunner = {
+  return {
     query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
       (await client.query(sql, params as unknown[] | undefined)).rows as R[],
-    async script(statements) {
-      const inlined = inlineScript(statements);
-      if (inlined === undefined) return oneByOne(runner, statements);
-      // One statement gives one result, several an array of them.
-      const results: unknown = await client.query(inlined.text);
-      const list = Array.isArray(results) ? (results as Array<{ rows: unknown[] }>) : [results as { rows: unknown[] }];
-      return list.map((r) => r.rows as Array<Record<string, unknown>>);
-    },
   };
-  return runner;
 }
 
 export function quoteIdentifier(name: string): string {

@@ -1,5 +1,5 @@
 import type { DatabaseAdapter, Listening, SqlRunner, Statement } from './database-adapter.js';
-import { inlineScript, oneByOne } from './sql-script.js';
+import { inlineScript } from './sql-script.js';
 import { BYTEA_OID, parseBytea } from './parse-bytea.js';
 
 /**
@@ -33,18 +33,10 @@ export interface PgliteLike extends PgliteTransactionLike {
  * works within the process. `Tx` is the handle `db.transaction(async (tx) => ...)` gives.
  */
 export function pgliteAdapter(db: PgliteLike): DatabaseAdapter<PgliteTransactionLike> {
-  const runnerOf = (handle: PgliteTransactionLike): SqlRunner => {
-    const runner: SqlRunner = {
-      query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
-        (await handle.query(sql, params as unknown[] | undefined, OPTIONS)).rows as R[],
-      async script(statements) {
-        const inlined = handle.exec ? inlineScript(statements) : undefined;
-        if (inlined === undefined || !handle.exec) return oneByOne(runner, statements);
-        return (await handle.exec(inlined.text, OPTIONS)).map((r) => r.rows as Array<Record<string, unknown>>);
-      },
-    };
-    return runner;
-  };
+  const runnerOf = (handle: PgliteTransactionLike): SqlRunner => ({
+    query: async <R extends object>(sql: string, params?: readonly unknown[]) =>
+      (await handle.query(sql, params as unknown[] | undefined, OPTIONS)).rows as R[],
+  });
   return {
     driver: 'pglite',
     inTransaction: runnerOf,

@@ -1,4 +1,4 @@
-import type { SqlRunner, Statement } from './database-adapter.js';
+import type { Statement } from './database-adapter.js';
 import { inlineParameters } from './inline-parameters.js';
 
 /**
@@ -14,13 +14,6 @@ export function inlineScript(statements: Statement | readonly Statement[]): { re
     parts.push(text);
   }
   return { text: parts.join('; '), count: list.length };
-}
-
-/** One round trip a statement: for a driver or statement that cannot go as one simple query. */
-export async function oneByOne(sql: Pick<SqlRunner, 'query'>, statements: readonly Statement[]): Promise<Array<Array<Record<string, unknown>>>> {
-  const rows: Array<Array<Record<string, unknown>>> = [];
-  for (const { sql: text, params } of statements) rows.push(await sql.query(text, params));
-  return rows;
 }
 
 function isStatementList(value: Statement | readonly Statement[]): value is readonly Statement[] {

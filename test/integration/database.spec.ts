@@ -59,7 +59,7 @@ describe('database layer', () => {
     await listening.close();
   });
 
-  it('sends several statements in one round trip (first statements with BEGIN, a script inside), text arrays inlined; a COMMIT that rolled back is an error', async () => {
+  it('sends several statements with BEGIN in one round trip, text arrays inlined; a COMMIT that rolled back is an error', async () => {
     const table = `"${t.schema}".scripts`;
     await t.db.query(`CREATE TABLE ${table} (v text PRIMARY KEY)`);
     const keys = ["a'b", 'c\\d', 'e'];
@@ -67,19 +67,16 @@ describe('database layer', () => {
       async (sql, _tx, firstRows) => {
         // The rows of the last statement of `first`.
         expect(firstRows?.map((r) => r.v).sort()).toEqual([...keys].sort());
-        const results = await sql.script!([
-          { sql: 'SAVEPOINT s', params: [] },
-          { sql: `SELECT v FROM ${table} WHERE v = ANY($1::text[]) ORDER BY v`, params: [['e', "a'b"]] },
-          { sql: `SELECT count(*)::int AS n FROM ${table} WHERE v = ANY($1::text[])`, params: [[]] },
-        ]);
-        return results.map((rows) => rows.length);
+        const seen = await sql.query(`SELECT v FROM ${table} WHERE v = ANY($1::text[]) ORDER BY v`, [['e', "a'b"]]);
+        const none = await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE v = ANY($1::text[])`, [[]]);
+        return [seen.length, none[0].n];
       },
       [
         { sql: 'SELECT 1', params: [] },
         { sql: `INSERT INTO ${table} (v) SELECT unnest($1::text[]) RETURNING v`, params: [keys] },
       ],
     );
-    expect(got).toEqual([0, 2, 1]);
+    expect(got).toEqual([2, 0]);
     const committed = await t.db.query<{ v: string }>(`SELECT v FROM ${table} ORDER BY v`);
     expect(committed.map((r) => r.v)).toEqual([...keys].sort());
     if (t.kind === 'pg') {
