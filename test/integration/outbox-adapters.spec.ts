@@ -1,0 +1,138 @@
+import 'reflect-metadata';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Column, DataSource, Entity, EntityManager, PrimaryColumn } from 'typeorm';
+import { pgSchema, text } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzleAdapter, JetStreamModule, JetStreamOutbox, JetStreamOutboxModule, OutboxRelayHost, typeormAdapter } from '../../lib/index.js';
+import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { startApp } from '../support/test-app.js';
+import { createStream, sharedServerHooks } from './kit.js';
+import { repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
+
+/**
+ * The outbox written through an ORM's own transaction object (Drizzle's transaction, TypeORM's
+ * EntityManager), as a service using that ORM calls it: the event commits or rolls back with the
+ * ORM's writes, and the relay, running on the same adapter, publishes what committed.
+ */
+const hooks = sharedServerHooks();
+const url = process.env.DATABASE_URL;
+const schema = uniqueName('outbox_orm').toLowerCase().replace(/[^a-z0-9_]/g, '_');
+
+/** Waits until the stream holds `count` events, then checks nothing more arrives with the relay idle. */
+async function relayed(stream: string, count: number, relay: OutboxRelayHost) {
+  await waitFor(async () => (await hooks.client.jsm.streams.info(stream)).state.messages >= count, { timeoutMs: 15_000, message: `${count} events relayed` });
+  // The relay's own count of published rows settles at the same number: nothing is still in flight.
+  await waitFor(() => relay.relay!.stats.published === count, { timeoutMs: 15_000, message: `relay stats at ${count}` });
+  return storedEvents(hooks.client.js, hooks.client.jsm, stream);
+}
+
+describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)', () => {
+  const orm = pgSchema(schema);
+  const orders = orm.table('orders', { id: text('id').primaryKey() });
+  type Db = ReturnType<typeof drizzlePg> | ReturnType<typeof drizzlePglite>;
+  let db: Db;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    if (url) {
+      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      db = drizzlePg(pool);
+      close = () => pool.end();
+    } else {
+      const lite = await PGlite.create();
+      db = drizzlePglite(lite);
+      close = () => lite.close();
+    }
+    const adapter = drizzleAdapter(db);
+    await adapter.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await adapter.query(`CREATE TABLE "${schema}".orders (id text PRIMARY KEY)`);
+  });
+  afterAll(async () => {
+    await drizzleAdapter(db).query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await close();
+  });
+
+  it('records the event in the Drizzle transaction: committed ones are relayed once, a rolled-back one never', async () => {
+    const stream = uniqueName('OUTBOXDRZ');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const app = await startOutboxApp(hooks.apps, { servers: testNatsUrl(), database: drizzleAdapter(db), table: `${schema}.outbox` });
+    const place = (id: string, fail = false) =>
+      (db as ReturnType<typeof drizzlePg>).transaction(async (tx) => {
+        await tx.insert(orders).values({ id });
+        const result = await app.outbox.publish(tx, `${stream}.created`, { id }, { msgId: id, key: 'customer-1', headers: { 'x-orm': 'drizzle' } });
+        if (fail) throw new Error('the order failed after its event was recorded');
+        return result;
+      });
+    expect(await place('drz-1')).toEqual({ msgId: 'drz-1', recorded: true });
+    await expect(place('drz-rolled', true)).rejects.toThrow('the order failed');
+    expect(await place('drz-2')).toEqual({ msgId: 'drz-2', recorded: true });
+    const events = await relayed(stream, 2, app.host);
+    expect(events.map((e) => [e.msgId, e.data, e.headers['x-orm']])).toEqual([
+      ['drz-1', '{"id":"drz-1"}', ['drizzle']],
+      ['drz-2', '{"id":"drz-2"}', ['drizzle']],
+    ]);
+    expect(repeated(events)).toEqual([]);
+    const stored = await db.select().from(orders);
+    expect(stored.map((o) => o.id).sort()).toEqual(['drz-1', 'drz-2']);
+  });
+});
+
+// TypeORM has no PGlite driver: this part needs PostgreSQL (CI sets DATABASE_URL).
+(url ? describe : describe.skip)('outbox through TypeORM (@nestjs/typeorm, PostgreSQL only)', () => {
+  @Entity({ name: 'orders', schema: `${schema}_t` })
+  class Order {
+    @PrimaryColumn() id!: string;
+    @Column() totalCents!: number;
+  }
+
+  beforeAll(async () => {
+    const pool = new pg.Pool({ connectionString: url });
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}_t"`);
+    await pool.end();
+  });
+  afterAll(async () => {
+    const pool = new pg.Pool({ connectionString: url });
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}_t" CASCADE`);
+    await pool.end();
+  });
+
+  it('takes the EntityManager of DataSource.transaction: the event commits with the saved entity, and a rollback leaves neither', async () => {
+    const stream = uniqueName('OUTBOXTORM');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const app = hooks.apps.track(
+      await startApp({
+        imports: [
+          TypeOrmModule.forRoot({ type: 'postgres', url, entities: [Order], synchronize: true }),
+          JetStreamModule.forRoot({ servers: testNatsUrl() }),
+          JetStreamOutboxModule.forRootAsync({
+            inject: [DataSource],
+            useFactory: (dataSource: DataSource) => ({ database: typeormAdapter(dataSource), table: `${schema}_t.outbox`, ensureSchema: true }),
+          }),
+        ],
+      }),
+    );
+    const dataSource = app.app.get(DataSource);
+    const outbox = app.app.get<JetStreamOutbox<EntityManager>>(JetStreamOutbox);
+    const place = (id: string, fail = false) =>
+      dataSource.transaction(async (manager) => {
+        await manager.save(manager.create(Order, { id, totalCents: 1250 }));
+        await outbox.publish(manager, `${stream}.created`, { id }, { msgId: id });
+        if (fail) throw new Error('the order failed after its event was recorded');
+      });
+    await place('orm-1');
+    await expect(place('orm-rolled', true)).rejects.toThrow('the order failed');
+    await place('orm-2');
+    // The same msgId in a later transaction records nothing: a retried checkout cannot publish twice.
+    const again = await dataSource.transaction((manager) => outbox.publish(manager, `${stream}.created`, { id: 'orm-1' }, { msgId: 'orm-1' }));
+    expect(again).toEqual({ msgId: 'orm-1', recorded: false });
+    const events = await relayed(stream, 2, app.app.get(OutboxRelayHost));
+    expect(events.map((e) => [e.msgId, e.data])).toEqual([
+      ['orm-1', '{"id":"orm-1"}'],
+      ['orm-2', '{"id":"orm-2"}'],
+    ]);
+    const saved = await dataSource.getRepository(Order).find();
+    expect(saved.map((o) => o.id).sort()).toEqual(['orm-1', 'orm-2']);
+  });
+});
