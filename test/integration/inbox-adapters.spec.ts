@@ -3,11 +3,8 @@ import { Injectable } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Column, DataSource, Entity, EntityManager, PrimaryGeneratedColumn } from 'typeorm';
 import { integer, pgSchema, text } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { PgTransaction, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
 import {
   drizzleAdapter,
   IDEMPOTENCY_KEY_HEADER,
@@ -23,6 +20,7 @@ import {
   type EventContext,
 } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { openDrizzle, type DrizzleDatabase } from '../support/drizzle-database.js';
 import { startApp } from '../support/test-app.js';
 import { freshStream, sharedServerHooks } from './kit.js';
 
@@ -47,19 +45,10 @@ async function settled(stream: string, durable: string, count: number): Promise<
 describe('inbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)', () => {
   const orm = pgSchema(schema);
   const charges = orm.table('charges', { orderId: text('order_id').notNull(), attempt: integer('attempt').notNull() });
-  type Db = ReturnType<typeof drizzlePg> | ReturnType<typeof drizzlePglite>;
-  let db: Db;
+  let db: DrizzleDatabase;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    if (url) {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
-      db = drizzlePg(pool);
-      close = () => pool.end();
-    } else {
-      const lite = await PGlite.create();
-      db = drizzlePglite(lite);
-      close = () => lite.close();
-    }
+    ({ db, close } = await openDrizzle(url));
     const adapter = drizzleAdapter(db);
     await adapter.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await adapter.query(`CREATE TABLE "${schema}".charges (order_id text NOT NULL, attempt int NOT NULL)`);

@@ -2,12 +2,10 @@ import 'reflect-metadata';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Column, DataSource, Entity, EntityManager, PrimaryColumn } from 'typeorm';
 import { pgSchema, text } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
 import { drizzleAdapter, JetStreamModule, JetStreamOutbox, JetStreamOutboxModule, OutboxRelayHost, typeormAdapter } from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { openDrizzle, type DrizzleDatabase, type NodePgDrizzle } from '../support/drizzle-database.js';
 import { startApp } from '../support/test-app.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
@@ -32,19 +30,10 @@ async function relayed(stream: string, count: number, relay: OutboxRelayHost) {
 describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)', () => {
   const orm = pgSchema(schema);
   const orders = orm.table('orders', { id: text('id').primaryKey() });
-  type Db = ReturnType<typeof drizzlePg> | ReturnType<typeof drizzlePglite>;
-  let db: Db;
+  let db: DrizzleDatabase;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    if (url) {
-      const pool = new pg.Pool({ connectionString: url, max: 4 });
-      db = drizzlePg(pool);
-      close = () => pool.end();
-    } else {
-      const lite = await PGlite.create();
-      db = drizzlePglite(lite);
-      close = () => lite.close();
-    }
+    ({ db, close } = await openDrizzle(url));
     const adapter = drizzleAdapter(db);
     await adapter.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
     await adapter.query(`CREATE TABLE "${schema}".orders (id text PRIMARY KEY)`);
@@ -59,7 +48,7 @@ describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)'
     await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
     const app = await startOutboxApp(hooks.apps, { servers: testNatsUrl(), database: drizzleAdapter(db), table: `${schema}.outbox` });
     const place = (id: string, fail = false) =>
-      (db as ReturnType<typeof drizzlePg>).transaction(async (tx) => {
+      (db as NodePgDrizzle).transaction(async (tx) => {
         await tx.insert(orders).values({ id });
         const result = await app.outbox.publish(tx, `${stream}.created`, { id }, { msgId: id, key: 'customer-1', headers: { 'x-orm': 'drizzle' } });
         if (fail) throw new Error('the order failed after its event was recorded');
