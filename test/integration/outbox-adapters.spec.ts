@@ -1,9 +1,23 @@
 import 'reflect-metadata';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { Column, DataSource, Entity, EntityManager, PrimaryColumn } from 'typeorm';
+import { Injectable } from '@nestjs/common';
+import { Column, DataSource, Entity, EntityManager, PrimaryColumn, type MigrationInterface, type QueryRunner } from 'typeorm';
 import { pgSchema, text } from 'drizzle-orm/pg-core';
 import pg from 'pg';
-import { drizzleAdapter, JetStreamModule, JetStreamOutbox, JetStreamOutboxModule, OutboxRelayHost, typeormAdapter } from '../../lib/index.js';
+import {
+  drizzleAdapter,
+  inboxDdl,
+  InboxTransaction,
+  JetStreamInboxModule,
+  JetStreamModule,
+  JetStreamOutbox,
+  JetStreamOutboxModule,
+  OnEvent,
+  outboxDdl,
+  OutboxRelayHost,
+  tableName,
+  typeormAdapter,
+} from '../../lib/index.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openDrizzle, type DrizzleDatabase, type NodePgDrizzle } from '../support/drizzle-database.js';
 import { startApp } from '../support/test-app.js';
@@ -84,7 +98,76 @@ describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)'
   afterAll(async () => {
     const pool = new pg.Pool({ connectionString: url });
     await pool.query(`DROP SCHEMA IF EXISTS "${schema}_t" CASCADE`);
+    await pool.query(`DROP TABLE IF EXISTS "${schema}_migrations"`);
     await pool.end();
+  });
+
+  it('runs the TypeORM migration of the docs: with both tables made by it, the outbox and an inbox handler work without ensureSchema', async () => {
+    const outboxTable = `${schema}_t.migrated_outbox`;
+    const inboxTable = `${schema}_t.migrated_inbox`;
+    // docs/outbox-and-inbox.md, "Schema", on this test's table names.
+    class JetStreamOutboxInbox1733100000000 implements MigrationInterface {
+      async up(queryRunner: QueryRunner): Promise<void> {
+        for (const statement of [...outboxDdl(tableName(outboxTable, 'outbox')), ...inboxDdl(tableName(inboxTable, 'inbox'))]) {
+          await queryRunner.query(statement);
+        }
+      }
+
+      async down(queryRunner: QueryRunner): Promise<void> {
+        await queryRunner.query(`DROP TABLE IF EXISTS ${tableName(inboxTable, 'inbox').sql}`);
+        await queryRunner.query(`DROP TABLE IF EXISTS ${tableName(outboxTable, 'outbox').sql}`);
+      }
+    }
+    const stream = uniqueName('OUTBOXMIG');
+    await createStream(hooks.client.jsm, stream, [`${stream}.>`]);
+    const charged: string[] = [];
+    @Injectable()
+    class Billing {
+      @OnEvent(`${stream}.created`, { durable: 'billing', inbox: true })
+      async charge(order: { id: string }, _ctx: unknown, @InboxTransaction() manager: EntityManager): Promise<void> {
+        await manager.save(manager.create(Order, { id: `charge-${order.id}`, totalCents: 0 }));
+        charged.push(order.id);
+      }
+    }
+    const app = hooks.apps.track(
+      await startApp({
+        imports: [
+          TypeOrmModule.forRoot({
+            type: 'postgres',
+            url,
+            entities: [Order],
+            synchronize: true,
+            migrations: [JetStreamOutboxInbox1733100000000],
+            migrationsRun: true,
+            migrationsTableName: `${schema}_migrations`,
+          }),
+          JetStreamModule.forRoot({ servers: testNatsUrl() }),
+          JetStreamOutboxModule.forRootAsync({
+            inject: [DataSource],
+            useFactory: (dataSource: DataSource) => ({ database: typeormAdapter(dataSource), table: outboxTable }),
+          }),
+          JetStreamInboxModule.forRootAsync({
+            inject: [DataSource],
+            useFactory: (dataSource: DataSource) => ({ database: typeormAdapter(dataSource), table: inboxTable }),
+          }),
+        ],
+        providers: [Billing],
+      }),
+    );
+    const dataSource = app.app.get(DataSource);
+    const outbox = app.app.get<JetStreamOutbox<EntityManager>>(JetStreamOutbox);
+    await dataSource.transaction(async (manager) => {
+      await manager.save(manager.create(Order, { id: 'mig-1', totalCents: 990 }));
+      await outbox.publish(manager, `${stream}.created`, { id: 'mig-1' }, { msgId: 'mig-1' });
+    });
+    // The handler is called before its transaction commits: wait for the committed inbox row.
+    const inboxRows = () => dataSource.query(`SELECT msg_id FROM ${tableName(inboxTable, 'inbox').sql}`) as Promise<Array<{ msg_id: string }>>;
+    await waitFor(async () => (await inboxRows()).length > 0, { timeoutMs: 15_000, message: 'the inbox row of mig-1 committed' });
+    expect(await inboxRows()).toEqual([{ msg_id: 'mig-1' }]);
+    expect(charged).toEqual(['mig-1']);
+    expect(await dataSource.getRepository(Order).findOneBy({ id: 'charge-mig-1' })).not.toBeNull();
+    const migrations = await dataSource.query(`SELECT name FROM "${schema}_migrations"`);
+    expect(migrations).toEqual([{ name: 'JetStreamOutboxInbox1733100000000' }]);
   });
 
   it('takes the EntityManager of DataSource.transaction: the event commits with the saved entity, and a rollback leaves neither', async () => {
@@ -121,7 +204,7 @@ describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)'
       ['orm-1', '{"id":"orm-1"}'],
       ['orm-2', '{"id":"orm-2"}'],
     ]);
-    const saved = await dataSource.getRepository(Order).find();
+    const saved = (await dataSource.getRepository(Order).find()).filter((o) => o.id.startsWith('orm-'));
     expect(saved.map((o) => o.id).sort()).toEqual(['orm-1', 'orm-2']);
   });
 });
