@@ -164,3 +164,4 @@ export { JetStreamInboxModule } from './module/jetstream-inbox.module.js';
 export { JetStreamInbox } from './inbox/jetstream-inbox.js';
 export { DEFAULT_INBOX_TABLE, type JetStreamInboxOptions, type InboxGroupCommitOptions } from './inbox/inbox-options.js';
 export { InboxHandlerAbortedError, InboxUnavailableError } from './inbox/inbox-errors.js';
+export { OutboxUnavailableError } from './outbox/outbox-errors.js';

@@ -1,27 +1,46 @@
 import { JetStreamModuleError } from '../errors/jetstream-errors.js';
 
 /**
+ * The error and the errors it wraps (`cause`), outermost first: an ORM wraps the driver's error
+ * (Drizzle's `DrizzleQueryError` holds node-postgres's as its cause), and the SQLSTATE is on the
+ * driver's. Not `instanceof Error`: a socket error is made in Node's own realm, which under a VM
+ * context (Jest's ESM mode, a user's test) is another `Error` than the one this module sees.
+ */
+function* errorChain(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    yield e as { code?: unknown; message?: unknown };
+  }
+}
+
+/** The SQLSTATE (or Node's socket error code) of a database error, through the ORM's wrapping. */
+export function databaseErrorCode(err: unknown): string | undefined {
+  for (const e of errorChain(err)) if (typeof e.code === 'string') return e.code;
+  return undefined;
+}
+
+/**
  * True when an error says the database cannot be reached or dropped the connection, as opposed
  * to a statement it refused: the relay backs off and retries the first, and fails on the second.
  * SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown,
  * terminated backend), and Node's socket errors.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  // Not `instanceof Error`: a socket error is made in Node's own realm, which under a VM context
-  // (Jest's ESM mode, a user's test) is another `Error` than the one this module sees.
-  if (typeof err !== 'object' || err === null) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') {
-    // 28xxx: the role may not log in (revoked, rotated credentials): an outage to wait out too.
-    if (code.startsWith('28')) return true;
-    if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
-    if (/^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)) return true;
+  for (const e of errorChain(err)) {
+    const code = e.code;
+    if (typeof code === 'string') {
+      // 28xxx: the role may not log in (revoked, rotated credentials): an outage to wait out too.
+      if (code.startsWith('28')) return true;
+      if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
+      if (/^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)) return true;
+    }
+    if (
+      typeof e.message === 'string' &&
+      /Connection terminated|connection is closed|Client has encountered a connection error|PGlite is closed|Client was closed/i.test(e.message)
+    ) {
+      return true;
+    }
   }
-  const message = (err as { message?: unknown }).message;
-  return (
-    typeof message === 'string' &&
-    /Connection terminated|connection is closed|Client has encountered a connection error|PGlite is closed|Client was closed/i.test(message)
-  );
+  return false;
 }
 
 /**

@@ -1,4 +1,5 @@
-import type { SqlRunner } from './database-adapter.js';
+import type { DatabaseAdapter, SqlRunner } from './database-adapter.js';
+import { databaseErrorCode } from './database-errors.js';
 import { derivedName, type TableName } from './table-names.js';
 
 /**
@@ -69,4 +70,27 @@ export async function ensureSchema(
     await sql.query(`SELECT pg_advisory_xact_lock(hashtextextended('nestjs-jetstream:schema', 0))`);
     for (const statement of statements) await sql.query(statement);
   });
+}
+
+/**
+ * Reads a table's columns at startup, so a missing table or a wrong database fails the app's
+ * start, naming the table and the fix, and not its first message or checkout. `unavailable`
+ * makes the module's own error from the explanation and the driver's error.
+ */
+export async function probeTable(
+  database: Pick<DatabaseAdapter, 'query' | 'driver'>,
+  table: TableName,
+  use: { readonly kind: 'inbox' | 'outbox'; readonly columns: string; readonly ddl: string },
+  unavailable: (detail: string, cause: unknown) => Error,
+): Promise<void> {
+  try {
+    await database.query(`SELECT ${use.columns} FROM ${table.sql} LIMIT 0`);
+  } catch (err) {
+    throw unavailable(
+      databaseErrorCode(err) === '42P01'
+        ? `the ${use.kind} table ${table.name} does not exist in the ${database.driver} database: create it with a migration (${use.ddl}() gives the statements) or set ensureSchema: true`
+        : `the ${use.kind} table ${table.name} cannot be read in the ${database.driver} database`,
+      err,
+    );
+  }
 }

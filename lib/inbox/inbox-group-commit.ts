@@ -1,4 +1,5 @@
 import type { DatabaseAdapter } from '../database/database-adapter.js';
+import { databaseErrorCode } from '../database/database-errors.js';
 import { INBOX_DUPLICATE } from './inbox-duplicate.js';
 import { InboxHandlerAbortedError } from './inbox-errors.js';
 import type { InboxStore } from './inbox-store.js';
@@ -178,8 +179,5 @@ export class InboxGroupCommit {
 }
 
 function aborted(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === TRANSACTION_ABORTED) return true;
-  }
-  return false;
+  return databaseErrorCode(err) === TRANSACTION_ABORTED;
 }

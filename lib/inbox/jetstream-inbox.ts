@@ -1,6 +1,6 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { InboxUnavailableError } from './inbox-errors.js';
-import { ensureSchema, inboxDdl } from '../database/schema.js';
+import { ensureSchema, inboxDdl, probeTable } from '../database/schema.js';
 import { InboxCleanup } from './inbox-cleanup.js';
 import { resolveInboxOptions, type JetStreamInboxOptions, type ResolvedInboxOptions } from './inbox-options.js';
 import { InboxStore } from './inbox-store.js';
@@ -58,18 +58,9 @@ export class JetStreamInbox implements OnApplicationShutdown {
   }
 
   /** A missing table or a wrong database fails startup, naming the fix, not the first message. */
-  private async probe(): Promise<void> {
+  private probe(): Promise<void> {
     const { database, table } = this.options;
-    try {
-      await database.query(`SELECT consumer, msg_id, handled_at FROM ${table.sql} LIMIT 0`);
-    } catch (err) {
-      const missing = (err as { code?: unknown }).code === '42P01';
-      throw new InboxUnavailableError(
-        missing
-          ? `the inbox table ${table.name} does not exist in the ${database.driver} database: create it with a migration (inboxDdl() gives the statements) or set ensureSchema: true`
-          : `the inbox table ${table.name} cannot be read in the ${database.driver} database`,
-        err,
-      );
-    }
+    const use = { kind: 'inbox', columns: 'consumer, msg_id, handled_at', ddl: 'inboxDdl' } as const;
+    return probeTable(database, table, use, (detail, cause) => new InboxUnavailableError(detail, cause));
   }
 }

@@ -11,10 +11,11 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { JetStreamConnection } from '../connection/jetstream-connection.js';
-import { ensureSchema, outboxDdl } from '../database/schema.js';
+import { ensureSchema, outboxDdl, probeTable } from '../database/schema.js';
 import { JetStreamObservability } from '../observability/jetstream-observability.js';
 import { JetStreamOutbox } from '../outbox/jetstream-outbox.js';
 import { resolveOutboxOptions, type OutboxOptions, type ResolvedOutboxOptions } from '../outbox/outbox-options.js';
+import { OutboxUnavailableError } from '../outbox/outbox-errors.js';
 import { OutboxRelay } from '../outbox/outbox-relay.js';
 import { JetStreamPublisher } from '../producer/jetstream-publisher.js';
 import type { ResolvedModuleOptions } from '../options/jetstream-module-options.js';
@@ -86,6 +87,7 @@ export class JetStreamOutboxModule {
           useFactory: async (...args: never[]) => {
             const resolved = resolveOutboxOptions(await options.useFactory(...args));
             if (resolved.ensureSchema) await ensureSchema(resolved.database.transaction, outboxDdl(resolved.table));
+            await probeOutboxTable(resolved);
             return resolved;
           },
           inject: options.inject ?? [],
@@ -101,4 +103,13 @@ export class JetStreamOutboxModule {
       exports: [JetStreamOutbox, OutboxRelayHost, JETSTREAM_OUTBOX_OPTIONS],
     };
   }
+}
+
+/**
+ * A missing table fails startup, naming the fix, rather than the app's first checkout (inside
+ * its transaction) and then a relay retrying a statement that can never work.
+ */
+function probeOutboxTable({ database, table }: ResolvedOutboxOptions): Promise<void> {
+  const use = { kind: 'outbox', columns: 'id, seq, subject, payload, headers, key, published_at, parked_at, last_error', ddl: 'outboxDdl' } as const;
+  return probeTable(database, table, use, (detail, cause) => new OutboxUnavailableError(detail, cause));
 }

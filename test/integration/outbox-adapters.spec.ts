@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { createServer, type AddressInfo } from 'node:net';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Injectable } from '@nestjs/common';
 import { Column, DataSource, Entity, EntityManager, PrimaryColumn, type MigrationInterface, type QueryRunner } from 'typeorm';
@@ -18,11 +20,21 @@ import {
   tableName,
   typeormAdapter,
 } from '../../lib/index.js';
+import { databaseErrorCode, isDatabaseUnavailable } from '../../lib/database/database-errors.js';
 import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openDrizzle, type DrizzleDatabase, type NodePgDrizzle } from '../support/drizzle-database.js';
 import { startApp } from '../support/test-app.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
+
+/** A loopback port nothing listens on: bound by the OS, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /**
  * The outbox written through an ORM's own transaction object (Drizzle's transaction, TypeORM's
@@ -79,6 +91,28 @@ describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)'
     expect(repeated(events)).toEqual([]);
     const stored = await db.select().from(orders);
     expect(stored.map((o) => o.id).sort()).toEqual(['drz-1', 'drz-2']);
+  });
+
+  it("reads the driver's error through Drizzle's wrapping: a missing table fails startup naming the fix, an unreachable server is an outage", async () => {
+    await expect(
+      startOutboxApp(hooks.apps, { servers: testNatsUrl(), database: drizzleAdapter(db), table: `${schema}.missing_outbox`, ensureSchema: false }),
+    ).rejects.toThrow(/JetStreamOutboxModule: the outbox table .*missing_outbox does not exist in the drizzle database: create it with a migration \(outboxDdl\(\) gives the statements\) or set ensureSchema: true/);
+    // Drizzle throws DrizzleQueryError("Failed query: ...") with the driver's error as its cause.
+    const missing = await drizzleAdapter(db).query(`SELECT 1 FROM "${schema}".missing_outbox`).catch((err: unknown) => err);
+    expect(missing).toHaveProperty('message', expect.stringMatching(/^Failed query/));
+    expect(databaseErrorCode(missing)).toBe('42P01');
+    expect(isDatabaseUnavailable(missing)).toBe(false);
+    // A server that refuses connections (node-postgres on a port nothing listens on).
+    const port = await closedPort();
+    const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, connectionTimeoutMillis: 5_000 });
+    try {
+      const refused = await drizzleAdapter(drizzlePg(pool)).query('SELECT 1').catch((err: unknown) => err);
+      expect(refused).toHaveProperty('message', expect.stringMatching(/^Failed query/));
+      expect(databaseErrorCode(refused)).toBe('ECONNREFUSED');
+      expect(isDatabaseUnavailable(refused)).toBe(true);
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import {
   InvalidOptionsError,
   InvalidSubjectError,
+  OutboxUnavailableError,
   PayloadEncodingError,
   PayloadTooLargeError,
   type DatabaseAdapter,
@@ -57,6 +58,14 @@ describe('transactional outbox', () => {
     const events = await storedEvents(hooks.client.js, hooks.client.jsm, s.stream);
     expect(events.map((e) => [e.msgId, e.data, e.headers['x-tenant']])).toEqual([['order-1', '{"id":"o-1"}', ['acme']]]);
     expect((await rowsOf(s.table)).map((r) => r.id)).toEqual(['order-1']);
+  });
+
+  it('fails startup on a missing table, naming the table and the fix, rather than at the first checkout', async () => {
+    const table = t.table(lowerName('missing'));
+    await expect(startOutboxApp(apps, { servers: testNatsUrl(), database: db, table, ensureSchema: false })).rejects.toThrow(OutboxUnavailableError);
+    await expect(startOutboxApp(apps, { servers: testNatsUrl(), database: db, table, ensureSchema: false })).rejects.toThrow(
+      /the outbox table \S*missing_\w+ does not exist in the (pg|pglite) database: create it with a migration \(outboxDdl\(\) gives the statements\) or set ensureSchema: true/,
+    );
   });
 
   it('refuses bad input before anything is written, so the transaction rolls back with a clear error', async () => {
