@@ -23,6 +23,8 @@ import { JETSTREAM_RESOLVED_OPTIONS } from '../options/jetstream.tokens.js';
 
 /** Injection token of the resolved outbox options. */
 export const JETSTREAM_OUTBOX_OPTIONS = Symbol('JETSTREAM_OUTBOX_OPTIONS');
+/** The outbox table, created (`ensureSchema`) and read once at startup. */
+const OUTBOX_TABLE_READY = Symbol('OUTBOX_TABLE_READY');
 
 export interface JetStreamOutboxAsyncOptions<Tx = unknown> extends Pick<ModuleMetadata, 'imports'> {
   useFactory: (...args: never[]) => OutboxOptions<Tx> | Promise<OutboxOptions<Tx>>;
@@ -84,13 +86,24 @@ export class JetStreamOutboxModule {
       providers: [
         {
           provide: JETSTREAM_OUTBOX_OPTIONS,
-          useFactory: async (...args: never[]) => {
-            const resolved = resolveOutboxOptions(await options.useFactory(...args));
-            if (resolved.ensureSchema) await ensureSchema(resolved.database.transaction, outboxDdl(resolved.table));
-            await probeOutboxTable(resolved);
-            return resolved;
-          },
+          useFactory: async (...args: never[]) => resolveOutboxOptions(await options.useFactory(...args)),
           inject: options.inject ?? [],
+        },
+        {
+          provide: OUTBOX_TABLE_READY,
+          useFactory: async (resolved: ResolvedOutboxOptions, connection: JetStreamConnection) => {
+            try {
+              if (resolved.ensureSchema) await ensureSchema(resolved.database.transaction, outboxDdl(resolved.table));
+              await probeOutboxTable(resolved);
+            } catch (err) {
+              // Nest runs no shutdown hook when startup fails: the connection the module opened
+              // before this provider would keep the process alive after the error.
+              await connection.close();
+              throw err;
+            }
+            return true;
+          },
+          inject: [JETSTREAM_OUTBOX_OPTIONS, JetStreamConnection],
         },
         {
           provide: JetStreamOutbox,

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 // The suite uses the same helpers the package ships to its users (nestjs-jetstream/testing).
 export {
   NatsServerProcess,
@@ -91,4 +92,13 @@ export async function withDeadline<T>(promise: Promise<T>, timeoutMs: number, me
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A loopback port nothing listens on: bound by the OS, then released (a refused connection, or a port to give a server). */
+export async function freeLoopbackPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { createServer, type AddressInfo } from 'node:net';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { Injectable } from '@nestjs/common';
@@ -21,20 +20,11 @@ import {
   typeormAdapter,
 } from '../../lib/index.js';
 import { databaseErrorCode, isDatabaseUnavailable } from '../../lib/database/database-errors.js';
-import { testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { freeLoopbackPort, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openDrizzle, type DrizzleDatabase, type NodePgDrizzle } from '../support/drizzle-database.js';
 import { startApp } from '../support/test-app.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
-
-/** A loopback port nothing listens on: bound by the OS, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * The outbox written through an ORM's own transaction object (Drizzle's transaction, TypeORM's
@@ -103,7 +93,7 @@ describe('outbox through Drizzle (node-postgres with DATABASE_URL, else PGlite)'
     expect(databaseErrorCode(missing)).toBe('42P01');
     expect(isDatabaseUnavailable(missing)).toBe(false);
     // A server that refuses connections (node-postgres on a port nothing listens on).
-    const port = await closedPort();
+    const port = await freeLoopbackPort();
     const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, connectionTimeoutMillis: 5_000 });
     try {
       const refused = await drizzleAdapter(drizzlePg(pool)).query('SELECT 1').catch((err: unknown) => err);

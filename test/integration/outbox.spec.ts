@@ -7,7 +7,7 @@ import {
   PayloadTooLargeError,
   type DatabaseAdapter,
 } from '../../lib/index.js';
-import { NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
+import { freeLoopbackPort, NatsServerProcess, testNatsUrl, uniqueName, waitFor } from '../harness/index.js';
 import { openTestDatabase, type TestDatabase } from '../support/test-database.js';
 import { createStream, sharedServerHooks } from './kit.js';
 import { lowerName, repeated, startOutboxApp, storedEvents } from './outbox-kit.js';
@@ -60,12 +60,23 @@ describe('transactional outbox', () => {
     expect((await rowsOf(s.table)).map((r) => r.id)).toEqual(['order-1']);
   });
 
-  it('fails startup on a missing table, naming the table and the fix, rather than at the first checkout', async () => {
-    const table = t.table(lowerName('missing'));
-    await expect(startOutboxApp(apps, { servers: testNatsUrl(), database: db, table, ensureSchema: false })).rejects.toThrow(OutboxUnavailableError);
-    await expect(startOutboxApp(apps, { servers: testNatsUrl(), database: db, table, ensureSchema: false })).rejects.toThrow(
-      /the outbox table \S*missing_\w+ does not exist in the (pg|pglite) database: create it with a migration \(outboxDdl\(\) gives the statements\) or set ensureSchema: true/,
-    );
+  it('fails startup on a missing table, naming the table and the fix, and leaves no NATS connection open', async () => {
+    // A server of its own with monitoring: its connz counts the connections the failed app left.
+    const monitor = await freeLoopbackPort();
+    const server = await NatsServerProcess.start({ args: ['-m', String(monitor), '--addr', '127.0.0.1'] });
+    const connections = async () => ((await (await fetch(`http://127.0.0.1:${monitor}/connz`)).json()) as { num_connections: number }).num_connections;
+    try {
+      const table = t.table(lowerName('missing'));
+      const start = () => startOutboxApp(apps, { servers: server.url, database: db, table, ensureSchema: false });
+      await expect(start()).rejects.toThrow(OutboxUnavailableError);
+      await expect(start()).rejects.toThrow(
+        /the outbox table \S*missing_\w+ does not exist in the (pg|pglite) database: create it with a migration \(outboxDdl\(\) gives the statements\) or set ensureSchema: true/,
+      );
+      // Nest runs no shutdown hook when startup fails: a connection left open would keep the app's process alive.
+      await waitFor(async () => (await connections()) === 0, { timeoutMs: 10_000, message: 'no connection left by the failed starts' });
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses bad input before anything is written, so the transaction rolls back with a clear error', async () => {
