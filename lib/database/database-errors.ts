@@ -12,10 +12,13 @@ function* errorChain(err: unknown): Generator<{ code?: unknown; message?: unknow
   }
 }
 
-/** The SQLSTATE (or Node's socket error code) of a database error, through the ORM's wrapping. */
-export function databaseErrorCode(err: unknown): string | undefined {
-  for (const e of errorChain(err)) if (typeof e.code === 'string') return e.code;
-  return undefined;
+/**
+ * True when the error, or one it wraps, carries this SQLSTATE (or Node socket error code): an
+ * ORM's error may carry a code of its own outside the driver's.
+ */
+export function hasDatabaseErrorCode(err: unknown, code: string): boolean {
+  for (const e of errorChain(err)) if (e.code === code) return true;
+  return false;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { DatabaseAdapter, SqlRunner } from './database-adapter.js';
-import { databaseErrorCode } from './database-errors.js';
+import { hasDatabaseErrorCode } from './database-errors.js';
 import { derivedName, type TableName } from './table-names.js';
 
 /**
@@ -87,7 +87,7 @@ export async function probeTable(
     await database.query(`SELECT ${use.columns} FROM ${table.sql} LIMIT 0`);
   } catch (err) {
     throw unavailable(
-      databaseErrorCode(err) === '42P01'
+      hasDatabaseErrorCode(err, '42P01')
         ? `the ${use.kind} table ${table.name} does not exist in the ${database.driver} database: create it with a migration (${use.ddl}() gives the statements) or set ensureSchema: true`
         : `the ${use.kind} table ${table.name} cannot be read in the ${database.driver} database`,
       err,

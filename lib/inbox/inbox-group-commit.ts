@@ -1,5 +1,5 @@
 import type { DatabaseAdapter } from '../database/database-adapter.js';
-import { databaseErrorCode } from '../database/database-errors.js';
+import { hasDatabaseErrorCode } from '../database/database-errors.js';
 import { INBOX_DUPLICATE } from './inbox-duplicate.js';
 import { InboxHandlerAbortedError } from './inbox-errors.js';
 import type { InboxStore } from './inbox-store.js';
@@ -179,5 +179,5 @@ export class InboxGroupCommit {
 }
 
 function aborted(err: unknown): boolean {
-  return databaseErrorCode(err) === TRANSACTION_ABORTED;
+  return hasDatabaseErrorCode(err, TRANSACTION_ABORTED);
 }
