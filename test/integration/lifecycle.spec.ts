@@ -1,8 +1,7 @@
 import 'reflect-metadata';
-import { createServer, type AddressInfo } from 'node:net';
 import { StorageType } from '@nats-io/jetstream';
 import { ConnectionFailedError } from '../../lib/index.js';
-import { deferred, NatsServerProcess, testNatsUrl, uniqueName, withDeadline, waitFor } from '../harness/index.js';
+import { deferred, freeLoopbackPort, NatsServerProcess, testNatsUrl, uniqueName, withDeadline, waitFor } from '../harness/index.js';
 import { CapturingLogger } from '../support/test-app.js';
 import {
   AppTracker,
@@ -62,14 +61,6 @@ describe('lifecycle (real nats-server)', () => {
     } finally {
       await fresh.close();
     }
-  }
-
-  async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
   }
 
   describe('graceful shutdown', () => {
@@ -340,7 +331,7 @@ describe('lifecycle (real nats-server)', () => {
 
   describe('connection failures at startup', () => {
     it('rejects with ConnectionFailedError naming the server when nothing listens there', async () => {
-      const port = await freePort();
+      const port = await freeLoopbackPort();
       const logger = new CapturingLogger();
       const { value: error, ms } = await timed(
         apps.start({ servers: `nats://127.0.0.1:${port}` }, [], logger).then(
@@ -354,7 +345,7 @@ describe('lifecycle (real nats-server)', () => {
     }, TEST_TIMEOUT_MS);
 
     it('never shows credentials from the server URL in the error or in any log line', async () => {
-      const port = await freePort();
+      const port = await freeLoopbackPort();
       const logger = new CapturingLogger();
       const error = await apps.start({ servers: `nats://user:secret@127.0.0.1:${port}` }, [], logger).then(
         () => undefined,

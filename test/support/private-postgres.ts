@@ -1,8 +1,8 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLoopbackPort } from '../harness/index.js';
 
 /**
  * A PostgreSQL cluster of one test file's own, on a free loopback port, so a test can crash and
@@ -36,7 +36,7 @@ export class PrivatePostgres {
       const gid = Number(execFileSync('id', ['-g', asUser]).toString().trim());
       chownSync(dir, uid, gid);
     }
-    const cluster = new PrivatePostgres(bin, dir, await freePort(), asUser);
+    const cluster = new PrivatePostgres(bin, dir, await freeLoopbackPort(), asUser);
     try {
       await cluster.run('initdb', ['-D', cluster.dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
       await cluster.startServer();
@@ -147,15 +147,4 @@ export function describeWithPrivatePostgres(name: string, body: (bin: () => stri
   // Skipped on purpose, and said above on stderr: a machine without the PostgreSQL server
   // binaries (PGlite only) cannot crash and restart a cluster; CI turns this into a failure.
   describe.skip(name, () => body(() => ''));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
